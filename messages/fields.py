@@ -1,0 +1,68 @@
+"""Field types shared by every message: ids, money, UTC times, codes.
+
+Money is an integer count of minor units (never a float, never a bool, never past what a
+PostgreSQL BIGINT holds); times must carry an explicit offset and are normalised to UTC.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, date, datetime
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, BeforeValidator, ConfigDict, Field, StrictInt, StrictStr
+
+MAX_MINOR = 2**63 - 1
+
+Id = Annotated[StrictStr, Field(min_length=1, max_length=128, pattern=r"^\S(.*\S)?$")]
+"""An identifier from upstream: 1 to 128 characters, no surrounding white space."""
+
+Text = Annotated[StrictStr, Field(min_length=1, max_length=2000)]
+AmountMinor = Annotated[StrictInt, Field(ge=0, le=MAX_MINOR)]
+PositiveAmountMinor = Annotated[StrictInt, Field(gt=0, le=MAX_MINOR)]
+Currency = Annotated[StrictStr, Field(pattern=r"^[A-Z]{3}$")]
+Jurisdiction = Annotated[StrictStr, Field(pattern=r"^[A-Z]{2}$")]
+
+_ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+def _require_text_time(value: Any) -> Any:
+    # pydantic's lax mode would read an integer as a Unix time; the contract asks for ISO 8601.
+    if isinstance(value, datetime):
+        return value
+    if not isinstance(value, str):
+        raise ValueError("must be an ISO 8601 string with an explicit offset, such as Z")
+    return value
+
+
+def _require_aware(value: datetime) -> datetime:
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError("must carry an explicit UTC offset (naive times are refused)")
+    return value.astimezone(UTC)
+
+
+UtcDateTime = Annotated[
+    datetime, BeforeValidator(_require_text_time), AfterValidator(_require_aware)
+]
+"""A timezone-aware instant, normalised to UTC."""
+
+
+def _require_text_date(value: Any) -> Any:
+    if isinstance(value, date) and not isinstance(value, datetime):
+        return value
+    if not isinstance(value, str) or not _ISO_DATE.match(value):
+        raise ValueError("must be a date written YYYY-MM-DD")
+    return value
+
+
+def _require_monday(value: date) -> date:
+    if value.weekday() != 0:
+        raise ValueError("must be a Monday (billing weeks start on Monday 00:00 UTC)")
+    return value
+
+
+IsoDate = Annotated[date, BeforeValidator(_require_text_date)]
+Monday = Annotated[date, BeforeValidator(_require_text_date), AfterValidator(_require_monday)]
+
+MESSAGE_CONFIG = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=False)
+"""Every message model refuses unknown fields and cannot be changed once read."""

@@ -1,0 +1,341 @@
+"""The inbound events of MESSAGES.md: one `data` model per type, one envelope per type.
+
+Each envelope class pins `type` to a literal, so the union of all of them is a discriminated
+union: the registry picks the model from `type` and validation names the exact field at fault.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, model_validator
+
+from messages.fields import (
+    MESSAGE_CONFIG,
+    AmountMinor,
+    Currency,
+    Id,
+    Jurisdiction,
+    Monday,
+    PositiveAmountMinor,
+    Text,
+    UtcDateTime,
+)
+
+ContractKind = Literal["fixed", "hourly"]
+PolicyName = Literal["spectrum", "cadcrowd"]
+WorkEvidence = Literal["delivery", "upload", "kickoff_message"]
+Releaser = Literal["client", "dispute_team"]
+Approver = Literal["creator", "support"]
+DisputeOutcome = Literal["full_refund", "partial_refund", "release_to_creator"]
+ChargebackOutcome = Literal["client_won", "client_lost"]
+AddonKind = Literal["profile_boost", "featured_placement"]
+
+
+class EventData(BaseModel):
+    model_config = MESSAGE_CONFIG
+
+
+class ContractOpened(EventData):
+    contract_id: Id
+    kind: ContractKind
+    client_id: Id
+    creator_id: Id
+    currency: Currency
+    policy: PolicyName | None = None
+    client_jurisdiction: Jurisdiction | None = None
+
+
+class ContractClosed(EventData):
+    contract_id: Id
+
+
+class MilestoneFunded(EventData):
+    contract_id: Id
+    milestone_id: Id
+    payment_id: Id
+    amount_minor: PositiveAmountMinor
+    processor_fee_minor: AmountMinor
+
+
+class WorkStarted(EventData):
+    contract_id: Id
+    milestone_id: Id
+    evidence: WorkEvidence
+
+
+class MilestoneReleased(EventData):
+    contract_id: Id
+    milestone_id: Id
+    released_by: Releaser
+
+
+class HourlyInvoicePaid(EventData):
+    contract_id: Id
+    invoice_id: Id
+    period_start: Monday
+    payment_id: Id
+    amount_minor: PositiveAmountMinor
+    processor_fee_minor: AmountMinor
+
+
+class RefundRequested(EventData):
+    request_id: Id
+    contract_id: Id
+    target_id: Id
+    amount_minor: PositiveAmountMinor
+    reason: Text
+
+
+class RefundApproved(EventData):
+    contract_id: Id
+    target_id: Id
+    amount_minor: PositiveAmountMinor
+    approved_by: Approver
+    request_id: Id | None = None
+
+
+class RefundDeclined(EventData):
+    request_id: Id
+    declined_by: Approver
+
+
+class RefundEscalated(EventData):
+    request_id: Id
+
+
+class DisputeOpened(EventData):
+    dispute_id: Id
+    contract_id: Id
+    target_id: Id
+    reason: Text
+
+
+class DisputeResolved(EventData):
+    dispute_id: Id
+    outcome: DisputeOutcome
+    refund_amount_minor: PositiveAmountMinor | None = None
+
+    @model_validator(mode="after")
+    def _amount_goes_with_partial_refund(self) -> DisputeResolved:
+        if self.outcome == "partial_refund" and self.refund_amount_minor is None:
+            raise ValueError("refund_amount_minor is required when outcome is partial_refund")
+        if self.outcome != "partial_refund" and self.refund_amount_minor is not None:
+            raise ValueError("refund_amount_minor is only allowed when outcome is partial_refund")
+        return self
+
+
+class ChargebackOpened(EventData):
+    chargeback_id: Id
+    payment_id: Id
+    amount_minor: PositiveAmountMinor
+    issuer_fee_minor: AmountMinor
+
+
+class ChargebackResolved(EventData):
+    chargeback_id: Id
+    outcome: ChargebackOutcome
+
+
+class ProcessorFeeRefunded(EventData):
+    payment_id: Id
+    amount_minor: PositiveAmountMinor
+
+
+class AddonPurchased(EventData):
+    addon_id: Id
+    user_id: Id
+    kind: AddonKind
+    payment_id: Id
+    amount_minor: PositiveAmountMinor
+    currency: Currency
+
+
+class AddonStarted(EventData):
+    addon_id: Id
+
+
+class AddonRefundRequested(EventData):
+    addon_id: Id
+
+
+class PointsAwarded(EventData):
+    user_id: Id
+    points: PositiveAmountMinor
+    milestone_id: Id | None = None
+
+
+class PointsCashoutPaid(EventData):
+    cashout_id: Id
+    user_id: Id
+    points: PositiveAmountMinor
+
+
+class PointsCashoutReversed(EventData):
+    cashout_id: Id
+    fraud_claim_id: Id
+
+
+class WithdrawalRequested(EventData):
+    withdrawal_id: Id
+    user_id: Id
+    amount_minor: PositiveAmountMinor
+    currency: Currency
+
+
+class DeadlineTick(EventData):
+    """No fields: the tick's time is the envelope's `occurred_at`."""
+
+
+class Envelope(BaseModel):
+    """What every inbound message carries around its `data`."""
+
+    model_config = MESSAGE_CONFIG
+
+    event_id: Id
+    type: str
+    occurred_at: UtcDateTime
+    schema_version: Literal[1]
+    data: EventData
+
+
+class ContractOpenedEvent(Envelope):
+    type: Literal["contract.opened"]
+    data: ContractOpened
+
+
+class ContractClosedEvent(Envelope):
+    type: Literal["contract.closed"]
+    data: ContractClosed
+
+
+class MilestoneFundedEvent(Envelope):
+    type: Literal["milestone.funded"]
+    data: MilestoneFunded
+
+
+class WorkStartedEvent(Envelope):
+    type: Literal["work.started"]
+    data: WorkStarted
+
+
+class MilestoneReleasedEvent(Envelope):
+    type: Literal["milestone.released"]
+    data: MilestoneReleased
+
+
+class HourlyInvoicePaidEvent(Envelope):
+    type: Literal["hourly.invoice_paid"]
+    data: HourlyInvoicePaid
+
+
+class RefundRequestedEvent(Envelope):
+    type: Literal["refund.requested"]
+    data: RefundRequested
+
+
+class RefundApprovedEvent(Envelope):
+    type: Literal["refund.approved"]
+    data: RefundApproved
+
+
+class RefundDeclinedEvent(Envelope):
+    type: Literal["refund.declined"]
+    data: RefundDeclined
+
+
+class RefundEscalatedEvent(Envelope):
+    type: Literal["refund.escalated"]
+    data: RefundEscalated
+
+
+class DisputeOpenedEvent(Envelope):
+    type: Literal["dispute.opened"]
+    data: DisputeOpened
+
+
+class DisputeResolvedEvent(Envelope):
+    type: Literal["dispute.resolved"]
+    data: DisputeResolved
+
+
+class ChargebackOpenedEvent(Envelope):
+    type: Literal["chargeback.opened"]
+    data: ChargebackOpened
+
+
+class ChargebackResolvedEvent(Envelope):
+    type: Literal["chargeback.resolved"]
+    data: ChargebackResolved
+
+
+class ProcessorFeeRefundedEvent(Envelope):
+    type: Literal["processor.fee_refunded"]
+    data: ProcessorFeeRefunded
+
+
+class AddonPurchasedEvent(Envelope):
+    type: Literal["addon.purchased"]
+    data: AddonPurchased
+
+
+class AddonStartedEvent(Envelope):
+    type: Literal["addon.started"]
+    data: AddonStarted
+
+
+class AddonRefundRequestedEvent(Envelope):
+    type: Literal["addon.refund_requested"]
+    data: AddonRefundRequested
+
+
+class PointsAwardedEvent(Envelope):
+    type: Literal["points.awarded"]
+    data: PointsAwarded
+
+
+class PointsCashoutPaidEvent(Envelope):
+    type: Literal["points.cashout_paid"]
+    data: PointsCashoutPaid
+
+
+class PointsCashoutReversedEvent(Envelope):
+    type: Literal["points.cashout_reversed"]
+    data: PointsCashoutReversed
+
+
+class WithdrawalRequestedEvent(Envelope):
+    type: Literal["withdrawal.requested"]
+    data: WithdrawalRequested
+
+
+class DeadlineTickEvent(Envelope):
+    type: Literal["deadline.tick"]
+    data: DeadlineTick
+
+
+INBOUND_EVENTS: tuple[type[Envelope], ...] = (
+    ContractOpenedEvent,
+    ContractClosedEvent,
+    MilestoneFundedEvent,
+    WorkStartedEvent,
+    MilestoneReleasedEvent,
+    HourlyInvoicePaidEvent,
+    RefundRequestedEvent,
+    RefundApprovedEvent,
+    RefundDeclinedEvent,
+    RefundEscalatedEvent,
+    DisputeOpenedEvent,
+    DisputeResolvedEvent,
+    ChargebackOpenedEvent,
+    ChargebackResolvedEvent,
+    ProcessorFeeRefundedEvent,
+    AddonPurchasedEvent,
+    AddonStartedEvent,
+    AddonRefundRequestedEvent,
+    PointsAwardedEvent,
+    PointsCashoutPaidEvent,
+    PointsCashoutReversedEvent,
+    WithdrawalRequestedEvent,
+    DeadlineTickEvent,
+)

@@ -1,0 +1,87 @@
+"""From a raw body to a typed message: the registry of `type` to model, and the readers.
+
+The readers turn every pydantic error into `MalformedMessage` with dotted field paths, so the
+dead-letter reason names the field (`data.amount_minor`) and never leaks pydantic internals.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from messages.errors import MalformedMessage
+from messages.inbound import INBOUND_EVENTS, Envelope
+from messages.notifications import NOTIFICATION_DATA, Notification, NotificationData
+
+EVENT_MODELS: dict[str, type[Envelope]] = {
+    model.model_fields["type"].annotation.__args__[0]: model  # type: ignore[union-attr]
+    for model in INBOUND_EVENTS
+}
+"""`type` -> envelope model, for every inbound event of MESSAGES.md."""
+
+MAX_BODY_BYTES = 256 * 1024
+"""A body past this size is refused before it is parsed: no event of the contract needs it."""
+
+
+def _as_mapping(raw: object) -> Mapping[str, Any]:
+    if isinstance(raw, bytes | bytearray | str):
+        if len(raw) > MAX_BODY_BYTES:
+            raise MalformedMessage([("body", f"is larger than {MAX_BODY_BYTES} bytes")])
+        try:
+            raw = json.loads(raw)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise MalformedMessage([("body", f"is not valid JSON ({exc})")]) from None
+    if not isinstance(raw, Mapping):
+        raise MalformedMessage([("body", "must be a JSON object")])
+    return raw
+
+
+def _problems(error: ValidationError, prefix: tuple[str, ...] = ()) -> list[tuple[str, str]]:
+    problems = []
+    for item in error.errors(include_url=False):
+        path = ".".join(str(part) for part in (*prefix, *item["loc"])) or "body"
+        problems.append((path, item["msg"]))
+    return problems
+
+
+def _validate(model: type[BaseModel], body: Mapping[str, Any]) -> Any:
+    try:
+        return model.model_validate(body)
+    except ValidationError as exc:
+        raise MalformedMessage(_problems(exc)) from None
+
+
+def parse_event(raw: object) -> Envelope:
+    """Read an inbound envelope (bytes, text or a decoded mapping) into its typed model."""
+    body = _as_mapping(raw)
+    type_ = body.get("type")
+    if not isinstance(type_, str):
+        raise MalformedMessage([("type", "is required and must be a string")])
+    model = EVENT_MODELS.get(type_)
+    if model is None:
+        raise MalformedMessage([("type", f"unknown event type {type_!r}")])
+    result: Envelope = _validate(model, body)
+    return result
+
+
+def parse_notification(raw: object) -> Notification:
+    """Read a notification body, checking `data` against the model of its `type`."""
+    body = dict(_as_mapping(raw))
+    type_ = body.get("type")
+    data_model = NOTIFICATION_DATA.get(type_) if isinstance(type_, str) else None
+    if data_model is None:
+        raise MalformedMessage([("type", f"unknown notification type {type_!r}")])
+    data: NotificationData = _validate_prefixed(data_model, body.get("data"), ("data",))
+    body["data"] = data
+    result: Notification = _validate(Notification, body)
+    return result
+
+
+def _validate_prefixed(model: type[BaseModel], value: object, prefix: tuple[str, ...]) -> Any:
+    try:
+        return model.model_validate(value)
+    except ValidationError as exc:
+        raise MalformedMessage(_problems(exc, prefix)) from None
