@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, date, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BeforeValidator, ConfigDict, Field, StrictInt, StrictStr
 
@@ -24,13 +24,16 @@ Currency = Annotated[StrictStr, Field(pattern=r"^[A-Z]{3}$")]
 Jurisdiction = Annotated[StrictStr, Field(pattern=r"^[A-Z]{2}$")]
 
 _ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_ISO_DATE_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}")
+_OFFSET_PATTERN = r"([Zz]|[+-]\d{2}:?\d{2})$"
 
 
 def _require_text_time(value: Any) -> Any:
     # pydantic's lax mode would read an integer as a Unix time; the contract asks for ISO 8601.
     if isinstance(value, datetime):
         return value
-    if not isinstance(value, str):
+    # A string of digits would still be read as a Unix time, so the shape is checked here too.
+    if not isinstance(value, str) or not _ISO_DATE_TIME.match(value):
         raise ValueError("must be an ISO 8601 string with an explicit offset, such as Z")
     return value
 
@@ -42,7 +45,12 @@ def _require_aware(value: datetime) -> datetime:
 
 
 UtcDateTime = Annotated[
-    datetime, BeforeValidator(_require_text_time), AfterValidator(_require_aware)
+    datetime,
+    BeforeValidator(_require_text_time),
+    AfterValidator(_require_aware),
+    # `format: date-time` alone is not asserted by most JSON Schema validators; the pattern
+    # makes any of them refuse a naive time, as the engine does.
+    Field(json_schema_extra={"pattern": _OFFSET_PATTERN}),
 ]
 """A timezone-aware instant, normalised to UTC."""
 
@@ -62,7 +70,23 @@ def _require_monday(value: date) -> date:
 
 
 IsoDate = Annotated[date, BeforeValidator(_require_text_date)]
-Monday = Annotated[date, BeforeValidator(_require_text_date), AfterValidator(_require_monday)]
+Monday = Annotated[
+    date,
+    BeforeValidator(_require_text_date),
+    AfterValidator(_require_monday),
+    Field(description="A Monday, YYYY-MM-DD: the first day of a UTC billing week."),
+]
+
+
+def _require_exact_int(value: Any) -> Any:
+    # `Literal[1]` alone compares with ==, so `true` and `1.0` would pass for 1.
+    if type(value) is not int:
+        raise ValueError("must be the integer 1")
+    return value
+
+
+SchemaVersion = Annotated[Literal[1], BeforeValidator(_require_exact_int)]
+"""The envelope version this code reads; a JSON integer, not a bool or a float."""
 
 MESSAGE_CONFIG = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=False)
 """Every message model refuses unknown fields and cannot be changed once read."""

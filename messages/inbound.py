@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from messages.fields import (
     MESSAGE_CONFIG,
@@ -18,6 +18,7 @@ from messages.fields import (
     Jurisdiction,
     Monday,
     PositiveAmountMinor,
+    SchemaVersion,
     Text,
     UtcDateTime,
 )
@@ -112,17 +113,40 @@ class DisputeOpened(EventData):
 
 
 class DisputeResolved(EventData):
+    # The rule of the validator below, for JSON Schema readers in other languages.
+    model_config = ConfigDict(
+        **MESSAGE_CONFIG,
+        json_schema_extra={
+            "if": {"properties": {"outcome": {"const": "partial_refund"}}},
+            "then": {
+                "required": ["refund_amount_minor"],
+                "properties": {"refund_amount_minor": {"type": "integer"}},
+            },
+            "else": {"properties": {"refund_amount_minor": {"type": "null"}}},
+        },
+    )
+
     dispute_id: Id
     outcome: DisputeOutcome
-    refund_amount_minor: PositiveAmountMinor | None = None
+    # validate_default runs the check below even when the field is absent, so the error names
+    # `data.refund_amount_minor` rather than the whole of `data`.
+    refund_amount_minor: PositiveAmountMinor | None = Field(
+        default=None,
+        validate_default=True,
+        description="Required when outcome is partial_refund, absent otherwise.",
+    )
 
-    @model_validator(mode="after")
-    def _amount_goes_with_partial_refund(self) -> DisputeResolved:
-        if self.outcome == "partial_refund" and self.refund_amount_minor is None:
-            raise ValueError("refund_amount_minor is required when outcome is partial_refund")
-        if self.outcome != "partial_refund" and self.refund_amount_minor is not None:
-            raise ValueError("refund_amount_minor is only allowed when outcome is partial_refund")
-        return self
+    @field_validator("refund_amount_minor")
+    @classmethod
+    def _amount_goes_with_partial_refund(
+        cls, value: int | None, info: ValidationInfo
+    ) -> int | None:
+        outcome = info.data.get("outcome")
+        if outcome == "partial_refund" and value is None:
+            raise ValueError("is required when outcome is partial_refund")
+        if outcome is not None and outcome != "partial_refund" and value is not None:
+            raise ValueError("is only allowed when outcome is partial_refund")
+        return value
 
 
 class ChargebackOpened(EventData):
@@ -195,7 +219,7 @@ class Envelope(BaseModel):
     event_id: Id
     type: str
     occurred_at: UtcDateTime
-    schema_version: Literal[1]
+    schema_version: SchemaVersion
     data: EventData
 
 

@@ -26,12 +26,36 @@ MAX_BODY_BYTES = 256 * 1024
 """A body past this size is refused before it is parsed: no event of the contract needs it."""
 
 
+class _NotStrictJson(ValueError):
+    pass
+
+
+def _refuse_constant(name: str) -> Any:
+    # Python's json reads NaN and Infinity, which are not JSON and no other language's reader takes.
+    raise _NotStrictJson(f"{name} is not a JSON value")
+
+
+def _refuse_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    # Readers disagree on which copy of a repeated key wins, so such a body means different
+    # things to the publisher and to us; its hash would also differ from the one it meant.
+    result: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in result:
+            raise _NotStrictJson(f"key {key!r} appears more than once")
+        result[key] = value
+    return result
+
+
 def _as_mapping(raw: object) -> Mapping[str, Any]:
     if isinstance(raw, bytes | bytearray | str):
         if len(raw) > MAX_BODY_BYTES:
             raise MalformedMessage([("body", f"is larger than {MAX_BODY_BYTES} bytes")])
         try:
-            raw = json.loads(raw)
+            raw = json.loads(
+                raw,
+                parse_constant=_refuse_constant,
+                object_pairs_hook=_refuse_duplicate_keys,
+            )
         except (ValueError, UnicodeDecodeError) as exc:
             raise MalformedMessage([("body", f"is not valid JSON ({exc})")]) from None
     if not isinstance(raw, Mapping):
@@ -43,7 +67,10 @@ def _problems(error: ValidationError, prefix: tuple[str, ...] = ()) -> list[tupl
     problems = []
     for item in error.errors(include_url=False):
         path = ".".join(str(part) for part in (*prefix, *item["loc"])) or "body"
-        problems.append((path, item["msg"]))
+        cause = item.get("ctx", {}).get("error")
+        # For our own validators, the bare message, without pydantic's "Value error, " prefix.
+        reason = str(cause) if item["type"] == "value_error" and cause is not None else item["msg"]
+        problems.append((path, reason))
     return problems
 
 
@@ -71,7 +98,9 @@ def parse_notification(raw: object) -> Notification:
     """Read a notification body, checking `data` against the model of its `type`."""
     body = dict(_as_mapping(raw))
     type_ = body.get("type")
-    data_model = NOTIFICATION_DATA.get(type_) if isinstance(type_, str) else None
+    if not isinstance(type_, str):
+        raise MalformedMessage([("type", "is required and must be a string")])
+    data_model = NOTIFICATION_DATA.get(type_)
     if data_model is None:
         raise MalformedMessage([("type", f"unknown notification type {type_!r}")])
     data: NotificationData = _validate_prefixed(data_model, body.get("data"), ("data",))
