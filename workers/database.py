@@ -10,9 +10,11 @@ from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
+# Each package keeps its revisions in a branch of its own, so that work on one package's tables
+# never makes two heads in another's.
 VERSION_LOCATIONS = [
     Path(__file__).resolve().parent.parent / package / "migrations"
-    for package in ("ledger", "policy", "scheduler", "workers")
+    for package in ("ledger", "policy", "scheduler")
 ]
 
 
