@@ -278,7 +278,8 @@ class Notification(BaseModel):
 
     model_config = MESSAGE_CONFIG
 
-    notification_id: Id
+    # Longer than an event id: it is `<cause id>:<type>[:<key>]`, the cause an event id.
+    notification_id: Annotated[StrictStr, Field(min_length=1, max_length=400)]
     type: NotificationType
     occurred_at: UtcDateTime
     recipients: Annotated[list[Recipient], Field(min_length=1)]

@@ -136,7 +136,7 @@ def load_policies(policy_file: Path | None = None, default: str = "spectrum") ->
         unknown = sorted(set(overrides) - set(PRESET_NAMES))
         if unknown:
             raise PolicyFileError(f"{policy_file}: unknown preset section(s) {unknown}")
-    policies = {
+    policies: dict[str, PolicyConfig] = {
         name: _validate(name, _merge(_preset_data(name), overrides.get(name, {})))
         for name in PRESET_NAMES
     }

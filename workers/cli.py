@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
 
 from workers.settings import load_settings
@@ -28,3 +30,50 @@ def migrate(
     engine = make_engine(url)
     run_migrations(engine)
     typer.echo(f"schema is up to date on {engine.url.render_as_string(hide_password=True)}")
+
+
+@app.command()
+def replay(
+    file: Path = typer.Argument(..., exists=True, dir_okay=False, help="JSON Lines of events."),
+    as_json: bool = typer.Option(False, "--json", help="Print the report as one JSON object."),
+    database_url: str | None = typer.Option(
+        None, "--db", help="Database URL (default: a fresh SQLite file in a temporary folder)."
+    ),
+) -> None:
+    """Feed a JSON Lines file of events through the handlers and print the outcome."""
+    import json
+    import tempfile
+
+    from rich.console import Console
+    from rich.progress import Progress
+
+    from policy.config import load_policies
+    from workers.database import make_engine
+    from workers.database import migrate as run_migrations
+    from workers.replay import replay_lines
+    from workers.statement import print_statement
+
+    settings = load_settings()
+    policies = load_policies(settings.policy_file, settings.default_policy)
+    with tempfile.TemporaryDirectory(prefix="recourse-replay-") as scratch:
+        engine = make_engine(database_url or f"sqlite:///{Path(scratch) / 'replay.sqlite'}")
+        run_migrations(engine)
+        with file.open(encoding="utf-8") as handle:
+            lines = handle.readlines()
+        show_progress = not as_json and len(lines) >= PROGRESS_FROM_LINES
+        with Progress(disable=not show_progress, transient=True) as progress:
+            task = progress.add_task("replaying", total=len(lines))
+            report = replay_lines(
+                engine,
+                lines,
+                policies,
+                progress=lambda number: progress.update(task, completed=number),
+            )
+        engine.dispose()
+    if as_json:
+        typer.echo(json.dumps(report.as_json(), indent=2, sort_keys=True))
+    else:
+        print_statement(report, Console())
+
+
+PROGRESS_FROM_LINES = 5000

@@ -1,0 +1,115 @@
+"""Apply one inbound event: inbox guard, handler, and the record of its result.
+
+The caller owns the transaction (a worker's unit of work, or the replay), so the inbox row,
+the state changes, the transfers, the deadlines and the outbox rows commit together.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Literal
+
+from sqlalchemy import Connection, insert, select, update
+
+import policy.handlers  # noqa: F401  (registers every handler)
+from messages.inbound import Envelope
+from messages.notifications import ReasonCode
+from policy.config import PolicySet
+from policy.context import HandlerContext
+from policy.errors import IdempotencyConflict, UnknownSubject
+from policy.outcomes import Rejected
+from policy.registry import HANDLERS
+from policy.tables import inbox
+
+Status = Literal["applied", "rejected", "duplicate"]
+
+
+@dataclass(frozen=True, slots=True)
+class ApplyResult:
+    event_id: str
+    type: str
+    status: Status
+    reason: ReasonCode | None = None
+
+
+def body_digest(body: dict[str, object]) -> str:
+    """A digest of the envelope that is the same however its JSON keys were ordered."""
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def _contract_of(event: Envelope) -> str | None:
+    contract_id = getattr(event.data, "contract_id", None)
+    return contract_id if isinstance(contract_id, str) else None
+
+
+def apply_event(
+    conn: Connection,
+    event: Envelope,
+    policies: PolicySet,
+    *,
+    on_unknown_subject: Literal["raise", "reject"] = "raise",
+) -> ApplyResult:
+    """Apply `event` once; a second delivery of the same body is a `duplicate` and does nothing.
+
+    Raises `IdempotencyConflict` when the event id was applied with another body, and
+    `UnknownSubject` (with `on_unknown_subject="raise"`, the workers' mode) when the event
+    names something not seen yet; either way nothing is written.
+    """
+    body = event.model_dump(mode="json")
+    digest = body_digest(body)
+    seen = conn.execute(
+        select(inbox.c.body_sha256).where(inbox.c.event_id == event.event_id)
+    ).first()
+    if seen is not None:
+        if seen.body_sha256 != digest:
+            raise IdempotencyConflict(event.event_id)
+        return ApplyResult(event.event_id, event.type, "duplicate")
+
+    contract_id = _contract_of(event)
+    # The inbox row goes in first: a second worker holding the same event blocks on its key
+    # until this transaction ends, then finds it and stops.
+    conn.execute(
+        insert(inbox).values(
+            event_id=event.event_id,
+            type=event.type,
+            body_sha256=digest,
+            body=body,
+            occurred_at=event.occurred_at,
+            contract_id=contract_id,
+            result="applied",
+        )
+    )
+    context = HandlerContext(
+        conn,
+        policies,
+        cause_id=event.event_id,
+        event_id=event.event_id,
+        event_type=event.type,
+        occurred_at=event.occurred_at,
+    )
+    context.contract_id = contract_id
+    handler = HANDLERS[event.type]
+    try:
+        with conn.begin_nested():
+            outcome = handler(context, event)
+    except UnknownSubject:
+        if on_unknown_subject == "raise":
+            raise
+        outcome = context.reject("unknown_subject", ["support"])
+    if isinstance(outcome, Rejected):
+        conn.execute(
+            update(inbox)
+            .where(inbox.c.event_id == event.event_id)
+            .values(result="rejected", reason=outcome.reason, contract_id=context.contract_id)
+        )
+        return ApplyResult(event.event_id, event.type, "rejected", outcome.reason)
+    if context.contract_id != contract_id:
+        conn.execute(
+            update(inbox)
+            .where(inbox.c.event_id == event.event_id)
+            .values(contract_id=context.contract_id)
+        )
+    return ApplyResult(event.event_id, event.type, "applied")

@@ -1,0 +1,148 @@
+"""What a handler works with: the connection, the book, the policies, and the event's effects.
+
+Everything a handler writes (state rows, transfers, deadlines, notifications) goes through the
+one connection, inside the transaction that also holds the event's inbox row, so an event's
+effects commit together or not at all.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from itertools import count
+
+from sqlalchemy import Connection, insert
+
+from ledger import Book, Transfer, TransferCode
+from messages.notifications import (
+    NOTIFICATION_TYPE_OF,
+    EventRejected,
+    Notification,
+    NotificationData,
+    ReasonCode,
+)
+from policy.config import PolicyConfig, PolicySet
+from policy.outcomes import Rejected
+from policy.tables import outbox
+from scheduler.store import Deadline, schedule_deadline
+
+
+class HandlerContext:
+    def __init__(
+        self,
+        conn: Connection,
+        policies: PolicySet,
+        *,
+        cause_id: str,
+        event_id: str,
+        event_type: str,
+        occurred_at: datetime,
+    ) -> None:
+        self.conn = conn
+        self.book = Book(conn)
+        self.policies = policies
+        # `cause_id` names what caused the effects: the event, or the deadline a tick fires.
+        # Transfer and notification ids derive from it, so redoing a cause repeats its ids.
+        self.cause_id = cause_id
+        self.event_id = event_id
+        self.event_type = event_type
+        self.at = occurred_at
+        self.contract_id: str | None = None
+        self._transfer_numbers = count(1)
+
+    def policy(self, name: str | None) -> PolicyConfig:
+        return self.policies.get(name)
+
+    def for_cause(self, cause_id: str) -> HandlerContext:
+        """A context whose effects are named after another cause (a deadline a tick fires)."""
+        return HandlerContext(
+            self.conn,
+            self.policies,
+            cause_id=cause_id,
+            event_id=self.event_id,
+            event_type=self.event_type,
+            occurred_at=self.at,
+        )
+
+    def transfer(
+        self, debit: str, credit: str, amount_minor: int, currency: str, code: TransferCode
+    ) -> Transfer:
+        """A transfer of this cause, with a deterministic id (cause and sequence number)."""
+        return Transfer(
+            transfer_id=f"{self.cause_id}#{next(self._transfer_numbers)}",
+            debit=debit,
+            credit=credit,
+            amount_minor=amount_minor,
+            currency=currency,
+            code=code,
+            event_id=self.event_id,
+            occurred_at=self.at,
+        )
+
+    def post(self, transfers: list[Transfer]) -> None:
+        """Post the non-zero transfers of a decision, atomically."""
+        moving = [transfer for transfer in transfers if transfer.amount_minor > 0]
+        if moving:
+            self.book.post(moving)
+
+    def notify(
+        self, recipients: list[str], data: NotificationData, *, key: str | None = None
+    ) -> Notification:
+        """Write a notification to the outbox; the relay publishes it after commit.
+
+        Its id is `<cause>:<type>` (plus `key` when one cause emits several of a type), so a
+        cause that is handled again yields the same id and consumers can drop the copy.
+        """
+        suffix = f":{key}" if key else ""
+        notification = Notification.build(
+            notification_id=f"{self.cause_id}:{NOTIFICATION_TYPE_OF[type(data)]}{suffix}",
+            occurred_at=self.at,
+            recipients=sorted(set(recipients)),
+            data=data,
+        )
+        self.conn.execute(
+            insert(outbox).values(
+                notification_id=notification.notification_id,
+                type=notification.type,
+                occurred_at=notification.occurred_at,
+                body=json.dumps(notification.model_dump(mode="json"), sort_keys=True),
+                event_id=self.event_id,
+                contract_id=self.contract_id,
+            )
+        )
+        return notification
+
+    def reject(
+        self,
+        reason: ReasonCode,
+        recipients: list[str],
+        data: NotificationData | None = None,
+        *,
+        subject_id: str | None = None,
+        detail: str = "",
+    ) -> Rejected:
+        """Refuse the event: tell `recipients` why and return the `Rejected` outcome.
+
+        Without `data` the notice is the generic `event.rejected`, for events that have no
+        `*.rejected` notification of their own (a release, a withdrawal, a cash-out).
+        """
+        notice = data or EventRejected(
+            event_id=self.event_id, event_type=self.event_type, subject_id=subject_id, reason=reason
+        )
+        self.notify(recipients or ["support"], notice)
+        return Rejected(reason, detail)
+
+    def schedule(
+        self, kind: str, subject_id: str, due_at: datetime, *, contract_id: str | None = None
+    ) -> None:
+        """Store a deadline that a later tick fires once (never Dramatiq's `delay=`)."""
+        schedule_deadline(
+            self.conn,
+            Deadline(
+                kind=kind,
+                subject_id=subject_id,
+                due_at=due_at,
+                contract_id=contract_id or self.contract_id,
+                created_by_event=self.event_id,
+            ),
+        )
