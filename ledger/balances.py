@@ -1,0 +1,131 @@
+"""Balance rows: locking them before a check, moving them, and reading them back.
+
+Each account keeps running totals (posted and pending, debits and credits) updated in the
+transaction that records its transfers, so reading a balance never scans entries. A hot
+account spreads its totals over SHARD_COUNT rows and a transfer updates the one its id hashes
+to, so concurrent transactions rarely wait on the same row lock; a read sums the shards.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from sqlalchemy import Connection, bindparam, func, select, update
+
+from ledger.registry import Account
+from ledger.tables import SHARD_COUNT, balances
+
+
+@dataclass(frozen=True, slots=True)
+class Balance:
+    """An account's balance from its owner's side: credits minus debits."""
+
+    posted_minor: int
+    pending_debits_minor: int
+    pending_credits_minor: int
+
+    @property
+    def available_minor(self) -> int:
+        """What the owner can spend: money on hold for a pending debit is not theirs to use."""
+        return self.posted_minor - self.pending_debits_minor
+
+
+ZERO = Balance(0, 0, 0)
+
+
+def shard_for(account: Account, transfer_id: str) -> int:
+    # crc32, not hash(): the shard must not change between processes.
+    return zlib.crc32(transfer_id.encode()) % SHARD_COUNT if account.hot else 0
+
+
+def lock_available(conn: Connection, accounts: Iterable[Account]) -> dict[int, int]:
+    """Lock the balance rows of the non-hot `accounts`; return what each has available.
+
+    Rows are locked in account id order, the same order every transaction uses, so two
+    transactions that touch the same accounts queue instead of deadlocking. (SQLite has no
+    row locks: its transaction holds the whole database once it writes.)
+    """
+    ids = sorted({account.id for account in accounts if not account.hot})
+    if not ids:
+        return {}
+    rows = conn.execute(
+        select(
+            balances.c.account_id,
+            balances.c.posted_credits - balances.c.posted_debits - balances.c.pending_debits,
+        )
+        .where(balances.c.account_id.in_(ids))
+        .order_by(balances.c.account_id)
+        .with_for_update()
+    )
+    return {int(row[0]): int(row[1]) for row in rows}
+
+
+class Movements:
+    """The changes a batch makes to balance rows, summed per row before any is written."""
+
+    def __init__(self) -> None:
+        self._rows: defaultdict[tuple[bool, int, int], list[int]] = defaultdict(
+            lambda: [0, 0, 0, 0]
+        )
+
+    def add(
+        self,
+        account: Account,
+        shard: int,
+        *,
+        posted_debits: int = 0,
+        posted_credits: int = 0,
+        pending_debits: int = 0,
+        pending_credits: int = 0,
+    ) -> None:
+        totals = self._rows[(account.hot, account.id, shard)]
+        totals[0] += posted_debits
+        totals[1] += posted_credits
+        totals[2] += pending_debits
+        totals[3] += pending_credits
+
+    def write(self, conn: Connection) -> None:
+        # Non-hot rows first (already locked, in id order), then hot rows in id and shard
+        # order: one global lock order for every transaction.
+        params = [
+            {
+                "row_account_id": account_id,
+                "row_shard": shard,
+                "d_posted_debits": totals[0],
+                "d_posted_credits": totals[1],
+                "d_pending_debits": totals[2],
+                "d_pending_credits": totals[3],
+            }
+            for (_, account_id, shard), totals in sorted(self._rows.items())
+        ]
+        if params:
+            conn.execute(_MOVE, params)
+
+
+_MOVE = (
+    update(balances)
+    .where(
+        balances.c.account_id == bindparam("row_account_id"),
+        balances.c.shard == bindparam("row_shard"),
+    )
+    .values(
+        posted_debits=balances.c.posted_debits + bindparam("d_posted_debits"),
+        posted_credits=balances.c.posted_credits + bindparam("d_posted_credits"),
+        pending_debits=balances.c.pending_debits + bindparam("d_pending_debits"),
+        pending_credits=balances.c.pending_credits + bindparam("d_pending_credits"),
+    )
+)
+
+
+def read_balance(conn: Connection, account: Account) -> Balance:
+    row = conn.execute(
+        select(
+            func.sum(balances.c.posted_credits - balances.c.posted_debits),
+            func.sum(balances.c.pending_debits),
+            func.sum(balances.c.pending_credits),
+        ).where(balances.c.account_id == account.id)
+    ).one()
+    return Balance(int(row[0] or 0), int(row[1] or 0), int(row[2] or 0))

@@ -1,0 +1,313 @@
+"""The book: the one place where money moves.
+
+Every method works inside the caller's transaction and never commits. A movement runs in a
+savepoint, so when it is refused nothing of it remains and the caller's transaction goes on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, exists, func, or_, select, update
+from sqlalchemy.exc import IntegrityError
+
+from ledger import journal
+from ledger.accounts import check_account
+from ledger.balances import ZERO, Balance, Movements, lock_available, read_balance, shard_for
+from ledger.errors import (
+    AccountFrozen,
+    InvalidTransfer,
+    Overdraft,
+    PendingAlreadyResolved,
+    PendingNotFound,
+    TransferConflict,
+)
+from ledger.journal import Entry
+from ledger.registry import Account, accounts_by_id, find_accounts, open_accounts
+from ledger.tables import accounts, balances, transfers
+from ledger.transfers import Transfer, TransferKind, check_amount, check_cause, check_transfer
+
+
+class Book:
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+
+    def post(self, transfers: Sequence[Transfer]) -> None:
+        """Post `transfers` in order, all or none.
+
+        A transfer id already recorded with the same fields is skipped; with other fields it
+        raises TransferConflict. Raises AccountFrozen, Overdraft (for an account that may not
+        go negative, judged after the transfers before it in the batch), InvalidTransfer or
+        CurrencyMismatch, and then posts nothing.
+        """
+        batch = list(transfers)
+        for transfer in batch:
+            check_transfer(transfer)
+        if batch:
+            self._atomically(lambda: self._record(batch, TransferKind.POSTED))
+
+    def hold(self, transfer: Transfer) -> None:
+        """Reserve `transfer`: the debit account can no longer spend it, the credit account
+        does not have it yet. Post or void it later by its transfer id."""
+        check_transfer(transfer)
+        self._atomically(lambda: self._record([transfer], TransferKind.PENDING))
+
+    def post_pending(
+        self,
+        pending_id: str,
+        *,
+        transfer_id: str,
+        event_id: str,
+        occurred_at: datetime,
+        amount_minor: int | None = None,
+    ) -> None:
+        """Post all of the hold `pending_id` (amount None) or part of it; the rest of the hold
+        returns to the debit account."""
+        check_cause(transfer_id, event_id, occurred_at)
+        if amount_minor is not None:
+            check_amount(amount_minor)
+        self._atomically(
+            lambda: self._resolve(
+                pending_id,
+                TransferKind.POST_PENDING,
+                transfer_id=transfer_id,
+                event_id=event_id,
+                occurred_at=occurred_at,
+                amount_minor=amount_minor,
+            )
+        )
+
+    def void_pending(
+        self, pending_id: str, *, transfer_id: str, event_id: str, occurred_at: datetime
+    ) -> None:
+        """Release the hold `pending_id` whole: the debit account can spend it again."""
+        check_cause(transfer_id, event_id, occurred_at)
+        self._atomically(
+            lambda: self._resolve(
+                pending_id,
+                TransferKind.VOID_PENDING,
+                transfer_id=transfer_id,
+                event_id=event_id,
+                occurred_at=occurred_at,
+                amount_minor=None,
+            )
+        )
+
+    def freeze(self, name: str, currency: str) -> None:
+        """Refuse every movement in or out of the account until it is unfrozen. An account
+        with no entries yet opens frozen."""
+        check_account(name, currency)
+        key = (name, currency)
+        account = open_accounts(self._conn, [key])[key]
+        self._set_frozen(account.id, frozen=True)
+
+    def unfreeze(self, name: str, currency: str) -> None:
+        check_account(name, currency)
+        account = find_accounts(self._conn, [(name, currency)]).get((name, currency))
+        if account is not None:
+            self._set_frozen(account.id, frozen=False)
+
+    def is_frozen(self, name: str, currency: str) -> bool:
+        check_account(name, currency)
+        account = find_accounts(self._conn, [(name, currency)]).get((name, currency))
+        return account is not None and account.frozen
+
+    def balance(self, name: str, currency: str) -> Balance:
+        """The account's balance; an account that never moved has zero everywhere."""
+        check_account(name, currency)
+        account = find_accounts(self._conn, [(name, currency)]).get((name, currency))
+        return ZERO if account is None else read_balance(self._conn, account)
+
+    def balances(self) -> dict[str, dict[str, int]]:
+        """{name: {currency: available}} of every account with at least one entry."""
+        has_entry = or_(
+            exists().where(transfers.c.debit_account_id == accounts.c.id),
+            exists().where(transfers.c.credit_account_id == accounts.c.id),
+        )
+        rows = self._conn.execute(
+            select(
+                accounts.c.name,
+                accounts.c.currency,
+                func.sum(
+                    balances.c.posted_credits - balances.c.posted_debits - balances.c.pending_debits
+                ),
+            )
+            .join(balances, balances.c.account_id == accounts.c.id)
+            .where(has_entry)
+            .group_by(accounts.c.id, accounts.c.name, accounts.c.currency)
+        )
+        report: dict[str, dict[str, int]] = {}
+        for row in rows:
+            report.setdefault(row.name, {})[row.currency] = int(row[2])
+        return report
+
+    def entries(self, name: str, currency: str) -> list[Entry]:
+        """Every transfer that touched the account, oldest first (by event time)."""
+        check_account(name, currency)
+        account = find_accounts(self._conn, [(name, currency)]).get((name, currency))
+        return [] if account is None else journal.entries_of(self._conn, account.id)
+
+    def _set_frozen(self, account_id: int, *, frozen: bool) -> None:
+        self._conn.execute(
+            update(accounts).where(accounts.c.id == account_id).values(frozen=frozen)
+        )
+
+    def _atomically(self, work: Callable[[], None]) -> None:
+        # Two transactions may record the same transfer id, or resolve the same hold, at once.
+        # The unique index makes the later insert wait and then fail once the first commits;
+        # one more pass, in a fresh savepoint, then finds that row and answers as for any
+        # repeat (a no-op, TransferConflict or PendingAlreadyResolved).
+        for attempt in range(2):
+            try:
+                with self._conn.begin_nested():
+                    work()
+                return
+            except IntegrityError:
+                if attempt == 1:
+                    raise
+
+    def _record(self, batch: list[Transfer], kind: TransferKind) -> None:
+        opened = open_accounts(
+            self._conn,
+            {(t.debit, t.currency) for t in batch} | {(t.credit, t.currency) for t in batch},
+        )
+        # Lock before looking for earlier copies, so a copy committed while we waited is seen.
+        available = lock_available(self._conn, opened.values())
+        seen = journal.recorded(self._conn, {t.transfer_id for t in batch})
+        rows: list[dict[str, Any]] = []
+        movements = Movements()
+        for transfer in batch:
+            entry = Entry(
+                transfer_id=transfer.transfer_id,
+                kind=kind,
+                debit=transfer.debit,
+                credit=transfer.credit,
+                amount_minor=transfer.amount_minor,
+                currency=transfer.currency,
+                code=transfer.code,
+                event_id=transfer.event_id,
+                occurred_at=transfer.occurred_at,
+                pending_id=None,
+            )
+            earlier = seen.get(transfer.transfer_id)
+            if earlier is not None:
+                if earlier != entry:
+                    raise TransferConflict(transfer.transfer_id)
+                continue
+            seen[transfer.transfer_id] = entry
+            debit = opened[(transfer.debit, transfer.currency)]
+            credit = opened[(transfer.credit, transfer.currency)]
+            _refuse_frozen(debit, credit)
+            amount = transfer.amount_minor
+            _spend(available, debit, amount)
+            if kind is TransferKind.POSTED:
+                _receive(available, credit, amount)
+            rows.append(_row(entry, debit, credit, pending_row_id=None))
+            debit_shard = shard_for(debit, transfer.transfer_id)
+            credit_shard = shard_for(credit, transfer.transfer_id)
+            if kind is TransferKind.POSTED:
+                movements.add(debit, debit_shard, posted_debits=amount)
+                movements.add(credit, credit_shard, posted_credits=amount)
+            else:
+                movements.add(debit, debit_shard, pending_debits=amount)
+                movements.add(credit, credit_shard, pending_credits=amount)
+        journal.record(self._conn, rows)
+        movements.write(self._conn)
+
+    def _resolve(
+        self,
+        pending_id: str,
+        kind: TransferKind,
+        *,
+        transfer_id: str,
+        event_id: str,
+        occurred_at: datetime,
+        amount_minor: int | None,
+    ) -> None:
+        held = journal.find_held(self._conn, pending_id)
+        if held is None or held.kind is not TransferKind.PENDING:
+            raise PendingNotFound(pending_id)
+        amount = held.amount_minor if amount_minor is None else amount_minor
+        if amount > held.amount_minor:
+            raise InvalidTransfer(
+                f"cannot post {amount} of the hold {pending_id!r} of {held.amount_minor}"
+            )
+        by_id = accounts_by_id(self._conn, [held.debit_account_id, held.credit_account_id])
+        debit, credit = by_id[held.debit_account_id], by_id[held.credit_account_id]
+        lock_available(self._conn, [debit, credit])
+        entry = Entry(
+            transfer_id=transfer_id,
+            kind=kind,
+            debit=debit.name,
+            credit=credit.name,
+            amount_minor=amount,
+            currency=held.currency,
+            code=held.code,
+            event_id=event_id,
+            occurred_at=occurred_at,
+            pending_id=pending_id,
+        )
+        earlier = journal.recorded(self._conn, [transfer_id]).get(transfer_id)
+        if earlier is not None:
+            if earlier != entry:
+                raise TransferConflict(transfer_id)
+            return
+        if journal.is_resolved(self._conn, held):
+            raise PendingAlreadyResolved(pending_id)
+        _refuse_frozen(debit, credit)
+        journal.record(self._conn, [_row(entry, debit, credit, pending_row_id=held.row_id)])
+        posted = amount if kind is TransferKind.POST_PENDING else 0
+        # The hold's own shard, so no shard's pending total ever dips below zero.
+        movements = Movements()
+        movements.add(
+            debit,
+            shard_for(debit, pending_id),
+            pending_debits=-held.amount_minor,
+            posted_debits=posted,
+        )
+        movements.add(
+            credit,
+            shard_for(credit, pending_id),
+            pending_credits=-held.amount_minor,
+            posted_credits=posted,
+        )
+        movements.write(self._conn)
+
+
+def _refuse_frozen(*accounts: Account) -> None:
+    for account in accounts:
+        if account.frozen:
+            raise AccountFrozen(account.name)
+
+
+def _spend(available: dict[int, int], account: Account, amount: int) -> None:
+    if account.may_go_negative:
+        return
+    have = available[account.id]
+    if have < amount:
+        raise Overdraft(account.name, account.currency, have, amount)
+    available[account.id] = have - amount
+
+
+def _receive(available: dict[int, int], account: Account, amount: int) -> None:
+    if not account.may_go_negative:
+        available[account.id] += amount
+
+
+def _row(
+    entry: Entry, debit: Account, credit: Account, *, pending_row_id: int | None
+) -> dict[str, Any]:
+    return {
+        "transfer_id": entry.transfer_id,
+        "kind": entry.kind.value,
+        "debit_account_id": debit.id,
+        "credit_account_id": credit.id,
+        "amount_minor": entry.amount_minor,
+        "currency": entry.currency,
+        "code": entry.code.value,
+        "event_id": entry.event_id,
+        "occurred_at": entry.occurred_at,
+        "pending_id": pending_row_id,
+    }

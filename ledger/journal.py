@@ -1,0 +1,152 @@
+"""Transfer rows: recording them and reading them back as entries.
+
+Rows are only ever inserted. A pending transfer's state is not stored on it: it is resolved
+once a later transfer names it in `pending_id`, which the database allows once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, Row, Select, exists, insert, or_, select
+
+from ledger.codes import TransferCode
+from ledger.tables import accounts, transfers
+from ledger.transfers import TransferKind
+
+_POSTED_KINDS = frozenset({TransferKind.POSTED, TransferKind.POST_PENDING})
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One recorded transfer, as a statement shows it."""
+
+    transfer_id: str
+    kind: TransferKind
+    debit: str
+    credit: str
+    amount_minor: int
+    currency: str
+    code: TransferCode
+    event_id: str
+    occurred_at: datetime
+    pending_id: str | None  # the hold that this transfer posts or voids
+
+    def posted_change_minor(self, name: str) -> int:
+        """How this entry changed the posted balance of account `name` (credit +, debit -)."""
+        if self.kind not in _POSTED_KINDS:
+            return 0
+        if name == self.credit:
+            return self.amount_minor
+        if name == self.debit:
+            return -self.amount_minor
+        return 0
+
+
+@dataclass(frozen=True, slots=True)
+class Held:
+    """A pending transfer, as posting or voiding it needs it."""
+
+    row_id: int
+    kind: TransferKind
+    debit_account_id: int
+    credit_account_id: int
+    amount_minor: int
+    currency: str
+    code: TransferCode
+
+
+def _entries() -> Select[Any]:
+    debit = accounts.alias("debit_account")
+    credit = accounts.alias("credit_account")
+    held = transfers.alias("held")
+    return select(
+        transfers.c.transfer_id,
+        transfers.c.kind,
+        debit.c.name.label("debit"),
+        credit.c.name.label("credit"),
+        transfers.c.amount_minor,
+        transfers.c.currency,
+        transfers.c.code,
+        transfers.c.event_id,
+        transfers.c.occurred_at,
+        held.c.transfer_id.label("pending_id"),
+    ).select_from(
+        transfers.join(debit, debit.c.id == transfers.c.debit_account_id)
+        .join(credit, credit.c.id == transfers.c.credit_account_id)
+        .outerjoin(held, held.c.id == transfers.c.pending_id)
+    )
+
+
+_ENTRIES = _entries()
+
+
+def _entry(row: Row[Any]) -> Entry:
+    return Entry(
+        transfer_id=row.transfer_id,
+        kind=TransferKind(row.kind),
+        debit=row.debit,
+        credit=row.credit,
+        amount_minor=row.amount_minor,
+        currency=row.currency,
+        code=TransferCode(row.code),
+        event_id=row.event_id,
+        occurred_at=row.occurred_at,
+        pending_id=row.pending_id,
+    )
+
+
+def recorded(conn: Connection, transfer_ids: Collection[str]) -> dict[str, Entry]:
+    """The entries already recorded under any of `transfer_ids`."""
+    rows = conn.execute(_ENTRIES.where(transfers.c.transfer_id.in_(set(transfer_ids))))
+    return {row.transfer_id: _entry(row) for row in rows}
+
+
+def entries_of(conn: Connection, account_id: int) -> list[Entry]:
+    rows = conn.execute(
+        _ENTRIES.where(
+            or_(
+                transfers.c.debit_account_id == account_id,
+                transfers.c.credit_account_id == account_id,
+            )
+        ).order_by(transfers.c.occurred_at, transfers.c.id)
+    )
+    return [_entry(row) for row in rows]
+
+
+def record(conn: Connection, rows: Iterable[dict[str, Any]]) -> None:
+    batch = list(rows)
+    if batch:
+        conn.execute(insert(transfers), batch)
+
+
+def find_held(conn: Connection, transfer_id: str) -> Held | None:
+    row = conn.execute(
+        select(
+            transfers.c.id,
+            transfers.c.kind,
+            transfers.c.debit_account_id,
+            transfers.c.credit_account_id,
+            transfers.c.amount_minor,
+            transfers.c.currency,
+            transfers.c.code,
+        ).where(transfers.c.transfer_id == transfer_id)
+    ).first()
+    if row is None:
+        return None
+    return Held(
+        row_id=row.id,
+        kind=TransferKind(row.kind),
+        debit_account_id=row.debit_account_id,
+        credit_account_id=row.credit_account_id,
+        amount_minor=row.amount_minor,
+        currency=row.currency,
+        code=TransferCode(row.code),
+    )
+
+
+def is_resolved(conn: Connection, held: Held) -> bool:
+    return bool(conn.scalar(select(exists().where(transfers.c.pending_id == held.row_id))))

@@ -1,0 +1,110 @@
+"""Account rows: finding them, and opening the ones a transfer names for the first time.
+
+An account opens with its balance rows (one, or one per shard when hot), so that posting
+only ever updates rows that exist and a lock taken before the balance check always has a row
+to hold.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, Row, Table, select
+from sqlalchemy.dialects import postgresql, sqlite
+
+from ledger.accounts import check_account
+from ledger.tables import SHARD_COUNT, accounts, balances
+
+AccountKey = tuple[str, str]  # (name, currency)
+
+
+@dataclass(frozen=True, slots=True)
+class Account:
+    id: int
+    name: str
+    currency: str
+    may_go_negative: bool
+    hot: bool
+    frozen: bool
+
+
+def _account(row: Row[Any]) -> Account:
+    return Account(
+        id=row.id,
+        name=row.name,
+        currency=row.currency,
+        may_go_negative=bool(row.may_go_negative),
+        hot=bool(row.hot),
+        frozen=bool(row.frozen),
+    )
+
+
+def find_accounts(conn: Connection, keys: Collection[AccountKey]) -> dict[AccountKey, Account]:
+    wanted = set(keys)
+    rows = conn.execute(
+        select(accounts).where(
+            accounts.c.name.in_({name for name, _ in wanted}),
+            accounts.c.currency.in_({currency for _, currency in wanted}),
+        )
+    )
+    found = (_account(row) for row in rows)
+    return {(a.name, a.currency): a for a in found if (a.name, a.currency) in wanted}
+
+
+def accounts_by_id(conn: Connection, ids: Iterable[int]) -> dict[int, Account]:
+    rows = conn.execute(select(accounts).where(accounts.c.id.in_(set(ids))))
+    return {row.id: _account(row) for row in rows}
+
+
+def open_accounts(conn: Connection, keys: Collection[AccountKey]) -> dict[AccountKey, Account]:
+    """The accounts called `keys`, opening those that do not exist yet."""
+    found = find_accounts(conn, keys)
+    missing = sorted(set(keys) - found.keys())
+    if not missing:
+        return found
+    account_rows = []
+    for name, currency in missing:
+        policy = check_account(name, currency)
+        account_rows.append(
+            {
+                "name": name,
+                "currency": currency,
+                "may_go_negative": policy.may_go_negative,
+                "hot": policy.hot,
+                "frozen": False,
+            }
+        )
+    # Another transaction may open the same account at the same moment: the database then
+    # makes this insert wait for it and skips the row, and the select below finds theirs.
+    _insert_missing(conn, accounts, account_rows, ["name", "currency"])
+    opened = find_accounts(conn, missing)
+    balance_rows = [
+        {
+            "account_id": account.id,
+            "shard": shard,
+            "may_go_negative": account.may_go_negative,
+            "hot": account.hot,
+            "posted_debits": 0,
+            "posted_credits": 0,
+            "pending_debits": 0,
+            "pending_credits": 0,
+        }
+        for account in opened.values()
+        for shard in range(SHARD_COUNT if account.hot else 1)
+    ]
+    _insert_missing(conn, balances, balance_rows, ["account_id", "shard"])
+    return found | opened
+
+
+def _insert_missing(
+    conn: Connection, table: Table, rows: list[dict[str, Any]], key: list[str]
+) -> None:
+    dialect = conn.dialect.name
+    if dialect == "postgresql":
+        conn.execute(postgresql.insert(table).on_conflict_do_nothing(index_elements=key), rows)
+    elif dialect == "sqlite":
+        conn.execute(sqlite.insert(table).on_conflict_do_nothing(index_elements=key), rows)
+    else:
+        raise NotImplementedError(f"the ledger runs on PostgreSQL and SQLite, not {dialect}")
