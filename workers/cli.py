@@ -77,3 +77,64 @@ def replay(
 
 
 PROGRESS_FROM_LINES = 5000
+
+
+@app.command()
+def audit(
+    database_url: str | None = typer.Option(
+        None, "--db", help="Database URL (default: DATABASE_URL)."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print the report as one JSON object."),
+) -> None:
+    """Prove the books: each currency sums to zero and every balance equals its entries.
+
+    Exits 1, after printing the report, when anything is off.
+    """
+    import json
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from ledger.audit import audit as audit_books
+    from workers.database import make_engine
+
+    engine = make_engine(database_url or load_settings().database_url)
+    # One snapshot for every query, so writers committing meanwhile are not differences.
+    snapshot = (
+        engine.execution_options(isolation_level="REPEATABLE READ")
+        if engine.dialect.name == "postgresql"
+        else engine
+    )
+    with snapshot.connect() as conn, conn.begin():
+        report = audit_books(conn)
+    engine.dispose()
+    if as_json:
+        typer.echo(json.dumps(report.as_json(), indent=2, sort_keys=True))
+    else:
+        console = Console()
+        table = Table(title="Ledger audit", title_justify="left")
+        table.add_column("currency")
+        for heading in ("posted debits", "posted credits", "pending debits", "pending credits"):
+            table.add_column(heading, justify="right")
+        table.add_column("balanced")
+        for totals in report.currencies:
+            balanced = totals.posted_sum_minor == 0 and totals.pending_sum_minor == 0
+            table.add_row(
+                totals.currency,
+                str(totals.posted_debits_minor),
+                str(totals.posted_credits_minor),
+                str(totals.pending_debits_minor),
+                str(totals.pending_credits_minor),
+                "yes" if balanced else "[red]NO[/red]",
+            )
+        console.print(table)
+        for problem in report.problems:
+            console.print(f"[red]problem:[/red] {problem}", highlight=False)
+        verdict = (
+            "[green]ok[/green]" if report.ok else f"[red]{len(report.problems)} problems[/red]"
+        )
+        console.print(
+            f"{report.accounts_checked} accounts, {report.transfers_checked} transfers: {verdict}"
+        )
+    if not report.ok:
+        raise typer.Exit(1)
