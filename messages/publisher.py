@@ -23,6 +23,7 @@ from messages.inbound import Envelope
 from messages.registry import parse_event
 from messages.transport import (
     EVENTS_QUEUE,
+    PERSISTENT,
     TICKS_QUEUE,
     dramatiq_message_body,
     new_message_id,
@@ -31,9 +32,6 @@ from messages.transport import (
 )
 
 log = logging.getLogger(__name__)
-
-PERSISTENT = 2
-"""AMQP delivery mode 2: the broker writes the message to disk before it confirms."""
 
 ConnectionFactory = Callable[[pika.connection.Parameters], pika.BlockingConnection]
 

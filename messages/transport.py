@@ -29,6 +29,9 @@ TICK_ACTOR: Final = "handle_tick"
 
 TICK_TYPE: Final = "deadline.tick"
 
+PERSISTENT: Final = 2
+"""AMQP delivery mode 2: the broker writes the message to disk before it confirms."""
+
 DEAD_MESSAGE_TTL_MS: Final = int(
     os.getenv("dramatiq_dead_message_ttl", str(86400000 * 7))  # noqa: SIM112 (Dramatiq's name)
 )

@@ -138,3 +138,77 @@ def audit(
         )
     if not report.ok:
         raise typer.Exit(1)
+
+
+@app.command()
+def schema(
+    check: bool = typer.Option(
+        False, "--check", help="Write nothing; exit 1 if the files differ from the models."
+    ),
+    directory: Path | None = typer.Option(
+        None, "--dir", help="Where the documents live (default: messages/schemas)."
+    ),
+) -> None:
+    """Generate the JSON Schema of every message and the AsyncAPI 3.0 document."""
+    from messages.schema import SCHEMA_DIR, differences, write
+
+    target = directory or SCHEMA_DIR
+    if check:
+        problems = differences(target)
+        for problem in problems:
+            typer.echo(problem, err=True)
+        if problems:
+            typer.echo("run `recourse schema` and commit the result", err=True)
+            raise typer.Exit(1)
+        typer.echo(f"{target} matches the message models")
+        return
+    changed = write(target)
+    typer.echo(f"{len(changed)} files written or removed in {target}")
+
+
+@app.command()
+def publish(
+    file: str = typer.Argument(..., help="JSON Lines of envelopes, one a line; - reads stdin."),
+    broker_url: str | None = typer.Option(
+        None, "--broker", help="amqp:// URL of RabbitMQ (default: BROKER_URL)."
+    ),
+) -> None:
+    """Send inbound events to RabbitMQ with publisher confirms.
+
+    Malformed lines are reported with their line number and not sent; the rest are. Exits 1
+    when any line was malformed or the broker did not confirm.
+    """
+    import sys
+
+    from messages import MalformedMessage, PublishError, parse_event
+    from messages.publisher import EventPublisher
+
+    url = broker_url or load_settings().broker_url
+    if not url:
+        typer.echo("BROKER_URL is not set: publish needs RabbitMQ (or pass --broker)", err=True)
+        raise typer.Exit(2)
+    # Bytes, not text: a line that is not UTF-8 is one malformed line, not a crash.
+    stream = sys.stdin.buffer if file == "-" else Path(file).open("rb")  # noqa: SIM115
+    sent = malformed = 0
+    try:
+        with stream, EventPublisher(url) as publisher:
+            for number, line in enumerate(stream, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    event = parse_event(line)
+                except MalformedMessage as exc:
+                    malformed += 1
+                    typer.echo(f"line {number}: {exc}", err=True)
+                    continue
+                publisher.publish(event)
+                sent += 1
+    except PublishError as exc:
+        typer.echo(f"stopped after {sent} sent: {exc}", err=True)
+        raise typer.Exit(1) from None
+    summary = f"sent {sent} events"
+    if malformed:
+        summary += f"; {malformed} malformed lines not sent"
+    typer.echo(summary)
+    if malformed:
+        raise typer.Exit(1)
