@@ -6,13 +6,23 @@ any value, keyed by preset name (`[spectrum.fees] creator_fee_bps = 1000`).
 
 from __future__ import annotations
 
+import re
 import tomllib
 from collections.abc import Mapping
+from datetime import date
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from policy.errors import PolicyFileError
 
@@ -44,6 +54,12 @@ class Windows(BaseModel):
     withdrawal_min_business_days: int = Field(ge=0, le=60)
     withdrawal_max_business_days: int = Field(ge=0, le=60)
 
+    @model_validator(mode="after")
+    def _payout_range_in_order(self) -> Windows:
+        if self.withdrawal_min_business_days > self.withdrawal_max_business_days:
+            raise ValueError("withdrawal_min_business_days exceeds withdrawal_max_business_days")
+        return self
+
 
 class JurisdictionRule(BaseModel):
     """Windows that consumer law extends for one jurisdiction (SC-13); unset means unchanged."""
@@ -55,6 +71,40 @@ class JurisdictionRule(BaseModel):
     support_approval_days: int | None = Field(default=None, ge=0, le=3650)
     hourly_dispute_days_after_period: int | None = Field(default=None, ge=0, le=3650)
     addon_refund_hours: int | None = Field(default=None, ge=0, le=24 * 3650)
+
+
+_ISO_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def _read_holiday(value: Any) -> Any:
+    # TOML has date literals (2026-12-25) and a quoted "2026-12-25" is read as one too; anything
+    # else, a date-time included, is left to strict validation, which refuses it: a holiday is
+    # a whole UTC day.
+    if isinstance(value, str) and _ISO_DAY.fullmatch(value):
+        return date.fromisoformat(value)
+    return value
+
+
+def _as_tuple(value: Any) -> Any:
+    return tuple(value) if isinstance(value, list) else value
+
+
+Holiday = Annotated[date, BeforeValidator(_read_holiday)]
+
+
+class Calendar(BaseModel):
+    """Days that are not business days (CC-5 payouts) besides Saturdays and Sundays."""
+
+    model_config = _STRICT
+    holidays: Annotated[tuple[Holiday, ...], BeforeValidator(_as_tuple)] = ()
+
+    @field_validator("holidays")
+    @classmethod
+    def _listed_once(cls, holidays: tuple[date, ...]) -> tuple[date, ...]:
+        repeated = sorted({day for day in holidays if holidays.count(day) > 1})
+        if repeated:
+            raise ValueError(f"listed more than once: {', '.join(map(str, repeated))}")
+        return tuple(sorted(holidays))
 
 
 class Reviews(BaseModel):
@@ -69,6 +119,7 @@ class PolicyConfig(BaseModel):
     fees: Fees
     windows: Windows
     reviews: Reviews
+    calendar: Calendar = Field(default_factory=Calendar)
     jurisdictions: dict[str, JurisdictionRule] = Field(default_factory=dict)
 
     def windows_for(self, jurisdiction: str | None) -> Windows:

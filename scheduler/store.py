@@ -1,19 +1,27 @@
 """The deadline store: write a deadline with the event that starts it, claim the due ones.
 
-A deadline's id is `<kind>:<subject_id>`, so scheduling it again (a redelivered event) changes
-nothing. Claiming takes the oldest due rows first and, on PostgreSQL, skips rows another tick
-holds (`FOR UPDATE SKIP LOCKED`), so two ticks never fire the same deadline.
+A deadline's id is `<kind>:<subject_id>`: one deadline per kind and subject, so scheduling it
+again moves it rather than adding a second one. Claiming takes the oldest due rows first and,
+on PostgreSQL, skips rows another tick holds (`FOR UPDATE SKIP LOCKED`), so two ticks never
+fire the same deadline.
 """
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Literal
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from scheduler.tables import deadlines
+
+FIRED = "fired"
+CANCELLED = "cancelled"
+
+ScheduleResult = Literal["stored", "moved", "unchanged", "rearmed", "already_fired"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,46 +46,86 @@ class DueDeadline:
     due_at: datetime
 
 
+@dataclass(frozen=True, slots=True)
+class StoredDeadline:
+    """A deadline as stored: `fired_at` is None while it waits for a tick."""
+
+    deadline_id: str
+    kind: str
+    subject_id: str
+    contract_id: str | None
+    due_at: datetime
+    created_by_event: str
+    fired_at: datetime | None
+    fired_by_event: str | None
+    outcome: str | None
+
+
 def deadline_id(kind: str, subject_id: str) -> str:
     return f"{kind}:{subject_id}"
 
 
-def schedule_deadline(conn: Connection, deadline: Deadline) -> bool:
-    """Store `deadline` unless it is already stored; True when this call stored it.
+def schedule_deadline(conn: Connection, deadline: Deadline) -> ScheduleResult:
+    """Make `deadline` wait for a tick at its `due_at`, and say what that took.
 
-    An existing unfired deadline of the same id is moved to the new due time (a window that
-    moved, e.g. a contract closed later than a release plus 30 days).
+    - not stored yet: stored;
+    - stored and waiting: moved to the new due time (a window that moved, e.g. a contract
+      that closed later than a release plus 30 days), or unchanged when the time is the same;
+    - cancelled: re-armed, since a new cause asks for it again;
+    - fired: left alone, because a deadline fires once (a window cannot close twice).
     """
-    existing = conn.execute(
-        select(deadlines.c.fired_at).where(deadlines.c.deadline_id == deadline.deadline_id)
-    ).first()
-    if existing is not None:
-        if existing.fired_at is None:
-            conn.execute(
-                update(deadlines)
-                .where(deadlines.c.deadline_id == deadline.deadline_id)
-                .values(due_at=deadline.due_at)
-            )
-        return False
-    try:
-        with conn.begin_nested():
-            conn.execute(
-                deadlines.insert().values(
-                    deadline_id=deadline.deadline_id,
-                    kind=deadline.kind,
-                    subject_id=deadline.subject_id,
-                    contract_id=deadline.contract_id,
-                    due_at=deadline.due_at,
-                    created_by_event=deadline.created_by_event,
-                )
-            )
-    except IntegrityError:
-        return False
-    return True
+    for _attempt in range(2):
+        existing = conn.execute(
+            select(deadlines.c.due_at, deadlines.c.fired_at, deadlines.c.outcome)
+            .where(deadlines.c.deadline_id == deadline.deadline_id)
+            .with_for_update()
+        ).first()
+        if existing is None:
+            try:
+                with conn.begin_nested():
+                    conn.execute(insert(deadlines).values(**_columns(deadline)))
+            except IntegrityError:
+                # Another transaction stored it since our read; the second pass sees its row.
+                continue
+            return "stored"
+        if existing.fired_at is not None and existing.outcome != CANCELLED:
+            return "already_fired"
+        if existing.fired_at is None and existing.due_at == deadline.due_at:
+            return "unchanged"
+        conn.execute(
+            update(deadlines)
+            .where(deadlines.c.deadline_id == deadline.deadline_id)
+            .values(**_columns(deadline), fired_at=None, fired_by_event=None, outcome=None)
+        )
+        return "moved" if existing.fired_at is None else "rearmed"
+    raise RuntimeError(f"deadline {deadline.deadline_id!r} could be neither read nor stored")
 
 
-def claim_due(conn: Connection, tick_at: datetime, *, limit: int = 1000) -> list[DueDeadline]:
-    """Lock and return up to `limit` unfired deadlines with `due_at <= tick_at`, oldest first."""
+def _columns(deadline: Deadline) -> dict[str, object]:
+    return {
+        "deadline_id": deadline.deadline_id,
+        "kind": deadline.kind,
+        "subject_id": deadline.subject_id,
+        "contract_id": deadline.contract_id,
+        "due_at": deadline.due_at,
+        "created_by_event": deadline.created_by_event,
+    }
+
+
+def claim_due(
+    conn: Connection,
+    tick_at: datetime,
+    *,
+    kinds: Collection[str] | None = None,
+    limit: int = 1000,
+) -> list[DueDeadline]:
+    """Lock and return up to `limit` unfired deadlines with `due_at <= tick_at`, oldest first.
+
+    `kinds` limits the claim to the kinds the caller can fire: a worker of an older release
+    then leaves a newer kind for the workers that know it instead of failing on it.
+    """
+    if kinds is not None and not kinds:
+        return []
     query = (
         select(
             deadlines.c.deadline_id,
@@ -91,26 +139,58 @@ def claim_due(conn: Connection, tick_at: datetime, *, limit: int = 1000) -> list
         .limit(limit)
         .with_for_update(skip_locked=True)
     )
+    if kinds is not None:
+        query = query.where(deadlines.c.kind.in_(sorted(kinds)))
     return [DueDeadline(**row) for row in conn.execute(query).mappings()]
 
 
-def mark_fired(
-    conn: Connection, deadline_id_: str, *, at: datetime, event_id: str, outcome: str
-) -> None:
-    conn.execute(
+def mark_fired(conn: Connection, deadline: DueDeadline, *, at: datetime, event_id: str) -> bool:
+    """Record that the tick `event_id`, handled at `at`, fires `deadline`, before it does.
+
+    False when the deadline no longer waits at the time it was claimed for: a deadline fired
+    earlier in the same tick cancelled or moved it, so it must not fire now.
+    """
+    result = conn.execute(
         update(deadlines)
-        .where(deadlines.c.deadline_id == deadline_id_)
-        .values(fired_at=at, fired_by_event=event_id, outcome=outcome)
+        .where(
+            deadlines.c.deadline_id == deadline.deadline_id,
+            deadlines.c.fired_at.is_(None),
+            deadlines.c.due_at == deadline.due_at,
+        )
+        .values(fired_at=at, fired_by_event=event_id, outcome=FIRED)
+    )
+    return result.rowcount == 1
+
+
+def record_outcome(conn: Connection, deadline_id_: str, outcome: str) -> None:
+    """Note why a fired deadline changed nothing (the reason code of its refusal)."""
+    conn.execute(
+        update(deadlines).where(deadlines.c.deadline_id == deadline_id_).values(outcome=outcome)
     )
 
 
-def cancel(conn: Connection, kind: str, subject_id: str, *, at: datetime, event_id: str) -> None:
-    """Retire an unfired deadline whose cause went away; it will never fire."""
-    conn.execute(
+def cancel(conn: Connection, kind: str, subject_id: str, *, at: datetime, event_id: str) -> bool:
+    """Retire a waiting deadline whose cause went away, so it never fires; True if it waited."""
+    result = conn.execute(
         update(deadlines)
         .where(
             deadlines.c.deadline_id == deadline_id(kind, subject_id),
             deadlines.c.fired_at.is_(None),
         )
-        .values(fired_at=at, fired_by_event=event_id, outcome="cancelled")
+        .values(fired_at=at, fired_by_event=event_id, outcome=CANCELLED)
     )
+    return result.rowcount == 1
+
+
+def find_deadline(conn: Connection, kind: str, subject_id: str) -> StoredDeadline | None:
+    """The stored deadline of `kind` for `subject_id`, waiting, fired or cancelled."""
+    row = (
+        conn.execute(
+            select(*(deadlines.c[name] for name in StoredDeadline.__dataclass_fields__)).where(
+                deadlines.c.deadline_id == deadline_id(kind, subject_id)
+            )
+        )
+        .mappings()
+        .first()
+    )
+    return StoredDeadline(**row) if row is not None else None

@@ -30,7 +30,7 @@ def upgrade() -> None:
     op.create_index(
         "deadlines_due",
         "deadlines",
-        ["due_at"],
+        ["due_at", "deadline_id"],
         unique=False,
         postgresql_where=sa.text("fired_at IS NULL"),
         sqlite_where=sa.text("fired_at IS NULL"),
@@ -39,7 +39,6 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-
     op.drop_index(op.f("ix_deadlines_contract_id"), table_name="deadlines")
     op.drop_index(
         "deadlines_due",
