@@ -1,0 +1,160 @@
+"""docker-compose.yml and the Dockerfile, checked by structure (no Docker engine needed):
+the servers are healthy before anything uses them, the schema is migrated before the engine
+starts, and every command is a real `recourse` subcommand."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+import typer.main
+import yaml
+
+from workers.cli import app
+from workers.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[2]
+SERVERS = {"postgres", "rabbitmq"}
+ENGINE = {"worker": "worker", "relay": "relay", "scheduler": "scheduler", "migrate": "migrate"}
+LONG_RUNNING = {"worker", "relay", "scheduler"}
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict[str, Any]:
+    document: dict[str, Any] = yaml.safe_load((ROOT / "docker-compose.yml").read_text("utf-8"))
+    return document
+
+
+@pytest.fixture(scope="module")
+def services(compose: dict[str, Any]) -> dict[str, Any]:
+    result: dict[str, Any] = compose["services"]
+    return result
+
+
+def registered_commands() -> set[str]:
+    return set(typer.main.get_command(app).commands)  # type: ignore[attr-defined]
+
+
+def test_the_servers_and_every_engine_process_are_services(services: dict[str, Any]) -> None:
+    assert set(services) == SERVERS | set(ENGINE)
+    assert services["rabbitmq"]["image"] == "rabbitmq:3.13-management"
+    assert services["postgres"]["image"] == "postgres:16"
+
+
+@pytest.mark.parametrize("server", sorted(SERVERS))
+def test_each_server_has_a_healthcheck_and_keeps_its_data(
+    services: dict[str, Any], compose: dict[str, Any], server: str
+) -> None:
+    service = services[server]
+    healthcheck = service["healthcheck"]
+
+    assert healthcheck["test"][0] in {"CMD", "CMD-SHELL"}
+    assert len(healthcheck["test"]) > 1
+    assert healthcheck["retries"] >= 3
+    for mount in service["volumes"]:
+        volume = mount.split(":", 1)[0]
+        assert volume in compose["volumes"], f"{server} mounts undeclared volume {volume}"
+    assert service["restart"] == "unless-stopped"
+
+
+def test_the_engine_commands_are_the_full_set_of_recourse_subcommands(
+    services: dict[str, Any],
+) -> None:
+    commands = {name: services[name]["command"] for name in ENGINE}
+
+    assert commands == {name: ["recourse", sub] for name, sub in ENGINE.items()}
+    missing = set(ENGINE.values()) - registered_commands()
+    assert not missing, f"docker-compose.yml runs recourse {sorted(missing)}, not registered"
+
+
+@pytest.mark.parametrize("name", sorted(ENGINE))
+def test_each_engine_service_waits_for_healthy_servers(services: dict[str, Any], name: str) -> None:
+    service = services[name]
+    needs = {"postgres"} if name == "migrate" else SERVERS
+
+    for server in needs:
+        assert service["depends_on"][server] == {"condition": "service_healthy"}
+    assert urlsplit(service["environment"]["DATABASE_URL"]).hostname == "postgres"
+    if name in LONG_RUNNING:
+        assert urlsplit(service["environment"]["BROKER_URL"]).hostname == "rabbitmq"
+
+
+@pytest.mark.parametrize("name", sorted(LONG_RUNNING))
+def test_long_running_processes_start_after_migrate_and_restart(
+    services: dict[str, Any], name: str
+) -> None:
+    service = services[name]
+
+    assert service["depends_on"]["migrate"] == {"condition": "service_completed_successfully"}
+    assert service["restart"] == "unless-stopped"
+
+
+def test_migrate_runs_once(services: dict[str, Any]) -> None:
+    assert services["migrate"]["restart"] == "no"
+
+
+@pytest.mark.parametrize("name", sorted(ENGINE))
+def test_every_engine_service_is_built_from_the_dockerfile(
+    services: dict[str, Any], name: str
+) -> None:
+    assert services[name]["build"] == "."
+    assert services[name]["image"] == services["worker"]["image"]
+
+
+def test_the_engine_logs_in_with_the_credentials_the_servers_are_given(
+    services: dict[str, Any],
+) -> None:
+    database = urlsplit(services["worker"]["environment"]["DATABASE_URL"])
+    broker = urlsplit(services["worker"]["environment"]["BROKER_URL"])
+    postgres = services["postgres"]["environment"]
+    rabbitmq = services["rabbitmq"]["environment"]
+
+    assert database.scheme == "postgresql+psycopg"
+    assert (database.username, database.password, database.path) == (
+        postgres["POSTGRES_USER"],
+        postgres["POSTGRES_PASSWORD"],
+        "/" + postgres["POSTGRES_DB"],
+    )
+    assert broker.scheme == "amqp"
+    # guest may only log in from localhost, so another container needs a user of its own.
+    assert broker.username != "guest"
+    assert (broker.username, broker.password) == (
+        rabbitmq["RABBITMQ_DEFAULT_USER"],
+        rabbitmq["RABBITMQ_DEFAULT_PASS"],
+    )
+
+
+def test_every_engine_variable_is_a_setting(services: dict[str, Any]) -> None:
+    settings = {name.upper() for name in Settings.model_fields}
+
+    for name in ENGINE:
+        assert set(services[name]["environment"]) <= settings
+
+
+def test_the_dockerfile_installs_the_package_on_python_3_11_slim() -> None:
+    dockerfile = (ROOT / "Dockerfile").read_text("utf-8")
+
+    assert re.search(r"^FROM python:3\.11-slim$", dockerfile, re.MULTILINE)
+    assert re.search(r"^RUN pip install \.", dockerfile, re.MULTILINE)
+    assert re.search(r"^USER ", dockerfile, re.MULTILINE)
+    for package in ("messages", "ledger", "policy", "scheduler", "workers"):
+        assert f"COPY {package} ./{package}" in dockerfile
+
+
+def test_the_docker_context_leaves_out_local_state() -> None:
+    ignored = (ROOT / ".dockerignore").read_text("utf-8").split()
+
+    assert {".git", ".venv", "*.sqlite"} <= set(ignored)
+    assert "README.md" not in ignored, "pyproject.toml names README.md as the readme"
+
+
+def test_the_readme_documents_every_setting() -> None:
+    readme = (ROOT / "README.md").read_text("utf-8")
+
+    undocumented = [
+        name.upper() for name in Settings.model_fields if f"`{name.upper()}`" not in readme
+    ]
+    assert not undocumented, f"README.md does not document {undocumented}"
