@@ -1,0 +1,228 @@
+"""A contract's whole story: its events, what each caused, its state, deadlines and money.
+
+Events are the inbox rows of the contract (a duplicate delivery stores no row, so each event
+appears once, with the count of notifications and transfers it caused). A deadline that a tick
+fired is part of the story too: its effects are named `deadline:<deadline_id>` (see
+`policy.handlers.ticks`), because the tick that fires it belongs to no contract.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, or_, select
+
+from ledger.tables import transfers
+from policy.rows import load, load_where
+from policy.state import ContractState, DisputeState, RefundRequestState, TargetState
+from policy.tables import contracts, disputes, inbox, outbox, refund_requests, targets
+from scheduler.tables import deadlines
+from workers.operator.entries import DEADLINE_CAUSE, TransferLine, transfer_lines
+from workers.operator.errors import NotFound
+from workers.operator.formats import jsonable
+
+
+@dataclass(frozen=True, slots=True)
+class StoryLine:
+    """One thing that happened to the contract: an inbound event or a deadline firing."""
+
+    at: datetime
+    source: str  # event | deadline
+    id: str  # the event id, or the deadline id
+    type: str  # the event type, or the deadline kind
+    result: str  # applied | rejected (events); fired | cancelled | a reason code (deadlines)
+    reason: str | None
+    notifications: int
+    transfers: int
+    fired_by: str | None  # the tick event that fired a deadline
+
+
+@dataclass(frozen=True, slots=True)
+class OpenDeadline:
+    deadline_id: str
+    kind: str
+    subject_id: str
+    due_at: datetime
+    created_by_event: str
+
+
+@dataclass(frozen=True, slots=True)
+class ContractTimeline:
+    contract_id: str
+    contract: ContractState | None  # None when every event naming it was refused
+    story: list[StoryLine]
+    targets: list[TargetState]
+    refund_requests: list[RefundRequestState]
+    disputes: list[DisputeState]
+    open_deadlines: list[OpenDeadline]
+    transfers: list[TransferLine]
+
+    def as_json(self) -> dict[str, Any]:
+        contract = jsonable(self.contract)
+        if self.contract is not None:
+            contract["net_value_minor"] = self.contract.net_value_minor
+        return {
+            "contract_id": self.contract_id,
+            "contract": contract,
+            "story": jsonable(self.story),
+            "targets": [
+                {
+                    **jsonable(target),
+                    "held_in_escrow_minor": target.held_in_escrow_minor,
+                    "refundable_minor": target.refundable_minor,
+                }
+                for target in self.targets
+            ],
+            "refund_requests": jsonable(self.refund_requests),
+            "disputes": jsonable(self.disputes),
+            "open_deadlines": jsonable(self.open_deadlines),
+            "transfers": jsonable(self.transfers),
+        }
+
+
+def contract_timeline(conn: Connection, contract_id: str, *, where: str) -> ContractTimeline:
+    """Everything the store knows about `contract_id`; `NotFound` when it knows nothing."""
+    contract = load(conn, contracts, ContractState, contract_id)
+    events = _events(conn, contract_id)
+    if contract is None and not events:
+        raise NotFound("contract", contract_id, where)
+    fired, still_open = _deadlines(conn, contract_id)
+    event_ids = [row.event_id for row in events]
+    deadline_causes = [f"{DEADLINE_CAUSE}{row.deadline_id}" for row in fired]
+    notes = _notification_counts(conn, event_ids, deadline_causes)
+    lines = transfer_lines(conn, _caused_by(event_ids, deadline_causes))
+    moved = Counter(line.cause for line in lines)
+    story = [
+        StoryLine(
+            at=row.occurred_at,
+            source="event",
+            id=row.event_id,
+            type=row.type,
+            result=row.result,
+            reason=row.reason,
+            notifications=notes[row.event_id],
+            transfers=moved[row.event_id],
+            fired_by=None,
+        )
+        for row in events
+    ] + [
+        StoryLine(
+            # A deadline's effects happen at its due time, whenever the tick came; a
+            # cancelled one ended when the event that cancelled it happened.
+            at=row.fired_at if row.outcome == "cancelled" else row.due_at,
+            source="deadline",
+            id=row.deadline_id,
+            type=row.kind,
+            result=row.outcome or "fired",
+            reason=None,
+            notifications=notes[f"{DEADLINE_CAUSE}{row.deadline_id}"],
+            transfers=moved[f"{DEADLINE_CAUSE}{row.deadline_id}"],
+            fired_by=row.fired_by_event,
+        )
+        for row in fired
+    ]
+    story.sort(key=lambda line: (line.at, line.source != "event", line.id))
+    return ContractTimeline(
+        contract_id=contract_id,
+        contract=contract,
+        story=story,
+        targets=load_where(conn, targets, TargetState, targets.c.contract_id == contract_id),
+        refund_requests=sorted(
+            load_where(
+                conn,
+                refund_requests,
+                RefundRequestState,
+                refund_requests.c.contract_id == contract_id,
+            ),
+            key=lambda request: (request.requested_at, request.request_id),
+        ),
+        disputes=sorted(
+            load_where(conn, disputes, DisputeState, disputes.c.contract_id == contract_id),
+            key=lambda dispute: (dispute.opened_at, dispute.dispute_id),
+        ),
+        open_deadlines=[
+            OpenDeadline(
+                deadline_id=row.deadline_id,
+                kind=row.kind,
+                subject_id=row.subject_id,
+                due_at=row.due_at,
+                created_by_event=row.created_by_event,
+            )
+            for row in still_open
+        ],
+        transfers=lines,
+    )
+
+
+def _events(conn: Connection, contract_id: str) -> list[Any]:
+    # An event whose handler found the contract only through another id (a dispute, a
+    # payment) is tied to it by its notifications, should its inbox row lack the contract.
+    noted = select(outbox.c.event_id).where(
+        outbox.c.contract_id == contract_id,
+        ~outbox.c.notification_id.startswith(DEADLINE_CAUSE, autoescape=True),
+    )
+    return list(
+        conn.execute(
+            select(
+                inbox.c.event_id,
+                inbox.c.type,
+                inbox.c.occurred_at,
+                inbox.c.result,
+                inbox.c.reason,
+            )
+            .where(or_(inbox.c.contract_id == contract_id, inbox.c.event_id.in_(noted)))
+            .order_by(inbox.c.occurred_at, inbox.c.event_id)
+        )
+    )
+
+
+def _deadlines(conn: Connection, contract_id: str) -> tuple[list[Any], list[Any]]:
+    rows = conn.execute(
+        select(deadlines)
+        .where(deadlines.c.contract_id == contract_id)
+        .order_by(deadlines.c.due_at, deadlines.c.deadline_id)
+    ).all()
+    fired = [row for row in rows if row.fired_at is not None]
+    still_open = [row for row in rows if row.fired_at is None]
+    return fired, still_open
+
+
+def _notification_counts(
+    conn: Connection, event_ids: list[str], deadline_causes: list[str]
+) -> Counter[str]:
+    counts: Counter[str] = Counter()
+    if event_ids:
+        counts.update(
+            conn.execute(
+                select(outbox.c.event_id).where(
+                    outbox.c.event_id.in_(event_ids),
+                    ~outbox.c.notification_id.startswith(DEADLINE_CAUSE, autoescape=True),
+                )
+            ).scalars()
+        )
+    for cause in deadline_causes:
+        counts[cause] = len(
+            conn.execute(
+                select(outbox.c.seq).where(
+                    outbox.c.notification_id.startswith(f"{cause}:", autoescape=True)
+                )
+            ).all()
+        )
+    return counts
+
+
+def _caused_by(event_ids: list[str], deadline_causes: list[str]) -> Any:
+    """The transfers of the contract's own events and of its deadlines' firings."""
+    criteria = [
+        transfers.c.transfer_id.startswith(f"{cause}#", autoescape=True)
+        for cause in deadline_causes
+    ]
+    if event_ids:
+        criteria.append(
+            transfers.c.event_id.in_(event_ids)
+            & ~transfers.c.transfer_id.startswith(DEADLINE_CAUSE, autoescape=True)
+        )
+    return or_(*criteria) if criteria else None
