@@ -10,14 +10,17 @@ from __future__ import annotations
 
 import dataclasses
 from collections import defaultdict
+from typing import TYPE_CHECKING
 
 from ledger import Transfer, TransferCode
 from messages.notifications import PointsClawedBack
 from policy import rows
-from policy.context import HandlerContext
 from policy.rules.points import POINTS_CURRENCY, clawback_due, points_account
 from policy.state import PointAwardState
 from policy.tables import point_awards
+
+if TYPE_CHECKING:
+    from policy.context import HandlerContext
 
 
 def claw_back_points(

@@ -58,6 +58,7 @@ from messages.notifications import (
 from policy import rows
 from policy.errors import UnknownSubject
 from policy.money import cumulative_reversal_minor, share_minor
+from policy.points import claw_back_points
 from policy.rules.legs import (
     PLATFORM_FEES,
     PLATFORM_PROCESSOR_FEES,
@@ -307,6 +308,11 @@ def refund(
         ),
         key=target.target_id,
     )
+    if new_target.kind == "milestone":
+        # SC-10: points earned on the milestone follow its money back.
+        claw_back_points(
+            context, new_target.target_id, new_target.refunded_minor, new_target.amount_minor
+        )
     if hides_reviews(new_contract, policy.reviews):
         new_contract = dataclasses.replace(new_contract, reviews_hidden=True)
         context.notify(

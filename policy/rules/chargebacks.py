@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from messages.inbound import ChargebackOpened, ChargebackOutcome
-from policy.money import cumulative_reversal_minor
 from policy.outcomes import Rejected
+from policy.refunds import plan_refund
 from policy.state import ChargebackState, PaymentState, TargetState
 
 
@@ -78,19 +78,14 @@ class SettlementShare:
 
 
 def credited_by(target: TargetState, refund_minor: int) -> int:
-    """What an SC-6 refund of `refund_minor` on `target` pays out, processor fee aside.
+    """What the refund engine pays out for a refund of `refund_minor` on `target`.
 
-    The refund itself plus the change in the cumulative client-fee reversal; on released
-    money the creator and the creator-fee reversal together make up `refund_minor`, so the
-    sum is the same wherever the money comes from.
+    The refund plus the client fee it reverses (SC-6), wherever the money comes from: on
+    released money the creator and the creator-fee reversal together make up the refund.
+    A chargeback's settlement is never a refund to the client's balance, so SC-7 deducts
+    nothing from it.
     """
-    before = cumulative_reversal_minor(
-        target.client_fee_minor, target.refunded_minor, target.amount_minor
-    )
-    after = cumulative_reversal_minor(
-        target.client_fee_minor, target.refunded_minor + refund_minor, target.amount_minor
-    )
-    return refund_minor + after - before
+    return plan_refund(target, refund_minor).paid_out_minor if refund_minor else 0
 
 
 def split_settlement(
