@@ -138,7 +138,7 @@ def statement(
     opening = 0
     lines: list[StatementLine] = []
     for entry in entries:
-        change = sign * _available_change(entry, name, holds)
+        change = sign * available_change(entry, name, holds)
         if until is not None and entry.occurred_at >= until:
             break
         running += change
@@ -176,7 +176,7 @@ def _sign(name: str) -> int:
     return -1 if name in COST_ACCOUNTS else 1
 
 
-def _available_change(entry: Entry, name: str, holds: dict[str, int]) -> int:
+def available_change(entry: Entry, name: str, holds: dict[str, int]) -> int:
     """How `entry` changed the available balance (credits - debits) of account `name`.
 
     A hold takes money from the debit side's reach at once and gives the credit side nothing
