@@ -219,9 +219,9 @@ def publish(
     except PublishError as exc:
         typer.echo(f"stopped after {sent} sent: {exc}", err=True)
         raise typer.Exit(1) from None
-    summary = f"sent {sent} events"
+    summary = f"sent {sent} event{'' if sent == 1 else 's'}"
     if malformed:
-        summary += f"; {malformed} malformed lines not sent"
+        summary += f"; {malformed} malformed line{'' if malformed == 1 else 's'} not sent"
     typer.echo(summary)
     if malformed:
         raise typer.Exit(1)

@@ -45,7 +45,7 @@ def test_publish_sends_good_lines_to_their_queues_and_names_bad_ones(
 
     assert result.exit_code == 1
     assert "line 2: data.extra:" in result.output
-    assert "sent 3 events; 1 malformed lines not sent" in result.output
+    assert "sent 3 events; 1 malformed line not sent" in result.output
     connection = pika.BlockingConnection(pika.URLParameters(rabbit_url))
     try:
         channel = connection.channel()
