@@ -24,7 +24,7 @@ from policy.tables import contracts, payments
 PROCESSOR_FEES = "platform:processor_fees"
 
 
-def _locked_payment(context: HandlerContext, payment_id: str) -> PaymentState:
+def locked_payment(context: HandlerContext, payment_id: str) -> PaymentState:
     """The payment, locked after its contract (if it has one) like every contract event."""
     seen = rows.load(context.conn, payments, PaymentState, payment_id)
     if seen is None:
@@ -43,7 +43,7 @@ def handle_processor_fee_refunded(
     context: HandlerContext, event: ProcessorFeeRefundedEvent
 ) -> Outcome:
     data = event.data
-    payment = _locked_payment(context, data.payment_id)
+    payment = locked_payment(context, data.payment_id)
     fee_left = payment.processor_fee_minor - payment.processor_fee_refunded_minor
     if data.amount_minor > fee_left:
         return context.reject(
