@@ -13,10 +13,11 @@ import pika
 import pytest
 
 from messages import PublishError, parse_event
-from messages.publisher import PERSISTENT, EventPublisher
+from messages.publisher import EventPublisher
 from messages.transport import (
     EVENT_ACTOR,
     EVENTS_QUEUE,
+    PERSISTENT,
     TICK_ACTOR,
     TICKS_QUEUE,
     dead_letter_queue,

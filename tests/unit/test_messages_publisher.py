@@ -11,10 +11,11 @@ import pika.exceptions
 import pytest
 
 from messages import MalformedMessage, PublishError, parse_event
-from messages.publisher import PERSISTENT, EventPublisher
+from messages.publisher import EventPublisher
 from messages.transport import (
     EVENT_ACTOR,
     EVENTS_QUEUE,
+    PERSISTENT,
     TICK_ACTOR,
     TICKS_QUEUE,
     dead_letter_queue,
