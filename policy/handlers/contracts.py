@@ -1,0 +1,128 @@
+"""`contract.opened`, `contract.closed`, the windows a close sets (CC-7 reviews, SC-4
+disputes of released milestones), and the locks every handler of a contract's events takes.
+
+Every handler that changes a contract or what hangs off it locks the contract row first
+(`lock_contract`), so the events of one contract are applied one at a time, in any worker.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from messages.inbound import ContractClosedEvent, ContractOpenedEvent
+from messages.notifications import ReviewWindowClosed
+from policy import rows
+from policy.context import HandlerContext
+from policy.errors import UnknownSubject
+from policy.outcomes import APPLIED, Outcome, Rejected
+from policy.registry import fires, handles
+from policy.rules.contracts import close_contract, open_contract
+from policy.rules.legs import user_account
+from policy.rules.presets import released_counts_as_accepted
+from policy.rules.reviews import review_window_end
+from policy.rules.windows import release_dispute_end
+from policy.state import ContractState, TargetState
+from policy.tables import contracts, targets
+
+REVIEW_WINDOW = "review_window.close"
+FINALIZE = "milestone.finalize"
+
+
+def lock_contract(context: HandlerContext, contract_id: str) -> ContractState:
+    """The contract, locked for the rest of the transaction; UnknownSubject if not opened."""
+    contract = rows.load(context.conn, contracts, ContractState, contract_id, lock=True)
+    if contract is None:
+        raise UnknownSubject("contract", contract_id)
+    return contract
+
+
+def load_target(context: HandlerContext, target_id: str, kind: str = "target") -> TargetState:
+    """A milestone or an invoice, under its contract's lock; UnknownSubject if not paid yet.
+
+    `kind` names the subject in the error (`milestone` when the event says so).
+    """
+    target = rows.load(context.conn, targets, TargetState, target_id, lock=True)
+    if target is None:
+        raise UnknownSubject(kind, target_id)
+    return target
+
+
+def contract_of(context: HandlerContext, target_id: str) -> str:
+    """The contract of a target, read without a lock, to know which contract to lock first."""
+    contract_id = context.conn.scalar(
+        select(targets.c.contract_id).where(targets.c.target_id == target_id)
+    )
+    if contract_id is None:
+        raise UnknownSubject("target", target_id)
+    return str(contract_id)
+
+
+def both_sides(contract: ContractState) -> list[str]:
+    return [user_account(contract.client_id), user_account(contract.creator_id)]
+
+
+def schedule_finalize(
+    context: HandlerContext, contract: ContractState, milestone: TargetState
+) -> None:
+    """SC-4: make the released milestone final when its dispute window closes.
+
+    The window has no end while the contract is open, so the deadline is set by the release
+    of a milestone of a closed contract, or by the close for the milestones released before.
+    A `cadcrowd` milestone is accepted at release (CC-10) and needs none.
+    """
+    policy = context.policy(contract.policy)
+    if released_counts_as_accepted(policy) or milestone.released_at is None:
+        return
+    windows = policy.windows_for(contract.client_jurisdiction)
+    end = release_dispute_end(milestone.released_at, contract.closed_at, windows)
+    if end is not None:
+        context.schedule(FINALIZE, milestone.target_id, end, contract_id=contract.contract_id)
+
+
+@handles("contract.opened")
+def handle_contract_opened(context: HandlerContext, event: ContractOpenedEvent) -> Outcome:
+    data = event.data
+    existing = rows.load(context.conn, contracts, ContractState, data.contract_id, lock=True)
+    policy_name = data.policy or context.policies.default
+    contract = open_contract(existing, data, policy_name, context.at)
+    if isinstance(contract, Rejected):
+        return context.reject(
+            contract.reason, ["support"], subject_id=data.contract_id, detail=contract.detail
+        )
+    rows.insert_row(context.conn, contracts, contract)
+    return APPLIED
+
+
+@handles("contract.closed")
+def handle_contract_closed(context: HandlerContext, event: ContractClosedEvent) -> Outcome:
+    contract = lock_contract(context, event.data.contract_id)
+    closed = close_contract(contract, context.at)
+    if isinstance(closed, Rejected):
+        return context.reject(
+            closed.reason, ["support"], subject_id=contract.contract_id, detail=closed.detail
+        )
+    rows.save_row(context.conn, contracts, closed)
+    policy = context.policy(closed.policy)
+    windows = policy.windows_for(closed.client_jurisdiction)
+    context.schedule(REVIEW_WINDOW, closed.contract_id, review_window_end(context.at, windows))
+    for milestone in rows.load_where(
+        context.conn,
+        targets,
+        TargetState,
+        targets.c.contract_id == closed.contract_id,
+        targets.c.status == "released",
+    ):
+        schedule_finalize(context, closed, milestone)
+    return APPLIED
+
+
+@fires(REVIEW_WINDOW)
+def fire_review_window(context: HandlerContext, contract_id: str) -> Outcome:
+    """CC-7: the window to post reviews of the closed contract is over."""
+    contract = lock_contract(context, contract_id)
+    assert contract.closed_at is not None  # only a close schedules this deadline
+    context.notify(
+        both_sides(contract),
+        ReviewWindowClosed(contract_id=contract.contract_id, closed_at=contract.closed_at),
+    )
+    return APPLIED

@@ -1,0 +1,171 @@
+"""`dispute.opened`, `dispute.resolved`, and the SC-14 overdue deadline.
+
+The dispute's state machine is described in `policy.rules.disputes`.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import exists, select
+
+from messages.inbound import DisputeOpenedEvent, DisputeResolvedEvent
+from messages.notifications import (
+    DisputeOpenedNotice,
+    DisputeOverdue,
+    DisputeRejected,
+    DisputeResolvedNotice,
+)
+from policy import rows
+from policy.context import HandlerContext
+from policy.errors import UnknownSubject
+from policy.handlers.contracts import both_sides, load_target, lock_contract
+from policy.handlers.milestones import release
+from policy.outcomes import APPLIED, Outcome, Rejected
+from policy.refunds import refund
+from policy.registry import fires, handles
+from policy.rules.disputes import mark_overdue, open_dispute, overdue_at, resolved, settle_dispute
+from policy.rules.legs import user_account
+from policy.state import ContractState, DisputeState
+from policy.tables import disputes
+from scheduler.store import cancel
+
+OVERDUE = "dispute.overdue"
+DISPUTE_TEAM = "dispute_team"
+
+
+def dispute_open_on(context: HandlerContext, target_id: str) -> bool:
+    return bool(
+        context.conn.scalar(
+            select(exists().where(disputes.c.target_id == target_id, disputes.c.status == "open"))
+        )
+    )
+
+
+def start_dispute(context: HandlerContext, contract: ContractState, dispute: DisputeState) -> None:
+    """Record an open dispute, set its SC-14 deadline and tell both sides and the team."""
+    rows.insert_row(context.conn, disputes, dispute)
+    windows = context.policy(contract.policy).windows_for(contract.client_jurisdiction)
+    context.schedule(OVERDUE, dispute.dispute_id, overdue_at(dispute, windows))
+    context.notify(
+        [*both_sides(contract), DISPUTE_TEAM],
+        DisputeOpenedNotice(
+            dispute_id=dispute.dispute_id,
+            contract_id=dispute.contract_id,
+            target_id=dispute.target_id,
+            reason=dispute.reason,
+        ),
+    )
+
+
+@handles("dispute.opened")
+def handle_dispute_opened(context: HandlerContext, event: DisputeOpenedEvent) -> Outcome:
+    data = event.data
+    contract = lock_contract(context, data.contract_id)
+    target = load_target(context, data.target_id)
+    dispute = open_dispute(
+        contract,
+        target,
+        context.at,
+        context.policy(contract.policy),
+        dispute_id=data.dispute_id,
+        reason=data.reason,
+        existing=rows.load(context.conn, disputes, DisputeState, data.dispute_id),
+        dispute_open=dispute_open_on(context, target.target_id),
+    )
+    if isinstance(dispute, Rejected):
+        return context.reject(
+            dispute.reason,
+            [user_account(contract.client_id)],
+            DisputeRejected(
+                event_id=context.event_id,
+                dispute_id=data.dispute_id,
+                contract_id=contract.contract_id,
+                target_id=target.target_id,
+                reason=dispute.reason,
+            ),
+            detail=dispute.detail,
+        )
+    start_dispute(context, contract, dispute)
+    return APPLIED
+
+
+def lock_dispute(context: HandlerContext, dispute_id: str) -> tuple[ContractState, DisputeState]:
+    """The dispute and its contract, the contract locked first like every contract event."""
+    found = rows.load(context.conn, disputes, DisputeState, dispute_id)
+    if found is None:
+        raise UnknownSubject("dispute", dispute_id)
+    context.contract_id = found.contract_id
+    contract = lock_contract(context, found.contract_id)
+    dispute = rows.load(context.conn, disputes, DisputeState, dispute_id, lock=True)
+    assert dispute is not None  # disputes are never deleted
+    return contract, dispute
+
+
+@handles("dispute.resolved")
+def handle_dispute_resolved(context: HandlerContext, event: DisputeResolvedEvent) -> Outcome:
+    data = event.data
+    contract, dispute = lock_dispute(context, data.dispute_id)
+    target = load_target(context, dispute.target_id)
+    settlement = settle_dispute(dispute, contract, target, data.outcome, data.refund_amount_minor)
+    if isinstance(settlement, Rejected):
+        return context.reject(
+            settlement.reason,
+            [DISPUTE_TEAM],
+            DisputeRejected(
+                event_id=context.event_id,
+                dispute_id=dispute.dispute_id,
+                contract_id=contract.contract_id,
+                target_id=target.target_id,
+                reason=settlement.reason,
+            ),
+            detail=settlement.detail,
+        )
+    if settlement.refund_minor:
+        result = refund(context, contract, target, settlement.refund_minor, cause="dispute")
+        contract, target = result.contract, result.target
+    released_minor = 0
+    if settlement.release_rest and target.status == "funded":
+        released = release(context, contract, target)
+        if isinstance(released, Rejected):
+            raise RuntimeError(f"settled dispute could not release: {released.detail}")
+        released_minor = released.released_minor
+    rows.save_row(
+        context.conn,
+        disputes,
+        resolved(dispute, data.outcome, settlement.refund_minor, released_minor, context.at),
+    )
+    cancel(context.conn, OVERDUE, dispute.dispute_id, at=context.at, event_id=context.event_id)
+    context.notify(
+        [*both_sides(contract), DISPUTE_TEAM],
+        DisputeResolvedNotice(
+            dispute_id=dispute.dispute_id,
+            contract_id=contract.contract_id,
+            target_id=target.target_id,
+            outcome=data.outcome,
+            currency=target.currency,
+            refund_minor=settlement.refund_minor,
+            released_minor=released_minor,
+        ),
+    )
+    return APPLIED
+
+
+@fires(OVERDUE)
+def fire_overdue(context: HandlerContext, dispute_id: str) -> Outcome:
+    """SC-14: the dispute is still open after the SLA; tell the dispute team, once."""
+    contract, dispute = lock_dispute(context, dispute_id)
+    overdue = mark_overdue(dispute, context.at)
+    if overdue is None:
+        return APPLIED
+    rows.save_row(context.conn, disputes, overdue)
+    context.notify(
+        [DISPUTE_TEAM],
+        DisputeOverdue(
+            dispute_id=dispute.dispute_id,
+            contract_id=contract.contract_id,
+            opened_at=dispute.opened_at,
+            sla_days=context.policy(contract.policy)
+            .windows_for(contract.client_jurisdiction)
+            .dispute_sla_days,
+        ),
+    )
+    return APPLIED

@@ -1,0 +1,122 @@
+"""`milestone.funded`, `work.started`, `milestone.released`, and the SC-4 finality deadline.
+
+The milestone's state machine is described in `policy.rules.milestones`.
+"""
+
+from __future__ import annotations
+
+from messages.inbound import MilestoneFundedEvent, MilestoneReleasedEvent, WorkStartedEvent
+from messages.notifications import MilestoneFinalized
+from policy import rows
+from policy.context import HandlerContext
+from policy.handlers.contracts import (
+    FINALIZE,
+    both_sides,
+    contract_of,
+    load_target,
+    lock_contract,
+    schedule_finalize,
+)
+from policy.outcomes import APPLIED, Outcome, Rejected
+from policy.refunds import post_legs
+from policy.registry import fires, handles
+from policy.rules.legs import user_account
+from policy.rules.milestones import (
+    Release,
+    finalize_milestone,
+    fund_milestone,
+    release_milestone,
+    start_work,
+)
+from policy.state import ContractState, PaymentState, TargetState
+from policy.tables import contracts, payments, targets
+
+
+@handles("milestone.funded")
+def handle_milestone_funded(context: HandlerContext, event: MilestoneFundedEvent) -> Outcome:
+    data = event.data
+    contract = lock_contract(context, data.contract_id)
+    existing = rows.load(context.conn, targets, TargetState, data.milestone_id, lock=True)
+    payment = rows.load(context.conn, payments, PaymentState, data.payment_id, lock=True)
+    policy = context.policy(contract.policy)
+    funding = fund_milestone(
+        contract, data, policy.fees, context.at, existing=existing, payment=payment
+    )
+    if isinstance(funding, Rejected):
+        return context.reject(
+            funding.reason,
+            [user_account(contract.client_id), "support"],
+            subject_id=data.milestone_id,
+            detail=funding.detail,
+        )
+    post_legs(context, funding.legs, contract.currency)
+    rows.insert_row(context.conn, targets, funding.milestone)
+    if payment is None:
+        rows.insert_row(context.conn, payments, funding.payment)
+    else:
+        rows.save_row(context.conn, payments, funding.payment)
+    rows.save_row(context.conn, contracts, funding.contract)
+    return APPLIED
+
+
+@handles("work.started")
+def handle_work_started(context: HandlerContext, event: WorkStartedEvent) -> Outcome:
+    data = event.data
+    contract = lock_contract(context, data.contract_id)
+    milestone = load_target(context, data.milestone_id, "milestone")
+    started = start_work(contract, milestone, context.at)
+    if isinstance(started, Rejected):
+        return context.reject(
+            started.reason,
+            [user_account(contract.creator_id)],
+            subject_id=data.milestone_id,
+            detail=started.detail,
+        )
+    if started is not None:
+        rows.save_row(context.conn, targets, started)
+    return APPLIED
+
+
+@handles("milestone.released")
+def handle_milestone_released(context: HandlerContext, event: MilestoneReleasedEvent) -> Outcome:
+    data = event.data
+    contract = lock_contract(context, data.contract_id)
+    milestone = load_target(context, data.milestone_id, "milestone")
+    released = release(context, contract, milestone)
+    if isinstance(released, Rejected):
+        releaser = (
+            user_account(contract.client_id) if data.released_by == "client" else "dispute_team"
+        )
+        return context.reject(
+            released.reason, [releaser], subject_id=data.milestone_id, detail=released.detail
+        )
+    return APPLIED
+
+
+def release(
+    context: HandlerContext, contract: ContractState, milestone: TargetState
+) -> Release | Rejected:
+    """Release what the milestone's escrow holds (SC-1), by the client or a dispute decision,
+    and start its SC-4 window."""
+    decision = release_milestone(contract, milestone, context.at)
+    if isinstance(decision, Rejected):
+        return decision
+    post_legs(context, decision.legs, milestone.currency)
+    rows.save_row(context.conn, targets, decision.milestone)
+    schedule_finalize(context, contract, decision.milestone)
+    return decision
+
+
+@fires(FINALIZE)
+def fire_finalize(context: HandlerContext, milestone_id: str) -> Outcome:
+    """SC-4: the dispute window of a released milestone closed; it is final."""
+    contract = lock_contract(context, contract_of(context, milestone_id))
+    final = finalize_milestone(load_target(context, milestone_id, "milestone"), context.at)
+    if final is None:
+        return APPLIED
+    rows.save_row(context.conn, targets, final)
+    context.notify(
+        both_sides(contract),
+        MilestoneFinalized(contract_id=contract.contract_id, milestone_id=milestone_id),
+    )
+    return APPLIED

@@ -1,0 +1,206 @@
+"""`refund.requested`, `refund.approved`, `refund.declined`.
+
+The request's state machine is described in `policy.rules.refund_requests`; the money moves
+in the shared engine, `policy.refunds`.
+"""
+
+from __future__ import annotations
+
+from messages.inbound import (
+    RefundApprovedEvent,
+    RefundDeclinedEvent,
+    RefundRequested,
+    RefundRequestedEvent,
+)
+from messages.notifications import RefundDeclinedNotice, RefundRejected, RefundRequestedNotice
+from policy import rows
+from policy.context import HandlerContext
+from policy.errors import UnknownSubject
+from policy.handlers.contracts import load_target, lock_contract
+from policy.handlers.disputes import dispute_open_on, start_dispute
+from policy.outcomes import APPLIED, Outcome, Rejected
+from policy.refunds import refund
+from policy.registry import handles
+from policy.rules.disputes import open_dispute
+from policy.rules.legs import user_account
+from policy.rules.refund_requests import (
+    AutomaticRefund,
+    OpenDispute,
+    approval_refusal_of,
+    decide_request,
+    decline_request,
+    new_request,
+    route_request,
+)
+from policy.state import DisputeState, RefundRequestState
+from policy.tables import disputes, refund_requests
+
+
+def _refuse(
+    context: HandlerContext,
+    refusal: Rejected,
+    recipient: str,
+    *,
+    contract_id: str,
+    target_id: str | None,
+    request_id: str | None,
+) -> Rejected:
+    """Answer a refused request, approval or decline with `refund.rejected`."""
+    return context.reject(
+        refusal.reason,
+        [recipient],
+        RefundRejected(
+            event_id=context.event_id,
+            contract_id=contract_id,
+            target_id=target_id,
+            request_id=request_id,
+            reason=refusal.reason,
+        ),
+        detail=refusal.detail,
+    )
+
+
+@handles("refund.requested")
+def handle_refund_requested(context: HandlerContext, event: RefundRequestedEvent) -> Outcome:
+    data = event.data
+    contract = lock_contract(context, data.contract_id)
+    target = load_target(context, data.target_id)
+    policy = context.policy(contract.policy)
+    client = user_account(contract.client_id)
+    subject = {
+        "contract_id": contract.contract_id,
+        "target_id": target.target_id,
+        "request_id": data.request_id,
+    }
+    if rows.load(context.conn, refund_requests, RefundRequestState, data.request_id):
+        return _refuse(context, Rejected("invalid_state", "request id in use"), client, **subject)
+    route = route_request(
+        contract,
+        target,
+        data.amount_minor,
+        context.at,
+        policy,
+        dispute_open=dispute_open_on(context, target.target_id),
+    )
+    if isinstance(route, OpenDispute):
+        # SC-3 / SC-4: the request becomes a dispute that carries its id.
+        dispute = open_dispute(
+            contract,
+            target,
+            context.at,
+            policy,
+            dispute_id=data.request_id,
+            reason=data.reason,
+            existing=rows.load(context.conn, disputes, DisputeState, data.request_id),
+            dispute_open=False,
+        )
+        if not isinstance(dispute, Rejected):
+            start_dispute(context, contract, dispute)
+            _record(context, data, "disputed")
+            return APPLIED
+        route = dispute
+    if isinstance(route, Rejected):
+        _record(context, data, "rejected")
+        return _refuse(context, route, client, **subject)
+    if isinstance(route, AutomaticRefund):
+        refund(
+            context,
+            contract,
+            target,
+            data.amount_minor,
+            cause=route.cause,
+            request_id=data.request_id,
+        )
+        _record(context, data, "completed", decided=True)
+        return APPLIED
+    _record(context, data, "pending")
+    context.notify(
+        [user_account(contract.creator_id), *(["support"] if route.needs_support else [])],
+        RefundRequestedNotice(
+            request_id=data.request_id,
+            contract_id=contract.contract_id,
+            target_id=target.target_id,
+            amount_minor=data.amount_minor,
+            currency=target.currency,
+            reason=data.reason,
+        ),
+    )
+    return APPLIED
+
+
+def _record(
+    context: HandlerContext, data: RefundRequested, status: str, *, decided: bool = False
+) -> None:
+    request = new_request(data, context.at, status, context.at if decided else None)
+    rows.insert_row(context.conn, refund_requests, request)
+
+
+@handles("refund.approved")
+def handle_refund_approved(context: HandlerContext, event: RefundApprovedEvent) -> Outcome:
+    """CC-2: the creator (or support) refunds, on a request or unasked, within CC-3."""
+    data = event.data
+    contract = lock_contract(context, data.contract_id)
+    target = load_target(context, data.target_id)
+    request = None
+    if data.request_id is not None:
+        request = rows.load(
+            context.conn, refund_requests, RefundRequestState, data.request_id, lock=True
+        )
+        if request is None:
+            raise UnknownSubject("refund_request", data.request_id)
+    refusal = approval_refusal_of(
+        contract, target, data, context.at, context.policy(contract.policy), request=request
+    )
+    if refusal is not None:
+        approver = user_account(contract.creator_id) if data.approved_by == "creator" else "support"
+        return _refuse(
+            context,
+            refusal,
+            approver,
+            contract_id=contract.contract_id,
+            target_id=target.target_id,
+            request_id=data.request_id,
+        )
+    refund(
+        context, contract, target, data.amount_minor, cause="approved", request_id=data.request_id
+    )
+    if request is not None:
+        rows.save_row(
+            context.conn, refund_requests, decide_request(request, "completed", context.at)
+        )
+    return APPLIED
+
+
+@handles("refund.declined")
+def handle_refund_declined(context: HandlerContext, event: RefundDeclinedEvent) -> Outcome:
+    data = event.data
+    found = rows.load(context.conn, refund_requests, RefundRequestState, data.request_id)
+    if found is None:
+        raise UnknownSubject("refund_request", data.request_id)
+    context.contract_id = found.contract_id
+    contract = lock_contract(context, found.contract_id)
+    request = rows.load(
+        context.conn, refund_requests, RefundRequestState, data.request_id, lock=True
+    )
+    assert request is not None  # requests are never deleted
+    declined = decline_request(request, data.declined_by, context.at)
+    if isinstance(declined, Rejected):
+        decider = user_account(contract.creator_id) if data.declined_by == "creator" else "support"
+        return _refuse(
+            context,
+            declined,
+            decider,
+            contract_id=contract.contract_id,
+            target_id=request.target_id,
+            request_id=request.request_id,
+        )
+    rows.save_row(context.conn, refund_requests, declined)
+    context.notify(
+        [user_account(contract.client_id)],
+        RefundDeclinedNotice(
+            request_id=request.request_id,
+            contract_id=contract.contract_id,
+            declined_by=data.declined_by,
+        ),
+    )
+    return APPLIED
