@@ -343,3 +343,214 @@ def decide(
         debug=is_debug(ctx),
         as_json=as_json,
     )
+
+
+# Runtime commands: the worker, the relay, the scheduler, all three at once, health, the DLQ.
+# Each builds its runtime from the environment (workers.runtime), runs until SIGINT or SIGTERM,
+# and serves Prometheus metrics on METRICS_PORT (0: none).
+
+
+@app.command()
+def worker(
+    threads: int | None = typer.Option(
+        None, "--threads", "-t", min=1, help="Threads per process (default: WORKER_THREADS)."
+    ),
+    processes: int = typer.Option(
+        1, "--processes", "-p", min=1, help="Worker processes; process i serves METRICS_PORT + i."
+    ),
+) -> None:
+    """Consume refunds.events and refunds.ticks with Dramatiq worker threads.
+
+    Dramatiq's Worker runs inside this process (not the `dramatiq` command); with --processes N
+    this process supervises N spawned worker processes and restarts any that dies.
+    """
+    from workers.runtime import (
+        from_environment,
+        run_worker,
+        serve_until_done,
+        supervise_from_environment,
+    )
+
+    if processes > 1:
+        supervise_from_environment(processes, threads)
+        return
+    runtime, stop = from_environment()
+    serve_until_done(runtime, lambda: run_worker(runtime, stop, threads=threads))
+
+
+@app.command()
+def relay() -> None:
+    """Publish committed notifications from the outbox to the refunds.notifications exchange."""
+    from workers.runtime import from_environment, serve_until_done
+
+    runtime, stop = from_environment()
+    outbox_relay = runtime.relay()
+    idle = runtime.settings.relay_idle_seconds
+    serve_until_done(runtime, lambda: outbox_relay.run(stop, idle_seconds=idle))
+
+
+@app.command()
+def scheduler() -> None:
+    """Publish deadline.tick every TICK_INTERVAL_SECONDS; one instance active (advisory lock)."""
+    from workers.runtime import from_environment, serve_until_done
+
+    runtime, stop = from_environment()
+    publisher = runtime.tick_publisher()
+    serve_until_done(runtime, lambda: publisher.run(stop))
+
+
+@app.command()
+def run(
+    threads: int | None = typer.Option(
+        None, "--threads", "-t", min=1, help="Worker threads (default: WORKER_THREADS)."
+    ),
+) -> None:
+    """Worker, relay and scheduler in one process: the embedded default or a small deployment."""
+    from workers.runtime import from_environment, run_all, serve_until_done
+
+    runtime, stop = from_environment()
+    serve_until_done(runtime, lambda: run_all(runtime, stop, threads=threads))
+
+
+@app.command()
+def health(as_json: bool = typer.Option(False, "--json", help="Print the checks as JSON.")) -> None:
+    """Check the database and the broker; exit 1 when either is not usable."""
+    import json
+
+    from workers.database import make_engine
+    from workers.health import check_all
+
+    settings = load_settings()
+    engine = make_engine(settings.database_url)
+    try:
+        checks = check_all(engine, settings.broker_url)
+    finally:
+        engine.dispose()
+    for check in checks:
+        if as_json:
+            typer.echo(json.dumps({"name": check.name, "ok": check.ok, "detail": check.detail}))
+        else:
+            typer.echo(f"{'ok  ' if check.ok else 'FAIL'} {check.name}: {check.detail}")
+    if not all(check.ok for check in checks):
+        raise typer.Exit(1)
+
+
+dlq_app = typer.Typer(
+    name="dlq",
+    help="Inspect the dead-letter queues refunds.events.XQ and refunds.ticks.XQ, with reasons.",
+    no_args_is_help=True,
+)
+app.add_typer(dlq_app)
+
+QUEUE_OPTION_HELP = "events, ticks or all."
+
+
+def _dlq_names(queue: str) -> list[str]:
+    from messages.transport import EVENTS_QUEUE, TICKS_QUEUE, dead_letter_queue
+
+    choices = {
+        "events": [dead_letter_queue(EVENTS_QUEUE)],
+        "ticks": [dead_letter_queue(TICKS_QUEUE)],
+        "all": [dead_letter_queue(EVENTS_QUEUE), dead_letter_queue(TICKS_QUEUE)],
+    }
+    if queue not in choices:
+        raise typer.BadParameter(f"choose events, ticks or all, not {queue!r}")
+    return choices[queue]
+
+
+def _dlq_broker_url() -> str:
+    from workers.operator.errors import UsageProblem
+
+    url = load_settings().broker_url
+    if not url:
+        raise UsageProblem(
+            "BROKER_URL is not set", "dead letters live in RabbitMQ: set BROKER_URL to its amqp URL"
+        )
+    return url
+
+
+@dlq_app.command("list")
+def dlq_list(
+    queue: str = typer.Option("all", "--queue", "-q", help=QUEUE_OPTION_HELP),
+    as_json: bool = typer.Option(False, "--json", help="One JSON object per letter."),
+) -> None:
+    """List dead letters with their reason, oldest first; they stay in the queue."""
+    import json
+
+    from workers.dlq import DeadLetterQueues
+
+    with DeadLetterQueues(_dlq_broker_url()) as queues:
+        for name in _dlq_names(queue):
+            for letter in queues.peek(name):
+                if as_json:
+                    typer.echo(json.dumps(letter.as_json(), sort_keys=True))
+                    continue
+                typer.echo(
+                    f"{letter.message_id or '-'}  {name}  {letter.reason}  "
+                    f"{letter.event_type or '-'}  {letter.event_id or '-'}  {letter.error}"
+                )
+
+
+@dlq_app.command("show")
+def dlq_show(
+    message_id: str = typer.Argument(..., help="The letter's Dramatiq message id."),
+) -> None:
+    """Print one dead letter: its reason, its error and the message body."""
+    import json
+
+    from workers.dlq import DeadLetterQueues
+
+    with DeadLetterQueues(_dlq_broker_url()) as queues:
+        letter = queues.find(message_id)
+    if letter is None:
+        typer.echo(f"no dead letter {message_id}", err=True)
+        raise typer.Exit(1)
+    shown = letter.as_json()
+    try:
+        shown["message"] = json.loads(letter.body)
+    except ValueError:
+        shown["message"] = letter.body.decode("utf-8", errors="replace")
+    typer.echo(json.dumps(shown, indent=2, sort_keys=True))
+
+
+@dlq_app.command("retry")
+def dlq_retry(
+    message_ids: list[str] = typer.Argument(None, help="Letters to retry (default: --all)."),
+    every: bool = typer.Option(False, "--all", help="Retry every letter of the queue(s)."),
+    queue: str = typer.Option("all", "--queue", "-q", help=QUEUE_OPTION_HELP),
+) -> None:
+    """Send letters back to their original queue, without their failure history."""
+    from workers.dlq import DeadLetterQueues
+    from workers.errors import DeadLetterError
+
+    if not message_ids and not every:
+        typer.echo("name the letters to retry, or pass --all", err=True)
+        raise typer.Exit(2)
+    wanted = None if every else set(message_ids)
+    sent = 0
+    with DeadLetterQueues(_dlq_broker_url()) as queues:
+        for name in _dlq_names(queue):
+            try:
+                sent += queues.retry(name, wanted)
+            except DeadLetterError as exc:
+                typer.echo(f"{exc} ({sent} sent back before)", err=True)
+                raise typer.Exit(1) from None
+    typer.echo(f"{sent} dead letters sent back to their queues")
+    if wanted is not None and sent < len(wanted):
+        raise typer.Exit(1)
+
+
+@dlq_app.command("purge")
+def dlq_purge(
+    queue: str = typer.Option("all", "--queue", "-q", help=QUEUE_OPTION_HELP),
+    yes: bool = typer.Option(False, "--yes", help="Do not ask for confirmation."),
+) -> None:
+    """Drop every letter of the queue(s)."""
+    from workers.dlq import DeadLetterQueues
+
+    names = _dlq_names(queue)
+    if not yes:
+        typer.confirm(f"Drop every letter of {', '.join(names)}?", abort=True)
+    with DeadLetterQueues(_dlq_broker_url()) as queues:
+        purged = sum(queues.purge(name) for name in names)
+    typer.echo(f"{purged} dead letters purged")

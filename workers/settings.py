@@ -35,6 +35,29 @@ class Settings(BaseSettings):
     log_level: str = Field(default="INFO")
     tick_interval_seconds: float = Field(default=60.0, gt=0)
     metrics_port: int = Field(default=9191, ge=0, le=65535)
+    worker_threads: int = Field(default=8, ge=1, description="Worker threads per process.")
+    unknown_subject_retry_seconds: float = Field(
+        default=600.0,
+        gt=0,
+        description="How long an event naming a subject not seen yet is retried before it is "
+        "dead-lettered (`unknown_subject`): the event it waits for may still be on its way.",
+    )
+    retry_min_backoff_ms: int = Field(default=500, gt=0, description="First retry delay.")
+    retry_max_backoff_ms: int = Field(
+        default=60_000,
+        gt=0,
+        # A delayed retry is held unacked by the worker; RabbitMQ's consumer timeout (30 min by
+        # default) would requeue it and close the channel if one delay came near it.
+        le=600_000,
+        description="Cap of one retry delay; far below RabbitMQ's consumer timeout.",
+    )
+    error_max_retries: int = Field(
+        default=5, ge=0, description="Retries of an unexpected handler error before dead-lettering."
+    )
+    relay_batch_size: int = Field(default=200, ge=1, description="Outbox rows per relay claim.")
+    relay_idle_seconds: float = Field(
+        default=0.5, gt=0, description="How long the relay waits when the outbox is empty."
+    )
 
 
 def load_settings() -> Settings:

@@ -1,0 +1,291 @@
+"""The composition root: settings in, a wired engine out, and the loops the commands run.
+
+`recourse worker` runs Dramatiq's `Worker` in this process (threads consuming both queues),
+not the `dramatiq` command: the embedded default, `recourse run` and the tests then share one
+code path, and the process keeps its own metrics registry. `--processes N` starts N such
+processes (spawned, each with its own connections), restarts one that dies, and gives worker
+number i the metrics port METRICS_PORT + i.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import signal
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+from dramatiq import Broker, Worker
+from sqlalchemy import Engine
+
+from messages.publisher import EventPublisher
+from messages.transport import EVENTS_QUEUE, TICKS_QUEUE
+from policy.config import PolicySet, load_policies
+from scheduler.clock import Clock
+from workers.actors import Actors, declare_actors
+from workers.broker import build_broker
+from workers.database import make_engine, migrate
+from workers.metrics import BacklogCollector, EngineMetrics, MetricsServer, serve_metrics
+from workers.relay import (
+    MemorySink,
+    NotificationSink,
+    OutboxNotification,
+    OutboxRelay,
+    RabbitNotificationSink,
+)
+from workers.settings import Settings, load_settings
+from workers.tick_publisher import TickPublisher, leader_lock
+from workers.unit_of_work import EventProcessor
+
+log = structlog.get_logger(__name__)
+
+WORKER_TIMEOUT_MS = 1000
+SHUTDOWN_TIMEOUT_MS = 30_000
+CHILD_STOP_TIMEOUT_S = 40.0
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    engine: Engine
+    policies: PolicySet
+    metrics: EngineMetrics
+    broker: Broker
+    actors: Actors
+    processor: EventProcessor
+
+    @classmethod
+    def build(
+        cls,
+        settings: Settings,
+        *,
+        engine: Engine | None = None,
+        metrics: EngineMetrics | None = None,
+    ) -> Runtime:
+        engine = engine or make_engine(settings.database_url)
+        metrics = metrics or EngineMetrics()
+        policies = load_policies(settings.policy_file, settings.default_policy)
+        processor = EventProcessor(engine, policies, metrics=metrics)
+        broker = build_broker(settings, metrics)
+        return cls(
+            settings=settings,
+            engine=engine,
+            policies=policies,
+            metrics=metrics,
+            broker=broker,
+            actors=declare_actors(broker, processor),
+            processor=processor,
+        )
+
+    @property
+    def embedded(self) -> bool:
+        return not self.settings.broker_url
+
+    def start_worker(self, threads: int | None = None) -> Worker:
+        worker = Worker(
+            self.broker,
+            queues={EVENTS_QUEUE, TICKS_QUEUE},
+            worker_threads=threads or self.settings.worker_threads,
+            worker_timeout=WORKER_TIMEOUT_MS,
+        )
+        worker.start()
+        return worker
+
+    def notification_sink(self) -> NotificationSink:
+        if self.settings.broker_url:
+            return RabbitNotificationSink(self.settings.broker_url)
+        return MemorySink(callback=_log_notification, keep=False)
+
+    def relay(self, sink: NotificationSink | None = None) -> OutboxRelay:
+        return OutboxRelay(
+            self.engine,
+            sink or self.notification_sink(),
+            batch_size=self.settings.relay_batch_size,
+            metrics=self.metrics,
+        )
+
+    def tick_publisher(self, clock: Clock | None = None) -> TickPublisher:
+        publish: Callable[[dict[str, Any]], object]
+        if self.settings.broker_url:
+            publish = EventPublisher(self.settings.broker_url).publish
+        else:
+            publish = self.actors.tick.send
+        return TickPublisher(
+            leader_lock(self.engine),
+            publish,
+            clock=clock,
+            interval_seconds=self.settings.tick_interval_seconds,
+            metrics=self.metrics,
+        )
+
+    def serve_metrics(self, port: int | None = None) -> MetricsServer | None:
+        chosen = self.settings.metrics_port if port is None else port
+        return serve_metrics(self.metrics, chosen, backlog=BacklogCollector(self.engine))
+
+    def close(self) -> None:
+        self.broker.close()
+        self.engine.dispose()
+
+
+def _log_notification(notification: OutboxNotification) -> None:
+    log.info(
+        "notification.published",
+        notification_id=notification.notification_id,
+        notification_type=notification.type,
+    )
+
+
+@dataclass
+class Services:
+    """Loops that run in threads until `stop` is set, and what to close afterwards."""
+
+    stop: threading.Event = field(default_factory=threading.Event)
+    threads: list[threading.Thread] = field(default_factory=list)
+
+    def spawn(self, name: str, loop: Callable[[threading.Event], None]) -> None:
+        thread = threading.Thread(target=loop, args=(self.stop,), name=name, daemon=True)
+        thread.start()
+        self.threads.append(thread)
+
+    def join(self, timeout_s: float = 30.0) -> None:
+        self.stop.set()
+        for thread in self.threads:
+            thread.join(timeout_s)
+
+
+def stop_on_signals(stop: threading.Event) -> None:
+    """SIGINT and SIGTERM set `stop`: the loops finish their current step and return."""
+
+    def handle(signum: int, _frame: object) -> None:
+        log.info("shutdown.requested", signal=signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGINT, handle)
+    signal.signal(signal.SIGTERM, handle)
+
+
+def wait_for(stop: threading.Event) -> None:
+    # A bounded wait in a loop keeps the main thread responsive to signals on every platform.
+    while not stop.wait(0.5):
+        pass
+
+
+def run_worker(runtime: Runtime, stop: threading.Event, *, threads: int | None = None) -> None:
+    """Consume both queues until `stop` is set, then stop gracefully."""
+    worker = runtime.start_worker(threads)
+    log.info("worker.started", threads=threads or runtime.settings.worker_threads)
+    try:
+        wait_for(stop)
+    finally:
+        worker.stop(timeout=SHUTDOWN_TIMEOUT_MS)
+        log.info("worker.stopped")
+
+
+def run_all(
+    runtime: Runtime,
+    stop: threading.Event,
+    *,
+    threads: int | None = None,
+    sink: NotificationSink | None = None,
+    clock: Clock | None = None,
+) -> None:
+    """Worker, relay and scheduler in one process (`recourse run`), until `stop` is set."""
+    if runtime.engine.dialect.name == "sqlite":
+        # The embedded default needs no separate `recourse migrate`.
+        migrate(runtime.engine)
+    worker = runtime.start_worker(threads)
+    services = Services(stop=stop)
+    relay = runtime.relay(sink)
+    services.spawn(
+        "relay", lambda event: relay.run(event, idle_seconds=runtime.settings.relay_idle_seconds)
+    )
+    services.spawn("scheduler", runtime.tick_publisher(clock).run)
+    log.info("engine.started", embedded=runtime.embedded)
+    try:
+        wait_for(stop)
+    finally:
+        services.join()
+        worker.stop(timeout=SHUTDOWN_TIMEOUT_MS)
+        try:
+            # What the last events wrote after the relay's final batch.
+            relay.drain()
+        except Exception:
+            log.exception("relay.final_drain_failed")
+        log.info("engine.stopped")
+
+
+def _worker_process(threads: int, metrics_port: int) -> None:
+    """The body of one spawned worker process (`--processes N`)."""
+    runtime, stop = from_environment()
+    server = runtime.serve_metrics(metrics_port)
+    try:
+        run_worker(runtime, stop, threads=threads)
+    finally:
+        if server is not None:
+            server.close()
+        runtime.close()
+
+
+def supervise_workers(
+    processes: int, threads: int, metrics_port: int, stop: threading.Event
+) -> None:
+    """Run `processes` worker processes until `stop` is set; restart any that dies."""
+    context = multiprocessing.get_context("spawn")
+
+    def start(index: int) -> Any:
+        port = metrics_port + index if metrics_port else 0
+        child = context.Process(
+            target=_worker_process, args=(threads, port), name=f"recourse-worker-{index}"
+        )
+        child.start()
+        return child
+
+    children = [start(index) for index in range(processes)]
+    try:
+        while not stop.wait(1.0):
+            for index, child in enumerate(children):
+                if not child.is_alive():
+                    log.warning("worker.process_died", index=index, exitcode=child.exitcode)
+                    children[index] = start(index)
+    finally:
+        for child in children:
+            child.terminate()
+        for child in children:
+            child.join(CHILD_STOP_TIMEOUT_S)
+            if child.is_alive():
+                child.kill()
+
+
+def from_environment() -> tuple[Runtime, threading.Event]:
+    """What every long-running command starts with: logging, a stop event wired to SIGINT and
+    SIGTERM, and the runtime the environment describes."""
+    from workers.logging import configure_logging
+
+    settings = load_settings()
+    configure_logging(settings.log_format, settings.log_level)
+    stop = threading.Event()
+    stop_on_signals(stop)
+    return Runtime.build(settings), stop
+
+
+def serve_until_done(runtime: Runtime, body: Callable[[], None]) -> None:
+    """Run `body` with the metrics endpoint up, then close everything the runtime opened."""
+    server = runtime.serve_metrics()
+    try:
+        body()
+    finally:
+        if server is not None:
+            server.close()
+        runtime.close()
+
+
+def supervise_from_environment(processes: int, threads: int | None) -> None:
+    from workers.logging import configure_logging
+
+    settings = load_settings()
+    configure_logging(settings.log_format, settings.log_level)
+    stop = threading.Event()
+    stop_on_signals(stop)
+    supervise_workers(processes, threads or settings.worker_threads, settings.metrics_port, stop)

@@ -1,0 +1,96 @@
+"""One event, one transaction: the inbox row, the state, the ledger, the deadlines and the
+outbox rows of an event commit together or not at all.
+
+`engine.begin()` is the unit of work: it commits when the block ends normally and rolls back
+on any exception, so a handler that raises (an unknown subject, a ledger guard) leaves no trace.
+Two transactions that collide (a racing duplicate of the same event, a deadlock between two
+contracts' hot rows, a serialization failure) are tried again here at once: the next attempt
+sees the other's commit, and a duplicate then stops at the inbox. Only when that keeps failing
+does the error reach the worker's failure policy.
+
+SQLite (the embedded mode, one process) allows one writer, and a transaction that reads before
+it writes cannot wait for the lock: SQLite refuses it at once ("database is locked") rather than
+risk a deadlock. The writers of one process therefore take turns on `write_turn(engine)`.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+import weakref
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
+
+import structlog
+from sqlalchemy import Engine
+from sqlalchemy.exc import DBAPIError
+
+from messages import parse_event
+from messages.inbound import Envelope
+from policy.apply import ApplyResult, apply_event
+from policy.config import PolicySet
+from workers.errors import is_contention
+from workers.metrics import EngineMetrics
+
+log = structlog.get_logger(__name__)
+
+CONTENTION_ATTEMPTS = 3
+CONTENTION_PAUSE_S = 0.02
+
+_sqlite_turns: weakref.WeakKeyDictionary[Engine, threading.Lock] = weakref.WeakKeyDictionary()
+_sqlite_turns_guard = threading.Lock()
+
+
+def write_turn(engine: Engine) -> AbstractContextManager[object]:
+    """Hold this while writing: one writer at a time on SQLite, no wait on PostgreSQL, whose
+    row locks let transactions of different contracts run side by side."""
+    if engine.dialect.name != "sqlite":
+        return nullcontext()
+    with _sqlite_turns_guard:
+        return _sqlite_turns.setdefault(engine, threading.Lock())
+
+
+class EventProcessor:
+    """Validate an envelope and apply it in its own transaction; what the actors call."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        policies: PolicySet,
+        *,
+        metrics: EngineMetrics | None = None,
+        attempts: int = CONTENTION_ATTEMPTS,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.engine = engine
+        self.policies = policies
+        self.metrics = metrics
+        self._attempts = attempts
+        self._sleep = sleep
+
+    def __call__(self, envelope: object) -> ApplyResult:
+        """Apply `envelope` (a decoded JSON object, or its text).
+
+        Raises `MalformedMessage` before touching the database; `IdempotencyConflict`,
+        `UnknownSubject` and database errors after rolling back.
+        """
+        event = parse_event(envelope)
+        result = self.apply(event)
+        if self.metrics is not None:
+            self.metrics.record_result(result)
+        log.info("event.handled", status=result.status, reason=result.reason)
+        return result
+
+    def apply(self, event: Envelope) -> ApplyResult:
+        attempt = 1
+        while True:
+            try:
+                with write_turn(self.engine), self.engine.begin() as conn:
+                    return apply_event(conn, event, self.policies)
+            except DBAPIError as exc:
+                if not is_contention(exc) or attempt >= self._attempts:
+                    raise
+                log.info("event.contention", attempt=attempt, error=str(exc.orig))
+                self._sleep(CONTENTION_PAUSE_S * attempt * (1 + random.random()))
+                attempt += 1
