@@ -17,6 +17,7 @@ from policy.errors import UnknownSubject
 from policy.outcomes import APPLIED, Outcome, Rejected
 from policy.registry import fires, handles
 from policy.rules.contracts import close_contract, open_contract
+from policy.rules.hourly import unpaid_invoice_refusal
 from policy.rules.legs import user_account
 from policy.rules.presets import released_counts_as_accepted
 from policy.rules.reviews import review_window_end
@@ -44,6 +45,24 @@ def load_target(context: HandlerContext, target_id: str, kind: str = "target") -
     target = rows.load(context.conn, targets, TargetState, target_id, lock=True)
     if target is None:
         raise UnknownSubject(kind, target_id)
+    return target
+
+
+def load_paid_target(
+    context: HandlerContext, contract: ContractState, target_id: str
+) -> TargetState | Rejected:
+    """A target that a refund or a dispute names, under its contract's lock.
+
+    On an hourly contract an invoice the engine has not seen is not paid yet (CC-11,
+    `not_paid`); on a fixed contract an unseen milestone may still be on its way, so it is an
+    UnknownSubject, which workers retry.
+    """
+    target = rows.load(context.conn, targets, TargetState, target_id, lock=True)
+    refusal = unpaid_invoice_refusal(contract, target)
+    if refusal is not None:
+        return refusal
+    if target is None:
+        raise UnknownSubject("target", target_id)
     return target
 
 

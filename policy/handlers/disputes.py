@@ -17,7 +17,7 @@ from messages.notifications import (
 from policy import rows
 from policy.context import HandlerContext
 from policy.errors import UnknownSubject
-from policy.handlers.contracts import both_sides, load_target, lock_contract
+from policy.handlers.contracts import both_sides, load_paid_target, load_target, lock_contract
 from policy.handlers.milestones import release
 from policy.outcomes import APPLIED, Outcome, Rejected
 from policy.refunds import refund
@@ -56,33 +56,56 @@ def start_dispute(context: HandlerContext, contract: ContractState, dispute: Dis
     )
 
 
+def _refuse(
+    context: HandlerContext,
+    refusal: Rejected,
+    recipient: str,
+    *,
+    dispute_id: str,
+    contract_id: str,
+    target_id: str,
+) -> Rejected:
+    return context.reject(
+        refusal.reason,
+        [recipient],
+        DisputeRejected(
+            event_id=context.event_id,
+            dispute_id=dispute_id,
+            contract_id=contract_id,
+            target_id=target_id,
+            reason=refusal.reason,
+        ),
+        detail=refusal.detail,
+    )
+
+
 @handles("dispute.opened")
 def handle_dispute_opened(context: HandlerContext, event: DisputeOpenedEvent) -> Outcome:
     data = event.data
     contract = lock_contract(context, data.contract_id)
-    target = load_target(context, data.target_id)
-    dispute = open_dispute(
-        contract,
-        target,
-        context.at,
-        context.policy(contract.policy),
-        dispute_id=data.dispute_id,
-        reason=data.reason,
-        existing=rows.load(context.conn, disputes, DisputeState, data.dispute_id),
-        dispute_open=dispute_open_on(context, target.target_id),
+    target = load_paid_target(context, contract, data.target_id)
+    dispute = (
+        target
+        if isinstance(target, Rejected)
+        else open_dispute(
+            contract,
+            target,
+            context.at,
+            context.policy(contract.policy),
+            dispute_id=data.dispute_id,
+            reason=data.reason,
+            existing=rows.load(context.conn, disputes, DisputeState, data.dispute_id),
+            dispute_open=dispute_open_on(context, target.target_id),
+        )
     )
     if isinstance(dispute, Rejected):
-        return context.reject(
-            dispute.reason,
-            [user_account(contract.client_id)],
-            DisputeRejected(
-                event_id=context.event_id,
-                dispute_id=data.dispute_id,
-                contract_id=contract.contract_id,
-                target_id=target.target_id,
-                reason=dispute.reason,
-            ),
-            detail=dispute.detail,
+        return _refuse(
+            context,
+            dispute,
+            user_account(contract.client_id),
+            dispute_id=data.dispute_id,
+            contract_id=contract.contract_id,
+            target_id=data.target_id,
         )
     start_dispute(context, contract, dispute)
     return APPLIED
@@ -107,17 +130,13 @@ def handle_dispute_resolved(context: HandlerContext, event: DisputeResolvedEvent
     target = load_target(context, dispute.target_id)
     settlement = settle_dispute(dispute, contract, target, data.outcome, data.refund_amount_minor)
     if isinstance(settlement, Rejected):
-        return context.reject(
-            settlement.reason,
-            [DISPUTE_TEAM],
-            DisputeRejected(
-                event_id=context.event_id,
-                dispute_id=dispute.dispute_id,
-                contract_id=contract.contract_id,
-                target_id=target.target_id,
-                reason=settlement.reason,
-            ),
-            detail=settlement.detail,
+        return _refuse(
+            context,
+            settlement,
+            DISPUTE_TEAM,
+            dispute_id=dispute.dispute_id,
+            contract_id=contract.contract_id,
+            target_id=target.target_id,
         )
     if settlement.refund_minor:
         result = refund(context, contract, target, settlement.refund_minor, cause="dispute")

@@ -7,6 +7,7 @@ in the shared engine, `policy.refunds`.
 from __future__ import annotations
 
 from messages.inbound import (
+    RefundApproved,
     RefundApprovedEvent,
     RefundDeclinedEvent,
     RefundRequested,
@@ -16,7 +17,7 @@ from messages.notifications import RefundDeclinedNotice, RefundRejected, RefundR
 from policy import rows
 from policy.context import HandlerContext
 from policy.errors import UnknownSubject
-from policy.handlers.contracts import load_target, lock_contract
+from policy.handlers.contracts import load_paid_target, lock_contract
 from policy.handlers.disputes import dispute_open_on, start_dispute
 from policy.outcomes import APPLIED, Outcome, Rejected
 from policy.refunds import refund
@@ -32,7 +33,7 @@ from policy.rules.refund_requests import (
     new_request,
     route_request,
 )
-from policy.state import DisputeState, RefundRequestState
+from policy.state import ContractState, DisputeState, RefundRequestState
 from policy.tables import disputes, refund_requests
 
 
@@ -64,16 +65,13 @@ def _refuse(
 def handle_refund_requested(context: HandlerContext, event: RefundRequestedEvent) -> Outcome:
     data = event.data
     contract = lock_contract(context, data.contract_id)
-    target = load_target(context, data.target_id)
-    policy = context.policy(contract.policy)
-    client = user_account(contract.client_id)
-    subject = {
-        "contract_id": contract.contract_id,
-        "target_id": target.target_id,
-        "request_id": data.request_id,
-    }
     if rows.load(context.conn, refund_requests, RefundRequestState, data.request_id):
-        return _refuse(context, Rejected("invalid_state", "request id in use"), client, **subject)
+        refusal = Rejected("invalid_state", "request id in use")
+        return _refuse_request(context, contract, data, refusal, record=False)
+    target = load_paid_target(context, contract, data.target_id)
+    if isinstance(target, Rejected):
+        return _refuse_request(context, contract, data, target)
+    policy = context.policy(contract.policy)
     route = route_request(
         contract,
         target,
@@ -94,14 +92,13 @@ def handle_refund_requested(context: HandlerContext, event: RefundRequestedEvent
             existing=rows.load(context.conn, disputes, DisputeState, data.request_id),
             dispute_open=False,
         )
-        if not isinstance(dispute, Rejected):
-            start_dispute(context, contract, dispute)
-            _record(context, data, "disputed")
-            return APPLIED
-        route = dispute
+        if isinstance(dispute, Rejected):
+            return _refuse_request(context, contract, data, dispute)
+        start_dispute(context, contract, dispute)
+        _record(context, data, "disputed")
+        return APPLIED
     if isinstance(route, Rejected):
-        _record(context, data, "rejected")
-        return _refuse(context, route, client, **subject)
+        return _refuse_request(context, contract, data, route)
     if isinstance(route, AutomaticRefund):
         refund(
             context,
@@ -128,6 +125,27 @@ def handle_refund_requested(context: HandlerContext, event: RefundRequestedEvent
     return APPLIED
 
 
+def _refuse_request(
+    context: HandlerContext,
+    contract: ContractState,
+    data: RefundRequested,
+    refusal: Rejected,
+    *,
+    record: bool = True,
+) -> Rejected:
+    """Refuse a request, keeping it as `rejected` so that its id is never reused."""
+    if record:
+        _record(context, data, "rejected")
+    return _refuse(
+        context,
+        refusal,
+        user_account(contract.client_id),
+        contract_id=contract.contract_id,
+        target_id=data.target_id,
+        request_id=data.request_id,
+    )
+
+
 def _record(
     context: HandlerContext, data: RefundRequested, status: str, *, decided: bool = False
 ) -> None:
@@ -140,7 +158,9 @@ def handle_refund_approved(context: HandlerContext, event: RefundApprovedEvent) 
     """CC-2: the creator (or support) refunds, on a request or unasked, within CC-3."""
     data = event.data
     contract = lock_contract(context, data.contract_id)
-    target = load_target(context, data.target_id)
+    target = load_paid_target(context, contract, data.target_id)
+    if isinstance(target, Rejected):
+        return _refuse_approval(context, contract, data, target)
     request = None
     if data.request_id is not None:
         request = rows.load(
@@ -152,15 +172,7 @@ def handle_refund_approved(context: HandlerContext, event: RefundApprovedEvent) 
         contract, target, data, context.at, context.policy(contract.policy), request=request
     )
     if refusal is not None:
-        approver = user_account(contract.creator_id) if data.approved_by == "creator" else "support"
-        return _refuse(
-            context,
-            refusal,
-            approver,
-            contract_id=contract.contract_id,
-            target_id=target.target_id,
-            request_id=data.request_id,
-        )
+        return _refuse_approval(context, contract, data, refusal)
     refund(
         context, contract, target, data.amount_minor, cause="approved", request_id=data.request_id
     )
@@ -169,6 +181,21 @@ def handle_refund_approved(context: HandlerContext, event: RefundApprovedEvent) 
             context.conn, refund_requests, decide_request(request, "completed", context.at)
         )
     return APPLIED
+
+
+def _refuse_approval(
+    context: HandlerContext, contract: ContractState, data: RefundApproved, refusal: Rejected
+) -> Rejected:
+    """Tell the one who approved (the creator, or support) why the refund was not paid."""
+    approver = user_account(contract.creator_id) if data.approved_by == "creator" else "support"
+    return _refuse(
+        context,
+        refusal,
+        approver,
+        contract_id=contract.contract_id,
+        target_id=data.target_id,
+        request_id=data.request_id,
+    )
 
 
 @handles("refund.declined")
