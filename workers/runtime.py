@@ -83,12 +83,17 @@ class Runtime:
     def embedded(self) -> bool:
         return not self.settings.broker_url
 
-    def start_worker(self, threads: int | None = None) -> Worker:
+    def start_worker(
+        self, threads: int | None = None, *, timeout_ms: int = WORKER_TIMEOUT_MS
+    ) -> Worker:
+        """Start Dramatiq's worker threads on both queues. `timeout_ms` is how long an idle
+        thread waits before it looks again: also how often due retries are moved back to
+        their queue, and how long a stop may take."""
         worker = Worker(
             self.broker,
             queues={EVENTS_QUEUE, TICKS_QUEUE},
             worker_threads=threads or self.settings.worker_threads,
-            worker_timeout=WORKER_TIMEOUT_MS,
+            worker_timeout=timeout_ms,
         )
         worker.start()
         return worker
