@@ -5,11 +5,14 @@ from policy.handlers import (
     chargebacks,
     contracts,
     disputes,
+    escalations,
+    invoices,
     milestones,
     points,
     processor_fees,
     refunds,
     ticks,
+    withdrawals,
 )
 
 __all__ = [
@@ -17,9 +20,12 @@ __all__ = [
     "chargebacks",
     "contracts",
     "disputes",
+    "escalations",
+    "invoices",
     "milestones",
     "points",
     "processor_fees",
     "refunds",
     "ticks",
+    "withdrawals",
 ]

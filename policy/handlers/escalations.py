@@ -1,0 +1,57 @@
+"""`refund.escalated`: the client takes a declined hourly refund to support (CC-9).
+
+The rule is `policy.rules.hourly.escalate`; the request's state machine is described in
+`policy.rules.refund_requests`.
+"""
+
+from __future__ import annotations
+
+from messages.inbound import RefundEscalatedEvent
+from messages.notifications import RefundEscalatedNotice, RefundRejected
+from policy import rows
+from policy.context import HandlerContext
+from policy.errors import UnknownSubject
+from policy.handlers.contracts import both_sides, lock_contract
+from policy.outcomes import APPLIED, Outcome, Rejected
+from policy.registry import handles
+from policy.rules.hourly import escalate
+from policy.rules.legs import user_account
+from policy.state import RefundRequestState, TargetState
+from policy.tables import refund_requests, targets
+
+SUPPORT = "support"
+
+
+@handles("refund.escalated")
+def handle_refund_escalated(context: HandlerContext, event: RefundEscalatedEvent) -> Outcome:
+    request_id = event.data.request_id
+    # The request names its contract; read it unlocked to know which contract to lock first.
+    found = rows.load(context.conn, refund_requests, RefundRequestState, request_id)
+    if found is None:
+        raise UnknownSubject("refund_request", request_id)
+    context.contract_id = found.contract_id
+    contract = lock_contract(context, found.contract_id)
+    request = rows.load(context.conn, refund_requests, RefundRequestState, request_id, lock=True)
+    assert request is not None  # requests are never deleted
+    target = rows.load(context.conn, targets, TargetState, request.target_id)
+    windows = context.policy(contract.policy).windows_for(contract.client_jurisdiction)
+    escalated = escalate(contract, request, target, windows, context.at)
+    if isinstance(escalated, Rejected):
+        return context.reject(
+            escalated.reason,
+            [user_account(contract.client_id)],
+            RefundRejected(
+                event_id=context.event_id,
+                contract_id=contract.contract_id,
+                target_id=request.target_id,
+                request_id=request_id,
+                reason=escalated.reason,
+            ),
+            detail=escalated.detail,
+        )
+    rows.save_row(context.conn, refund_requests, escalated)
+    context.notify(
+        [SUPPORT, *both_sides(contract)],
+        RefundEscalatedNotice(request_id=request_id, contract_id=contract.contract_id),
+    )
+    return APPLIED

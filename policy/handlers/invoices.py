@@ -1,0 +1,43 @@
+"""`hourly.invoice_paid`: an hourly invoice's money reaches the creator's balance (CC-1).
+
+The invoice's state machine is described in `policy.rules.hourly`.
+"""
+
+from __future__ import annotations
+
+from messages.inbound import HourlyInvoicePaidEvent
+from policy import rows
+from policy.context import HandlerContext
+from policy.handlers.contracts import lock_contract
+from policy.outcomes import APPLIED, Outcome, Rejected
+from policy.refunds import post_legs
+from policy.registry import handles
+from policy.rules.hourly import pay_invoice
+from policy.rules.legs import user_account
+from policy.state import PaymentState, TargetState
+from policy.tables import contracts, payments, targets
+
+
+@handles("hourly.invoice_paid")
+def handle_invoice_paid(context: HandlerContext, event: HourlyInvoicePaidEvent) -> Outcome:
+    data = event.data
+    contract = lock_contract(context, data.contract_id)
+    existing = rows.load(context.conn, targets, TargetState, data.invoice_id, lock=True)
+    payment = rows.load(context.conn, payments, PaymentState, data.payment_id, lock=True)
+    policy = context.policy(contract.policy)
+    paid = pay_invoice(contract, data, policy.fees, context.at, existing=existing, payment=payment)
+    if isinstance(paid, Rejected):
+        return context.reject(
+            paid.reason,
+            [user_account(contract.client_id), "support"],
+            subject_id=data.invoice_id,
+            detail=paid.detail,
+        )
+    post_legs(context, paid.legs, contract.currency)
+    rows.insert_row(context.conn, targets, paid.invoice)
+    if payment is None:
+        rows.insert_row(context.conn, payments, paid.payment)
+    else:
+        rows.save_row(context.conn, payments, paid.payment)
+    rows.save_row(context.conn, contracts, paid.contract)
+    return APPLIED
