@@ -3,24 +3,26 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from datetime import datetime
 
 from rich.console import Console
 from rich.table import Table
 
 from workers.operator.disputes import QueuedDispute
-from workers.operator.entries import TransferLine
 from workers.operator.formats import format_age, format_minor, iso
 from workers.operator.statements import AccountBalance, Statement
 from workers.operator.timeline import ContractTimeline
 
+COST_NOTE = (
+    "A cost account: shown as debits - credits, so a positive amount is what the platform bears."
+)
 
-def _table(title: str, *columns: str) -> Table:
+
+def _table(title: str, *columns: str, right: tuple[str, ...] = ()) -> Table:
+    """A table whose `right` columns (amounts, counts) align on the right."""
     table = Table(title=title, title_justify="left")
     for column in columns:
-        numeric = column.endswith(("amount", "balance", "change", "#", "notes", "moves"))
-        table.add_column(column, justify="right" if numeric else "left")
+        table.add_column(column, justify="right" if column in right else "left")
     return table
 
 
@@ -28,76 +30,119 @@ def _when(at: datetime | None) -> str:
     return iso(at) or "-"
 
 
-def _money(amount_minor: int | None, currency: str | None) -> str:
-    if amount_minor is None or currency is None:
-        return "-"
-    return format_minor(amount_minor, currency)
+def _money(amount_minor: int, currency: str | None) -> str:
+    return "-" if currency is None else format_minor(amount_minor, currency)
+
+
+def _code(code: str, kind: str) -> str:
+    """A transfer's code, with its two-phase kind when it is not a plain posted transfer."""
+    return code if kind == "posted" else f"{code} ({kind})"
 
 
 def print_timeline(timeline: ContractTimeline, console: Console) -> None:
+    _print_contract(timeline, console)
+    _print_story(timeline, console)
+    _print_targets(timeline, console)
+    _print_requests_and_disputes(timeline, console)
+    _print_deadlines(timeline, console)
+    _print_transfers(timeline, console)
+
+
+def _print_contract(timeline: ContractTimeline, console: Console) -> None:
     contract = timeline.contract
     if contract is None:
         console.print(
-            f"Contract {timeline.contract_id}: never opened (every event naming it was refused)"
+            f"Contract {timeline.contract_id}: never opened (every event naming it was refused)",
+            highlight=False,
         )
-        currency = None
-    else:
-        currency = contract.currency
-        closed = f", closed {_when(contract.closed_at)}" if contract.closed_at else ""
-        console.print(
-            f"Contract {contract.contract_id} ({contract.kind}, policy {contract.policy}, "
-            f"{contract.currency}): client {contract.client_id}, creator {contract.creator_id}; "
-            f"opened {_when(contract.opened_at)}{closed}; paid "
-            f"{format_minor(contract.paid_total_minor, contract.currency)}, refunded "
-            f"{format_minor(contract.refunded_total_minor, contract.currency)}"
-        )
+        return
+    closed = f", closed {_when(contract.closed_at)}" if contract.closed_at else ""
+    currency = contract.currency
+    console.print(
+        f"Contract {contract.contract_id} ({contract.kind}, policy {contract.policy}, "
+        f"{currency}): client {contract.client_id}, creator {contract.creator_id}; opened "
+        f"{_when(contract.opened_at)}{closed}; paid "
+        f"{format_minor(contract.paid_total_minor, currency)}, refunded "
+        f"{format_minor(contract.refunded_total_minor, currency)}",
+        highlight=False,
+    )
 
-    story = _table("Story", "at", "event / deadline", "type", "result", "notes", "moves")
+
+def _print_story(timeline: ContractTimeline, console: Console) -> None:
+    table = _table(
+        "Story",
+        "at",
+        "event / deadline",
+        "type",
+        "result",
+        "notifications",
+        "transfers",
+        right=("notifications", "transfers"),
+    )
     for line in timeline.story:
-        result = f"{line.result} ({line.reason})" if line.reason else line.result
-        label = line.id if line.source == "event" else f"deadline {line.id}"
-        story.add_row(
-            _when(line.at), label, line.type, result, str(line.notifications), str(line.transfers)
+        table.add_row(
+            _when(line.at),
+            line.id if line.source == "event" else f"deadline {line.id}",
+            line.type,
+            f"{line.result} ({line.reason})" if line.reason else line.result,
+            str(line.notifications),
+            str(line.transfers),
         )
-    console.print(story)
+    console.print(table)
 
-    if timeline.targets:
-        table = _table(
-            "Milestones and invoices",
-            "target",
-            "kind",
-            "status",
-            "amount",
-            "in escrow",
-            "released",
-            "refunded",
-            "refundable",
-            "paid at",
-            "flags",
-        )
-        for target in timeline.targets:
-            flags = [
-                name for name, on in (("frozen", target.frozen), ("final", target.final_at)) if on
-            ]
-            if target.work_started_at is not None:
-                flags.append("work started")
-            table.add_row(
-                target.target_id,
-                target.kind,
-                target.status,
-                format_minor(target.amount_minor, target.currency),
-                format_minor(target.held_in_escrow_minor, target.currency),
-                format_minor(target.released_minor, target.currency),
-                format_minor(target.refunded_minor, target.currency),
-                format_minor(target.refundable_minor, target.currency),
-                _when(target.paid_at),
-                ", ".join(flags) or "-",
+
+def _print_targets(timeline: ContractTimeline, console: Console) -> None:
+    if not timeline.targets:
+        return
+    amounts = ("amount", "in escrow", "released", "refunded", "refundable")
+    table = _table(
+        "Milestones and invoices",
+        "target",
+        "kind",
+        "status",
+        *amounts,
+        "paid",
+        "flags",
+        right=amounts,
+    )
+    for target in timeline.targets:
+        flags = [
+            flag
+            for flag, on in (
+                ("work started", target.work_started_at is not None),
+                ("frozen", target.frozen),
+                ("final", target.final_at is not None),
             )
-        console.print(table)
+            if on
+        ]
+        currency = target.currency
+        table.add_row(
+            target.target_id,
+            target.kind,
+            target.status,
+            format_minor(target.amount_minor, currency),
+            format_minor(target.held_in_escrow_minor, currency),
+            format_minor(target.released_minor, currency),
+            format_minor(target.refunded_minor, currency),
+            format_minor(target.refundable_minor, currency),
+            _when(target.paid_at),
+            ", ".join(flags) or "-",
+        )
+    console.print(table)
 
+
+def _print_requests_and_disputes(timeline: ContractTimeline, console: Console) -> None:
+    currency = timeline.contract.currency if timeline.contract else None
     if timeline.refund_requests:
         table = _table(
-            "Refund requests", "request", "target", "amount", "status", "requested", "decided"
+            "Refund requests",
+            "request",
+            "target",
+            "amount",
+            "status",
+            "requested",
+            "decided",
+            right=("amount",),
         )
         for request in timeline.refund_requests:
             table.add_row(
@@ -109,7 +154,6 @@ def print_timeline(timeline: ContractTimeline, console: Console) -> None:
                 _when(request.decided_at),
             )
         console.print(table)
-
     if timeline.disputes:
         table = _table(
             "Disputes",
@@ -118,9 +162,10 @@ def print_timeline(timeline: ContractTimeline, console: Console) -> None:
             "status",
             "opened",
             "outcome",
-            "refund amount",
-            "released amount",
+            "refunded",
+            "released",
             "resolved",
+            right=("refunded", "released"),
         )
         for dispute in timeline.disputes:
             table.add_row(
@@ -135,67 +180,75 @@ def print_timeline(timeline: ContractTimeline, console: Console) -> None:
             )
         console.print(table)
 
-    deadlines = _table("Open deadlines", "due", "deadline", "created by")
+
+def _print_deadlines(timeline: ContractTimeline, console: Console) -> None:
+    if not timeline.open_deadlines:
+        console.print("No open deadlines.")
+        return
+    table = _table("Open deadlines", "due", "deadline", "created by")
     for deadline in timeline.open_deadlines:
-        deadlines.add_row(_when(deadline.due_at), deadline.deadline_id, deadline.created_by_event)
-    console.print(deadlines if timeline.open_deadlines else "No open deadlines.")
-
-    _print_transfers("Ledger entries", timeline.transfers, console)
+        table.add_row(_when(deadline.due_at), deadline.deadline_id, deadline.created_by_event)
+    console.print(table)
 
 
-def _print_transfers(title: str, lines: Iterable[TransferLine], console: Console) -> None:
-    table = _table(title, "at", "transfer", "code", "debit", "credit", "amount", "cause")
-    for line in lines:
-        code = line.code if line.kind == "posted" else f"{line.code} ({line.kind})"
+def _print_transfers(timeline: ContractTimeline, console: Console) -> None:
+    table = _table(
+        "Ledger entries",
+        "at",
+        "transfer",
+        "code",
+        "debit",
+        "credit",
+        "amount",
+        "cause",
+        right=("amount",),
+    )
+    for line in timeline.transfers:
         table.add_row(
             _when(line.at),
             line.transfer_id,
-            code,
+            _code(line.code, line.kind),
             line.debit,
             line.credit,
             format_minor(line.amount_minor, line.currency),
             line.cause,
         )
-    console.print(table)
+    console.print(table if timeline.transfers else "No ledger entries.")
 
 
 def print_balances(balances: list[AccountBalance], console: Console) -> None:
+    amounts = ("available", "posted", "held", "incoming")
     table = _table(
         f"Balance of {balances[0].account}",
         "currency",
-        "available balance",
-        "posted balance",
-        "held amount",
-        "incoming amount",
+        *amounts,
         "frozen",
-        "entries #",
+        "entries",
+        right=(*amounts, "entries"),
     )
     for balance in balances:
+        currency = balance.currency
         table.add_row(
-            balance.currency,
-            format_minor(balance.available_minor, balance.currency),
-            format_minor(balance.posted_minor, balance.currency),
-            format_minor(balance.held_minor, balance.currency),
-            format_minor(balance.incoming_minor, balance.currency),
+            currency,
+            format_minor(balance.available_minor, currency),
+            format_minor(balance.posted_minor, currency),
+            format_minor(balance.held_minor, currency),
+            format_minor(balance.incoming_minor, currency),
             "yes" if balance.frozen else "no",
             str(balance.entries),
         )
     console.print(table)
     if balances[0].cost_account:
-        console.print(_COST_NOTE)
-
-
-_COST_NOTE = (
-    "A cost account: shown as debits - credits, so a positive amount is what the platform bears."
-)
+        console.print(COST_NOTE)
 
 
 def print_statement(statement: Statement, console: Console) -> None:
     window = ""
     if statement.since or statement.until:
         window = f" from {_when(statement.since)} until {_when(statement.until)}"
+    currency = statement.currency
     table = _table(
-        f"Statement of {statement.account} in {statement.currency}{window}",
+        f"Statement of {statement.account} in {currency}{window}",
         "at",
         "code",
         "counterparty",
@@ -203,31 +256,31 @@ def print_statement(statement: Statement, console: Console) -> None:
         "balance",
         "cause",
         "event type",
+        right=("change", "balance"),
     )
-    currency = statement.currency
-    table.add_row(
-        "", "opening balance", "", "", format_minor(statement.opening_minor, currency), "", ""
-    )
+    opening = format_minor(statement.opening_minor, currency)
+    table.add_row("", "opening balance", "", "", opening, "", "")
     for line in statement.lines:
-        code = line.code if line.kind == "posted" else f"{line.code} ({line.kind})"
         table.add_row(
             _when(line.at),
-            code,
+            _code(line.code, line.kind),
             line.counterparty,
             format_minor(line.change_minor, currency),
             format_minor(line.balance_minor, currency),
             line.cause,
             line.event_type or "-",
         )
-    table.add_row(
-        "", "closing balance", "", "", format_minor(statement.closing_minor, currency), "", ""
-    )
+    closing = format_minor(statement.closing_minor, currency)
+    table.add_row("", "closing balance", "", "", closing, "", "")
     console.print(table)
     if statement.cost_account:
-        console.print(_COST_NOTE)
+        console.print(COST_NOTE)
 
 
 def print_disputes(queue: list[QueuedDispute], now: datetime, console: Console) -> None:
+    if not queue:
+        console.print(f"No disputes match as of {_when(now)}.")
+        return
     table = _table(
         f"Disputes as of {_when(now)}, oldest first",
         "dispute",
@@ -237,20 +290,20 @@ def print_disputes(queue: list[QueuedDispute], now: datetime, console: Console) 
         "opened",
         "age",
         "SLA due",
-        "at stake amount",
+        "at stake",
         "overdue",
+        right=("age", "at stake"),
     )
     for item in queue:
-        status = item.status if item.outcome is None else f"{item.status} ({item.outcome})"
         table.add_row(
             item.dispute_id,
             item.contract_id,
             item.target_id,
-            status,
+            item.status if item.outcome is None else f"{item.status} ({item.outcome})",
             _when(item.opened_at),
             format_age(item.age),
             _when(item.due_at),
             _money(item.at_stake_minor, item.currency),
             "OVERDUE" if item.overdue else "-",
         )
-    console.print(table if queue else "No disputes match.")
+    console.print(table)
