@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING
 from ledger import Transfer, TransferCode
 from messages.notifications import PointsClawedBack
 from policy import rows
-from policy.rules.points import POINTS_CURRENCY, clawback_due, points_account
+from policy.rules.legs import user_account
+from policy.rules.points import POINTS_CURRENCY, POINTS_SOURCE, clawback_due, points_account
 from policy.state import PointAwardState
 from policy.tables import point_awards
 
@@ -47,7 +48,7 @@ def claw_back_points(
         transfers.append(
             context.transfer(
                 points_account(award.user_id),
-                "external:points",
+                POINTS_SOURCE,
                 due,
                 POINTS_CURRENCY,
                 TransferCode.POINTS_CLAWBACK,
@@ -57,7 +58,7 @@ def claw_back_points(
     context.post(transfers)
     for user_id, points in sorted(by_user.items()):
         context.notify(
-            [f"user:{user_id}"],
+            [user_account(user_id)],
             PointsClawedBack(user_id=user_id, milestone_id=milestone_id, points=points),
             key=f"{milestone_id}:{user_id}:{refunded_so_far_minor}",
         )

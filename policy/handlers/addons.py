@@ -11,6 +11,7 @@ from policy.errors import UnknownSubject
 from policy.outcomes import APPLIED, Outcome, Rejected
 from policy.registry import handles
 from policy.rules.addons import purchased_addon, refund_addon, start_addon
+from policy.rules.legs import EXTERNAL_CARD, user_account
 from policy.state import AddonState, PaymentState
 from policy.tables import addons, payments
 
@@ -18,7 +19,7 @@ ADDON_REVENUE = "platform:addons"
 
 
 def _buyer(addon: AddonState) -> str:
-    return f"user:{addon.user_id}"
+    return user_account(addon.user_id)
 
 
 def _locked_addon(context: HandlerContext, addon_id: str) -> AddonState:
@@ -62,7 +63,7 @@ def handle_addon_purchased(context: HandlerContext, event: AddonPurchasedEvent) 
     context.post(
         [
             context.transfer(
-                "external:card",
+                EXTERNAL_CARD,
                 ADDON_REVENUE,
                 data.amount_minor,
                 data.currency,

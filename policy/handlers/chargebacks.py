@@ -25,6 +25,8 @@ from messages.notifications import (
 from policy import rows
 from policy.context import HandlerContext
 from policy.errors import UnknownSubject
+from policy.handlers.addons import ADDON_REVENUE
+from policy.handlers.contracts import both_sides
 from policy.handlers.processor_fees import locked_payment
 from policy.outcomes import APPLIED, Outcome, Rejected
 from policy.refunds import post_legs, refund
@@ -37,10 +39,9 @@ from policy.rules.chargebacks import (
 )
 from policy.rules.legs import PLATFORM_CHARGEBACKS, Leg, escrow_account, user_account
 from policy.state import AddonState, ChargebackState, ContractState, PaymentState, TargetState
-from policy.tables import addons, chargebacks, contracts, targets
+from policy.tables import addons, chargebacks, targets
 
 EXTERNAL_ISSUER = "external:issuer"
-ADDON_REVENUE = "platform:addons"
 
 
 def _paid_targets(context: HandlerContext, payment: PaymentState) -> list[TargetState]:
@@ -52,16 +53,8 @@ def _paid_targets(context: HandlerContext, payment: PaymentState) -> list[Target
     return sorted(paid, key=lambda target: (target.paid_at, target.target_id))
 
 
-def _contract_of(context: HandlerContext, payment: PaymentState) -> ContractState | None:
-    if payment.contract_id is None:
-        return None
-    return rows.load(context.conn, contracts, ContractState, payment.contract_id, lock=True)
-
-
 def _sides(payment: PaymentState, contract: ContractState | None) -> list[str]:
-    if contract is None:
-        return [user_account(payment.payer_id)]
-    return [user_account(contract.client_id), user_account(contract.creator_id)]
+    return [user_account(payment.payer_id)] if contract is None else both_sides(contract)
 
 
 def _set_frozen(
@@ -84,8 +77,7 @@ def _set_frozen(
 @handles("chargeback.opened")
 def handle_chargeback_opened(context: HandlerContext, event: ChargebackOpenedEvent) -> Outcome:
     data = event.data
-    payment = locked_payment(context, data.payment_id)
-    contract = _contract_of(context, payment)
+    payment, contract = locked_payment(context, data.payment_id)
     existing = rows.load(context.conn, chargebacks, ChargebackState, data.chargeback_id, lock=True)
     earlier = rows.load_where(
         context.conn, chargebacks, ChargebackState, chargebacks.c.payment_id == payment.payment_id
@@ -147,8 +139,7 @@ def handle_chargeback_resolved(context: HandlerContext, event: ChargebackResolve
     seen = rows.load(context.conn, chargebacks, ChargebackState, data.chargeback_id)
     if seen is None:
         raise UnknownSubject("chargeback", data.chargeback_id)
-    payment = locked_payment(context, seen.payment_id)
-    contract = _contract_of(context, payment)
+    payment, contract = locked_payment(context, seen.payment_id)
     chargeback = rows.load(
         context.conn, chargebacks, ChargebackState, data.chargeback_id, lock=True
     )

@@ -13,20 +13,20 @@ from messages.inbound import (
 from policy import rows
 from policy.context import HandlerContext
 from policy.errors import UnknownSubject
+from policy.handlers.contracts import contract_of, load_target, lock_contract
 from policy.outcomes import APPLIED, Outcome, Rejected
 from policy.points import claw_back_points
 from policy.registry import handles
 from policy.rules.points import (
     POINTS_CURRENCY,
+    POINTS_SOURCE,
     new_award,
     pay_cashout,
     points_account,
     reverse_cashout,
 )
-from policy.state import CashoutState, ContractState, TargetState
-from policy.tables import cashouts, contracts, point_awards, targets
-
-POINTS_SOURCE = "external:points"
+from policy.state import CashoutState, TargetState
+from policy.tables import cashouts, point_awards
 
 
 def _lock_points_of(context: HandlerContext, user_id: str) -> None:
@@ -43,13 +43,10 @@ def _lock_points_of(context: HandlerContext, user_id: str) -> None:
 
 def _lock_milestone(context: HandlerContext, milestone_id: str) -> TargetState:
     """The milestone, locked after its contract, as every handler of a contract locks them."""
-    seen = rows.load(context.conn, targets, TargetState, milestone_id)
-    if seen is None or seen.kind != "milestone":
-        raise UnknownSubject("milestone", milestone_id)
-    context.contract_id = seen.contract_id
-    rows.load(context.conn, contracts, ContractState, seen.contract_id, lock=True)
-    milestone = rows.load(context.conn, targets, TargetState, milestone_id, lock=True)
-    if milestone is None:
+    context.contract_id = contract_of(context, milestone_id)
+    lock_contract(context, context.contract_id)
+    milestone = load_target(context, milestone_id, "milestone")
+    if milestone.kind != "milestone":
         raise UnknownSubject("milestone", milestone_id)
     return milestone
 

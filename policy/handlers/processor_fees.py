@@ -16,26 +16,30 @@ from messages.notifications import ProcessorFeePassedThrough
 from policy import rows
 from policy.context import HandlerContext
 from policy.errors import UnknownSubject
+from policy.handlers.contracts import lock_contract
 from policy.outcomes import APPLIED, Outcome
 from policy.registry import handles
+from policy.rules.legs import EXTERNAL_PROCESSOR, PLATFORM_PROCESSOR_FEES, user_account
 from policy.state import ContractState, PaymentState
-from policy.tables import contracts, payments
-
-PROCESSOR_FEES = "platform:processor_fees"
+from policy.tables import payments
 
 
-def locked_payment(context: HandlerContext, payment_id: str) -> PaymentState:
-    """The payment, locked after its contract (if it has one) like every contract event."""
+def locked_payment(
+    context: HandlerContext, payment_id: str
+) -> tuple[PaymentState, ContractState | None]:
+    """The payment and its contract (an add-on's has none), locked contract first, like every
+    event of a contract."""
     seen = rows.load(context.conn, payments, PaymentState, payment_id)
     if seen is None:
         raise UnknownSubject("payment", payment_id)
+    contract = None
     if seen.contract_id is not None:
         context.contract_id = seen.contract_id
-        rows.load(context.conn, contracts, ContractState, seen.contract_id, lock=True)
+        contract = lock_contract(context, seen.contract_id)
     payment = rows.load(context.conn, payments, PaymentState, payment_id, lock=True)
     if payment is None:
         raise UnknownSubject("payment", payment_id)
-    return payment
+    return payment, contract
 
 
 @handles("processor.fee_refunded")
@@ -43,7 +47,7 @@ def handle_processor_fee_refunded(
     context: HandlerContext, event: ProcessorFeeRefundedEvent
 ) -> Outcome:
     data = event.data
-    payment = locked_payment(context, data.payment_id)
+    payment, _ = locked_payment(context, data.payment_id)
     fee_left = payment.processor_fee_minor - payment.processor_fee_refunded_minor
     if data.amount_minor > fee_left:
         return context.reject(
@@ -62,18 +66,18 @@ def handle_processor_fee_refunded(
             passed_through_minor=payment.deducted_from_client_minor,
         ),
     )
-    client = f"user:{payment.payer_id}"
+    client = user_account(payment.payer_id)
     context.post(
         [
             context.transfer(
-                "external:processor",
-                PROCESSOR_FEES,
+                EXTERNAL_PROCESSOR,
+                PLATFORM_PROCESSOR_FEES,
                 data.amount_minor,
                 payment.currency,
                 TransferCode.PROCESSOR_FEE_REFUND,
             ),
             context.transfer(
-                PROCESSOR_FEES, client, owed, payment.currency, TransferCode.PASS_THROUGH
+                PLATFORM_PROCESSOR_FEES, client, owed, payment.currency, TransferCode.PASS_THROUGH
             ),
         ]
     )

@@ -16,6 +16,8 @@ from policy.outcomes import Rejected
 from policy.state import CashoutState, PointAwardState
 
 POINTS_CURRENCY = "PTS"
+POINTS_SOURCE = "external:points"
+"""Where awarded points come from and where spent or clawed-back points go."""
 
 
 def points_account(user_id: str) -> str:
