@@ -4,7 +4,8 @@ The story (spectrum preset, USD): contract c1 between client ana and creator ben
 and m2 (300.00) funded; work starts on m2; m1 released (and released again: rejected, and
 delivered twice: a duplicate); ana's refund request on m2 opens dispute r1 (SC-3), resolved as
 a partial refund of 100.00; ana opens dispute d2 on m1, which a tick finds overdue (SC-14);
-the contract closes, which opens the review-window and finalization deadlines.
+the contract closes, which opens the review-window and finalization deadlines; ben asks to
+withdraw 200.00, which is held at once (CC-5).
 
 Money, by hand (client fee 4%, creator fee 8%, docs/money-flows.md):
   m1 funded: escrow:m1 +500.00, fees +20.00; processor fee 14.80 borne by the platform
@@ -14,6 +15,7 @@ Money, by hand (client fee 4%, creator fee 8%, docs/money-flows.md):
       (round_half_even(1200 * 100/300)); the rest released: ben +184.00 (200.00 less the
       creator fee still due, 24.00 - 8.00 reversed = 16.00), fees +16.00
   ana 104.00, ben 644.00, fees 20 + 12 + 40 - 4 + 16 = 84.00, processor fees 23.80
+  w1: 200.00 of ben's 644.00 on hold, 444.00 available
 """
 
 from __future__ import annotations
@@ -84,6 +86,10 @@ STORY = [
     ),
     _event("e10", "deadline.tick", "2026-03-13T00:00:00Z"),
     _event("e11", "contract.closed", "2026-03-14T10:00:00Z", contract_id="c1"),
+    _event(
+        "e12", "withdrawal.requested", "2026-03-16T08:00:00Z", withdrawal_id="w1", user_id="ben",
+        amount_minor=20000, currency="USD",
+    ),
 ]  # fmt: skip
 
 
@@ -237,18 +243,18 @@ def test_an_unknown_contract_is_one_line_and_exit_code_1(db: str) -> None:
 # recourse balance
 
 
-def test_balance_json_is_from_the_owners_side(db: str) -> None:
+def test_balance_json_is_from_the_owners_side_with_the_withdrawal_on_hold(db: str) -> None:
     assert run_json("balance", "user:ben", "--db", db) == {
         "account": "user:ben",
         "cost_account": False,
         "balances": {
             "USD": {
-                "available_minor": 64400,
+                "available_minor": 44400,
                 "posted_minor": 64400,
-                "held_minor": 0,
+                "held_minor": 20000,
                 "incoming_minor": 0,
                 "frozen": False,
-                "entries": 2,
+                "entries": 3,
             }
         },
     }
@@ -329,6 +335,26 @@ def test_statement_table_adds_up_from_opening_to_closing(db: str) -> None:
         "e8", "dispute.resolved",
     ]  # fmt: skip
     assert rows[-1] == ["", "closing balance", "", "", "84.00 USD", "", ""]
+
+
+def test_cc5_statement_takes_a_withdrawal_out_of_reach_when_it_is_held(db: str) -> None:
+    """CC-5: the withdrawn amount leaves the available balance when it is requested."""
+    (usd,) = run_json("statement", "user:ben", "--db", db)["statements"]
+    held = usd["lines"][-1]
+    assert (held["code"], held["kind"], held["counterparty"]) == (
+        "withdrawal",
+        "pending",
+        "external:bank",
+    )
+    assert (held["change_minor"], held["posted_change_minor"]) == (-20000, 0)
+    assert held["balance_minor"] == usd["closing_minor"] == 44400
+    assert (held["event_id"], held["event_type"]) == ("e12", "withdrawal.requested")
+    result = run("statement", "user:ben", "--db", db)
+    assert result.exit_code == 0, result.output
+    assert rows_of(result.stdout)[3] == [
+        "2026-03-16T08:00:00Z", "withdrawal (pending)", "external:bank", "-200.00 USD",
+        "444.00 USD", "e12", "withdrawal.requested",
+    ]  # fmt: skip
 
 
 def test_a_cost_account_statement_counts_what_the_platform_bears(db: str) -> None:
@@ -472,6 +498,6 @@ def test_the_views_read_postgresql_in_one_read_only_snapshot(pg_engine: Engine) 
     assert [line["id"] for line in timeline["story"]][-3:] == ["e9", "dispute.overdue:d2", "e11"]
     assert len(timeline["transfers"]) == 12
     (usd,) = run_json("statement", "user:ben", "--db", url)["statements"]
-    assert usd["closing_minor"] == 64400
+    assert usd["closing_minor"] == 44400
     queue = run_json("disputes", "--open", "--now", "2026-03-13T12:00:00Z", "--db", url)
     assert [d["dispute_id"] for d in queue["disputes"]] == ["d2"]
