@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 import typer
+from pika.exceptions import AMQPConnectionError
 from pydantic import BaseModel, ValidationError
 from sqlalchemy import create_engine, text
 from sqlalchemy.exc import OperationalError
@@ -111,6 +112,7 @@ def test_a_bad_database_url_is_a_usage_problem() -> None:
     ("exc", "fragment", "code"),
     [
         (PublishError("broker did not confirm"), "check that RabbitMQ is running", 1),
+        (AMQPConnectionError("refused"), "cannot reach the broker (refused)", 1),
         (PolicyFileError("spectrum.fees.client_fee_bps: too big"), "unset POLICY_FILE", 2),
         (FileNotFoundError(2, "No such file or directory", "story.jsonl"), "(story.jsonl)", 1),
     ],

@@ -60,6 +60,9 @@ def first_line(exc: BaseException) -> str:
 
 def explain(exc: BaseException) -> OperatorError:
     """Turn any exception a command let through into an `OperatorError` with a remedy."""
+    from dramatiq.errors import BrokerConnectionError
+    from pika.exceptions import AMQPError
+
     from messages.errors import MalformedMessage, PublishError
     from policy.errors import PolicyFileError
 
@@ -83,6 +86,11 @@ def explain(exc: BaseException) -> OperatorError:
     if isinstance(exc, PublishError):
         return OperatorError(
             f"the broker did not take the message ({first_line(exc)})",
+            "check that RabbitMQ is running and that --broker or BROKER_URL point at it",
+        )
+    if isinstance(exc, AMQPError | BrokerConnectionError):
+        return OperatorError(
+            f"cannot reach the broker ({first_line(exc)})",
             "check that RabbitMQ is running and that --broker or BROKER_URL point at it",
         )
     if isinstance(exc, PolicyFileError):
