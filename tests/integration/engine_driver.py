@@ -1,0 +1,52 @@
+"""A test driver for the engine: feeds events through `apply_event`, one transaction each, as
+a worker would, and reads back balances and notifications."""
+
+from __future__ import annotations
+
+import itertools
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Engine, select
+
+from ledger import Book
+from messages import parse_event
+from policy.apply import ApplyResult, apply_event
+from policy.config import load_policies
+from policy.tables import outbox
+
+START = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
+
+
+class Driver:
+    def __init__(self, engine: Engine, *, start: datetime = START) -> None:
+        self.engine = engine
+        self.policies = load_policies()
+        self.at = start
+        self._ids = itertools.count(1)
+
+    def send(self, type_: str, *, at: datetime | None = None, **data: Any) -> ApplyResult:
+        """Apply one event at `at`, or an hour after the one before it."""
+        self.at = at if at is not None else self.at + timedelta(hours=1)
+        body = {
+            "event_id": f"evt-{next(self._ids)}",
+            "type": type_,
+            "occurred_at": self.at.isoformat(),
+            "schema_version": 1,
+            "data": data,
+        }
+        with self.engine.begin() as conn:
+            return apply_event(conn, parse_event(body), self.policies)
+
+    def balance(self, name: str, currency: str = "USD") -> int:
+        with self.engine.begin() as conn:
+            return Book(conn).balance(name, currency).available_minor
+
+    def notifications(self, type_: str) -> list[dict[str, Any]]:
+        """The bodies of the notifications of `type_` in the outbox, oldest first."""
+        with self.engine.begin() as conn:
+            bodies = conn.execute(
+                select(outbox.c.body).where(outbox.c.type == type_).order_by(outbox.c.seq)
+            )
+            return [json.loads(body) for (body,) in bodies]
