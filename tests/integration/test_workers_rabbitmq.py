@@ -1,0 +1,326 @@
+"""The workers on the real servers: Dramatiq worker threads consuming RabbitMQ, applying events
+to PostgreSQL. What they book must be what the replay books from the same file on SQLite, with
+every event delivered twice, with contracts racing on several threads, and a malformed or
+conflicting message must end in the dead-letter queue with its reason, touching nothing."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pika
+import pytest
+from dramatiq import Worker
+from sqlalchemy import Engine, func, select
+
+from ledger import Book, audit
+from messages.publisher import EventPublisher
+from messages.transport import (
+    EVENT_ACTOR,
+    EVENTS_QUEUE,
+    TICK_TYPE,
+    dead_letter_queue,
+    dramatiq_message_body,
+)
+from policy.config import load_policies
+from policy.tables import inbox, outbox
+from workers.dlq import DeadLetterQueues
+from workers.replay import replay_lines
+from workers.runtime import Runtime
+from workers.settings import Settings
+
+pytestmark = [pytest.mark.rabbitmq, pytest.mark.postgres]
+
+STORY = Path(__file__).parents[1] / "data" / "workers-story.jsonl"
+EXAMPLES = sorted((Path(__file__).parents[2] / "examples").glob("*.jsonl"))
+EVENTS_XQ = dead_letter_queue(EVENTS_QUEUE)
+HANDLED = ("applied", "rejected", "duplicate")
+WAIT_S = 60.0
+
+
+def wait_until(condition: Callable[[], bool], what: str, timeout_s: float = WAIT_S) -> None:
+    """Poll `condition` until it holds; fail, naming `what`, after `timeout_s`."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
+        time.sleep(0.02)
+
+
+@pytest.fixture
+def start_workers(
+    pg_url: str, pg_engine: Engine, rabbit_url: str
+) -> Iterator[Callable[..., Runtime]]:
+    started: list[tuple[Runtime, Worker]] = []
+
+    def start(threads: int = 1, **settings: Any) -> Runtime:
+        runtime = Runtime.build(
+            Settings(
+                database_url=pg_url,
+                broker_url=rabbit_url,
+                retry_min_backoff_ms=20,
+                retry_max_backoff_ms=500,
+                **settings,
+            ),
+            engine=pg_engine,
+        )
+        started.append((runtime, runtime.start_worker(threads, timeout_ms=100)))
+        return runtime
+
+    yield start
+    for runtime, worker in started:
+        worker.stop()
+        runtime.broker.close()
+
+
+def handled(runtime: Runtime) -> int:
+    """Messages the workers finished with: applied, rejected or dropped as duplicates."""
+    total = 0.0
+    for metric in runtime.metrics.registry.collect():
+        for sample in metric.samples:
+            if sample.name == "recourse_events_total" and sample.labels["result"] in HANDLED:
+                total += sample.value
+    return int(total)
+
+
+def publish_story(runtime: Runtime, url: str, envelopes: list[dict[str, Any]], copies: int) -> None:
+    """Publish in file order. Ticks travel on their own queue, so a tick is sent only once
+    everything before it is handled (as the replay, which reads one line after another)."""
+    sent = 0
+    with EventPublisher(url) as publisher:
+        for envelope in envelopes:
+            if envelope["type"] == TICK_TYPE:
+                wait_for_handled(runtime, sent)
+            for _ in range(copies):
+                publisher.publish(envelope)
+                sent += 1
+    wait_for_handled(runtime, sent)
+
+
+def wait_for_handled(runtime: Runtime, count: int) -> None:
+    wait_until(lambda: handled(runtime) == count, f"{count} messages handled")
+
+
+def replayed(lines: list[str], sqlite_engine: Engine) -> Any:
+    return replay_lines(sqlite_engine, lines, load_policies())
+
+
+def books(engine: Engine) -> tuple[dict[str, dict[str, int]], list[dict[str, Any]], bool]:
+    with engine.connect() as conn:
+        balances = Book(conn).balances()
+        bodies: list[str] = list(
+            conn.execute(select(outbox.c.body).order_by(outbox.c.seq)).scalars()
+        )
+        notifications = [json.loads(body) for body in bodies]
+        report = audit(conn)
+    return balances, notifications, report.ok
+
+
+def by_id(notifications: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    return {item["notification_id"]: item for item in notifications}
+
+
+@pytest.mark.parametrize("story", [STORY, *EXAMPLES], ids=lambda path: path.stem)
+def test_a_story_through_the_workers_books_what_the_replay_books(
+    story: Path, start_workers: Callable[..., Runtime], rabbit_url: str, sqlite_engine: Engine
+) -> None:
+    lines = story.read_text("utf-8").splitlines()
+    runtime = start_workers(threads=1)
+
+    publish_story(runtime, rabbit_url, [json.loads(line) for line in lines], copies=1)
+
+    report = replayed(lines, sqlite_engine)
+    balances, notifications, audit_ok = books(runtime.engine)
+    assert balances == report.balances
+    assert by_id(notifications) == by_id(report.notifications)
+    assert audit_ok
+
+
+def test_every_event_delivered_twice_books_the_same_as_once(
+    start_workers: Callable[..., Runtime], rabbit_url: str, sqlite_engine: Engine
+) -> None:
+    lines = STORY.read_text("utf-8").splitlines()
+    runtime = start_workers(threads=1)
+
+    publish_story(runtime, rabbit_url, [json.loads(line) for line in lines], copies=2)
+
+    balances, notifications, _ = books(runtime.engine)
+    report = replayed(lines, sqlite_engine)
+    assert balances == report.balances
+    assert len(notifications) == len(report.notifications)
+    duplicates = sum(
+        runtime.metrics.value("recourse_events_total", {"type": kind, "result": "duplicate"})
+        for kind in {json.loads(line)["type"] for line in lines}
+    )
+    assert duplicates == len(lines)
+
+
+def contract_lines(count: int) -> list[str]:
+    lines = []
+    for number in range(count):
+        contract, milestone = f"c{number}", f"m{number}"
+        for suffix, type_, at, data in (
+            (
+                "open",
+                "contract.opened",
+                "2026-03-02T09:00:00Z",
+                {
+                    "contract_id": contract,
+                    "kind": "fixed",
+                    "client_id": f"client{number % 5}",
+                    "creator_id": f"creator{number % 3}",
+                    "currency": "USD",
+                },
+            ),
+            (
+                "fund",
+                "milestone.funded",
+                "2026-03-02T10:00:00Z",
+                {
+                    "contract_id": contract,
+                    "milestone_id": milestone,
+                    "payment_id": f"p{number}",
+                    "amount_minor": 10_000 + number,
+                    "processor_fee_minor": 320,
+                },
+            ),
+            (
+                "release",
+                "milestone.released",
+                "2026-03-03T10:00:00Z",
+                {"contract_id": contract, "milestone_id": milestone, "released_by": "client"},
+            ),
+        ):
+            envelope = {
+                "event_id": f"{contract}-{suffix}",
+                "type": type_,
+                "occurred_at": at,
+                "schema_version": 1,
+                "data": data,
+            }
+            lines.append(json.dumps(envelope))
+    return lines
+
+
+def test_contracts_run_in_parallel_and_racing_duplicates_are_retried_not_dead_lettered(
+    start_workers: Callable[..., Runtime], rabbit_url: str, sqlite_engine: Engine
+) -> None:
+    """Eight threads, every message twice in a row: copies of one event race on the inbox key,
+    a release may overtake its funding; the loser waits or retries, and nothing is lost."""
+    lines = contract_lines(40)
+    runtime = start_workers(threads=8)
+
+    with EventPublisher(rabbit_url) as publisher:
+        for line in lines:
+            publisher.publish(line)
+            publisher.publish(line)
+    wait_until(lambda: handled(runtime) == 2 * len(lines), "every copy handled")
+
+    balances, _, audit_ok = books(runtime.engine)
+    assert balances == replayed(lines, sqlite_engine).balances
+    assert audit_ok
+    with DeadLetterQueues(rabbit_url) as queues:
+        assert queues.depth(EVENTS_XQ) == 0
+
+
+def inbox_rows(engine: Engine) -> int:
+    with engine.connect() as conn:
+        return conn.execute(select(func.count()).select_from(inbox)).scalar_one()
+
+
+def raw_publish(url: str, body: bytes) -> None:
+    with EventPublisher(url) as publisher:
+        publisher.publish_raw(body)
+
+
+def test_a_malformed_message_lands_in_the_dead_letter_queue_with_its_reason(
+    start_workers: Callable[..., Runtime], rabbit_url: str
+) -> None:
+    runtime = start_workers()
+    envelope = json.loads(STORY.read_text("utf-8").splitlines()[1])
+    envelope["data"]["amount_minor"] = -5
+    raw_publish(rabbit_url, dramatiq_message_body(envelope, EVENTS_QUEUE, EVENT_ACTOR, "bad-1"))
+    raw_publish(rabbit_url, b"{not json")
+
+    with DeadLetterQueues(rabbit_url) as queues:
+        wait_until(lambda: queues.depth(EVENTS_XQ) == 2, "two dead letters")
+        letters = {letter.message_id: letter for letter in queues.peek(EVENTS_XQ)}
+        assert queues.depth(EVENTS_XQ) == 2
+
+    malformed = letters["bad-1"]
+    assert malformed.reason == "malformed"
+    assert "data.amount_minor" in malformed.error
+    assert (malformed.event_id, malformed.retries) == (envelope["event_id"], 0)
+    assert letters[None].reason == "undecodable"
+    assert inbox_rows(runtime.engine) == 0
+    assert books(runtime.engine)[0] == {}
+
+
+def test_a_conflicting_body_and_an_unknown_subject_are_dead_lettered_by_reason(
+    start_workers: Callable[..., Runtime], rabbit_url: str
+) -> None:
+    runtime = start_workers(unknown_subject_retry_seconds=0.5)
+    opened, funded = (json.loads(line) for line in STORY.read_text("utf-8").splitlines()[:2])
+    with EventPublisher(rabbit_url) as publisher:
+        publisher.publish(opened)
+        wait_until(lambda: inbox_rows(runtime.engine) == 1, "the contract opened")
+        publisher.publish({**opened, "occurred_at": "2026-03-02T09:00:01Z"})
+        publisher.publish({**funded, "data": {**funded["data"], "contract_id": "c-nowhere"}})
+
+    with DeadLetterQueues(rabbit_url) as queues:
+        wait_until(lambda: queues.depth(EVENTS_XQ) == 2, "two dead letters")
+        reasons = {letter.reason: letter for letter in queues.peek(EVENTS_XQ)}
+
+    assert set(reasons) == {"idempotency_conflict", "unknown_subject"}
+    assert reasons["unknown_subject"].retries >= 1
+    assert "c-nowhere" in reasons["unknown_subject"].error
+    assert inbox_rows(runtime.engine) == 1
+
+
+def test_dead_letters_can_be_listed_retried_and_purged(
+    start_workers: Callable[..., Runtime], rabbit_url: str
+) -> None:
+    """An event dead-lettered because its contract was unknown goes through once retried
+    after the contract arrived."""
+    runtime = start_workers(unknown_subject_retry_seconds=0.2)
+    opened, funded = (json.loads(line) for line in STORY.read_text("utf-8").splitlines()[:2])
+    with EventPublisher(rabbit_url) as publisher:
+        funded_id = publisher.publish(funded)
+        raw_publish(rabbit_url, b"junk")
+        with DeadLetterQueues(rabbit_url) as queues:
+            wait_until(lambda: queues.depth(EVENTS_XQ) == 2, "two dead letters")
+            publisher.publish(opened)
+            wait_until(lambda: inbox_rows(runtime.engine) == 1, "the contract opened")
+
+            assert queues.retry(EVENTS_XQ, {funded_id}) == 1
+            wait_until(lambda: inbox_rows(runtime.engine) == 2, "the funding applied")
+            (left,) = queues.peek(EVENTS_XQ)
+            assert left.reason == "undecodable"
+            assert queues.purge(EVENTS_XQ) == 1
+            assert queues.depth(EVENTS_XQ) == 0
+
+
+def test_a_retried_message_keeps_its_delivery_persistent(rabbit_url: str) -> None:
+    """What `dlq retry` sends back survives a broker restart like the original did."""
+    connection = pika.BlockingConnection(pika.URLParameters(rabbit_url))
+    channel = connection.channel()
+    for name, arguments in (
+        (EVENTS_QUEUE, {"x-dead-letter-exchange": "", "x-dead-letter-routing-key": EVENTS_XQ}),
+        (EVENTS_XQ, {"x-message-ttl": 86400000 * 7}),
+    ):
+        channel.queue_declare(queue=name, durable=True, arguments=arguments)
+    body = dramatiq_message_body({"event_id": "x"}, EVENTS_XQ, EVENT_ACTOR, "m-1")
+    channel.basic_publish("", EVENTS_XQ, body, pika.BasicProperties(delivery_mode=2))
+
+    with DeadLetterQueues(rabbit_url) as queues:
+        assert queues.retry(EVENTS_XQ) == 1
+
+    method, properties, sent = channel.basic_get(EVENTS_QUEUE, auto_ack=True)
+    connection.close()
+    assert method is not None
+    assert properties.delivery_mode == 2
+    assert properties.message_id == "m-1"
+    assert json.loads(sent)["queue_name"] == EVENTS_QUEUE
