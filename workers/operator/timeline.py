@@ -24,6 +24,9 @@ from workers.operator.entries import DEADLINE_CAUSE, TransferLine, transfer_line
 from workers.operator.errors import NotFound
 from workers.operator.formats import jsonable
 
+CANCELLED = "cancelled"
+"""The outcome `scheduler.store.cancel` gives a deadline whose cause went away."""
+
 
 @dataclass(frozen=True, slots=True)
 class StoryLine:
@@ -37,7 +40,7 @@ class StoryLine:
     reason: str | None
     notifications: int
     transfers: int
-    fired_by: str | None  # the tick event that fired a deadline
+    fired_by: str | None  # the tick that fired a deadline, or the event that cancelled it
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,41 +98,17 @@ def contract_timeline(conn: Connection, contract_id: str, *, where: str) -> Cont
     notes = _notification_counts(conn, event_ids, deadline_causes)
     lines = transfer_lines(conn, _caused_by(event_ids, deadline_causes))
     moved = Counter(line.cause for line in lines)
-    story = [
-        StoryLine(
-            at=row.occurred_at,
-            source="event",
-            id=row.event_id,
-            type=row.type,
-            result=row.result,
-            reason=row.reason,
-            notifications=notes[row.event_id],
-            transfers=moved[row.event_id],
-            fired_by=None,
-        )
-        for row in events
-    ] + [
-        StoryLine(
-            # A deadline's effects happen at its due time, whenever the tick came; a
-            # cancelled one ended when the event that cancelled it happened.
-            at=row.fired_at if row.outcome == "cancelled" else row.due_at,
-            source="deadline",
-            id=row.deadline_id,
-            type=row.kind,
-            result=row.outcome or "fired",
-            reason=None,
-            notifications=notes[f"{DEADLINE_CAUSE}{row.deadline_id}"],
-            transfers=moved[f"{DEADLINE_CAUSE}{row.deadline_id}"],
-            fired_by=row.fired_by_event,
-        )
-        for row in fired
-    ]
+    story = [_event_line(row, notes, moved) for row in events]
+    story += [_deadline_line(row, notes, moved) for row in fired]
     story.sort(key=lambda line: (line.at, line.source != "event", line.id))
     return ContractTimeline(
         contract_id=contract_id,
         contract=contract,
         story=story,
-        targets=load_where(conn, targets, TargetState, targets.c.contract_id == contract_id),
+        targets=sorted(
+            load_where(conn, targets, TargetState, targets.c.contract_id == contract_id),
+            key=lambda target: (target.paid_at, target.target_id),
+        ),
         refund_requests=sorted(
             load_where(
                 conn,
@@ -154,6 +133,37 @@ def contract_timeline(conn: Connection, contract_id: str, *, where: str) -> Cont
             for row in still_open
         ],
         transfers=lines,
+    )
+
+
+def _event_line(row: Any, notes: Counter[str], moved: Counter[str]) -> StoryLine:
+    return StoryLine(
+        at=row.occurred_at,
+        source="event",
+        id=row.event_id,
+        type=row.type,
+        result=row.result,
+        reason=row.reason,
+        notifications=notes[row.event_id],
+        transfers=moved[row.event_id],
+        fired_by=None,
+    )
+
+
+def _deadline_line(row: Any, notes: Counter[str], moved: Counter[str]) -> StoryLine:
+    cause = f"{DEADLINE_CAUSE}{row.deadline_id}"
+    return StoryLine(
+        # A deadline's effects happen at its due time, however late the tick came; a
+        # cancelled one ended when the event that cancelled it happened.
+        at=row.fired_at if row.outcome == CANCELLED else row.due_at,
+        source="deadline",
+        id=row.deadline_id,
+        type=row.kind,
+        result=row.outcome or "fired",
+        reason=None,
+        notifications=notes[cause],
+        transfers=moved[cause],
+        fired_by=row.fired_by_event,
     )
 
 
