@@ -298,3 +298,43 @@ def test_sc11_settlement_on_postgresql(pg_engine: Engine) -> None:
     assert driver.balance("user:u2") == 0
     with pg_engine.begin() as conn:
         assert audit(conn).ok
+
+
+def test_sc11_won_chargeback_on_an_invoice_claws_back_from_the_creator(
+    sqlite_engine: Engine,
+) -> None:
+    """An hourly invoice has no escrow: the settlement takes the creator's share back."""
+    driver = Driver(sqlite_engine)
+    driver.send(
+        "contract.opened",
+        contract_id="c2",
+        kind="hourly",
+        client_id="u1",
+        creator_id="u2",
+        currency="USD",
+        policy="spectrum",
+    )
+    paid = driver.send(
+        "hourly.invoice_paid",
+        contract_id="c2",
+        invoice_id="i1",
+        period_start="2026-02-23",
+        payment_id="p2",
+        amount_minor=AMOUNT,
+        processor_fee_minor=0,
+    )
+    assert paid.status == "applied"
+    assert driver.balance("user:u2") == 46000
+    driver.send(
+        "chargeback.opened",
+        chargeback_id="cb1",
+        payment_id="p2",
+        amount_minor=CHARGE,
+        issuer_fee_minor=ISSUER_FEE,
+    )
+    assert driver.notifications("escrow.frozen") == []
+    assert driver.notifications("account.flagged") == []
+    driver.send("chargeback.resolved", chargeback_id="cb1", outcome="client_won")
+    assert driver.balance("user:u2") == 0
+    assert driver.balance("platform:fees") == 0
+    assert driver.balance("platform:chargebacks") == -ISSUER_FEE
