@@ -230,6 +230,26 @@ def test_contract_table_shows_the_story_state_deadlines_and_entries(db: str) -> 
             "4.00 USD", "e8"] in rows  # fmt: skip
 
 
+def test_a_contract_known_only_from_refused_events_still_tells_them(
+    db: str, sqlite_engine: Engine
+) -> None:
+    orphan = _event(
+        "e90", "milestone.funded", "2026-03-20T10:00:00Z", contract_id="c404",
+        milestone_id="m404", payment_id="p404", amount_minor=1000, processor_fee_minor=0,
+    )  # fmt: skip
+    replay_lines(sqlite_engine, [orphan], load_policies())
+    timeline = run_json("contract", "c404", "--db", db)
+    assert timeline["contract"] is None
+    assert [(line["id"], line["result"], line["reason"]) for line in timeline["story"]] == [
+        ("e90", "rejected", "unknown_subject")
+    ]
+    result = run("contract", "c404", "--db", db)
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith(
+        "Contract c404: never opened (every event naming it was refused)\n"
+    )
+
+
 def test_an_unknown_contract_is_one_line_and_exit_code_1(db: str) -> None:
     result = run("contract", "c9", "--db", db)
     assert result.exit_code == 1
