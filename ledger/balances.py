@@ -51,16 +51,19 @@ def lock_available(conn: Connection, accounts: Iterable[Account]) -> dict[int, i
     ids = sorted({account.id for account in accounts if not account.hot})
     if not ids:
         return {}
-    rows = conn.execute(
-        select(
-            balances.c.account_id,
-            balances.c.posted_credits - balances.c.posted_debits - balances.c.pending_debits,
-        )
-        .where(balances.c.account_id.in_(ids))
-        .order_by(balances.c.account_id)
-        .with_for_update()
-    )
+    rows = conn.execute(_LOCK, {"ids": ids})
     return {int(row[0]): int(row[1]) for row in rows}
+
+
+_LOCK = (
+    select(
+        balances.c.account_id,
+        balances.c.posted_credits - balances.c.posted_debits - balances.c.pending_debits,
+    )
+    .where(balances.c.account_id.in_(bindparam("ids", expanding=True)))
+    .order_by(balances.c.account_id)
+    .with_for_update()
+)
 
 
 class Movements:
@@ -120,12 +123,13 @@ _MOVE = (
 )
 
 
+_READ = select(
+    func.sum(balances.c.posted_credits - balances.c.posted_debits),
+    func.sum(balances.c.pending_debits),
+    func.sum(balances.c.pending_credits),
+).where(balances.c.account_id == bindparam("account_id"))
+
+
 def read_balance(conn: Connection, account: Account) -> Balance:
-    row = conn.execute(
-        select(
-            func.sum(balances.c.posted_credits - balances.c.posted_debits),
-            func.sum(balances.c.pending_debits),
-            func.sum(balances.c.pending_credits),
-        ).where(balances.c.account_id == account.id)
-    ).one()
+    row = conn.execute(_READ, {"account_id": account.id}).one()
     return Balance(int(row[0] or 0), int(row[1] or 0), int(row[2] or 0))

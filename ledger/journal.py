@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, Select, exists, insert, or_, select
+from sqlalchemy import Connection, Row, Select, bindparam, exists, insert, or_, select
 
 from ledger.codes import TransferCode
 from ledger.tables import accounts, transfers
@@ -82,6 +82,27 @@ def _entries() -> Select[Any]:
 
 
 _ENTRIES = _entries()
+# Statements are built once: building and hashing one costs more than running it on SQLite.
+_BY_TRANSFER_ID = _ENTRIES.where(
+    transfers.c.transfer_id.in_(bindparam("transfer_ids", expanding=True))
+)
+_BY_ACCOUNT = _ENTRIES.where(
+    or_(
+        transfers.c.debit_account_id == bindparam("account_id"),
+        transfers.c.credit_account_id == bindparam("account_id"),
+    )
+).order_by(transfers.c.occurred_at, transfers.c.id)
+_INSERT = insert(transfers)
+_HELD = select(
+    transfers.c.id,
+    transfers.c.kind,
+    transfers.c.debit_account_id,
+    transfers.c.credit_account_id,
+    transfers.c.amount_minor,
+    transfers.c.currency,
+    transfers.c.code,
+).where(transfers.c.transfer_id == bindparam("transfer_id"))
+_RESOLVED = select(exists().where(transfers.c.pending_id == bindparam("row_id")))
 
 
 def _entry(row: Row[Any]) -> Entry:
@@ -101,40 +122,23 @@ def _entry(row: Row[Any]) -> Entry:
 
 def recorded(conn: Connection, transfer_ids: Collection[str]) -> dict[str, Entry]:
     """The entries already recorded under any of `transfer_ids`."""
-    rows = conn.execute(_ENTRIES.where(transfers.c.transfer_id.in_(set(transfer_ids))))
+    rows = conn.execute(_BY_TRANSFER_ID, {"transfer_ids": sorted(set(transfer_ids))})
     return {row.transfer_id: _entry(row) for row in rows}
 
 
 def entries_of(conn: Connection, account_id: int) -> list[Entry]:
-    rows = conn.execute(
-        _ENTRIES.where(
-            or_(
-                transfers.c.debit_account_id == account_id,
-                transfers.c.credit_account_id == account_id,
-            )
-        ).order_by(transfers.c.occurred_at, transfers.c.id)
-    )
+    rows = conn.execute(_BY_ACCOUNT, {"account_id": account_id})
     return [_entry(row) for row in rows]
 
 
 def record(conn: Connection, rows: Iterable[dict[str, Any]]) -> None:
     batch = list(rows)
     if batch:
-        conn.execute(insert(transfers), batch)
+        conn.execute(_INSERT, batch)
 
 
 def find_held(conn: Connection, transfer_id: str) -> Held | None:
-    row = conn.execute(
-        select(
-            transfers.c.id,
-            transfers.c.kind,
-            transfers.c.debit_account_id,
-            transfers.c.credit_account_id,
-            transfers.c.amount_minor,
-            transfers.c.currency,
-            transfers.c.code,
-        ).where(transfers.c.transfer_id == transfer_id)
-    ).first()
+    row = conn.execute(_HELD, {"transfer_id": transfer_id}).first()
     if row is None:
         return None
     return Held(
@@ -149,4 +153,4 @@ def find_held(conn: Connection, transfer_id: str) -> Held | None:
 
 
 def is_resolved(conn: Connection, held: Held) -> bool:
-    return bool(conn.scalar(select(exists().where(transfers.c.pending_id == held.row_id))))
+    return bool(conn.scalar(_RESOLVED, {"row_id": held.row_id}))

@@ -11,7 +11,7 @@ from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Row, Table, select
+from sqlalchemy import Connection, Row, Table, bindparam, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from ledger.accounts import check_account
@@ -41,20 +41,29 @@ def _account(row: Row[Any]) -> Account:
     )
 
 
+# Statements are built once: building and hashing one costs more than running it on SQLite.
+_BY_KEY = select(accounts).where(
+    accounts.c.name.in_(bindparam("names", expanding=True)),
+    accounts.c.currency.in_(bindparam("currencies", expanding=True)),
+)
+_BY_ID = select(accounts).where(accounts.c.id.in_(bindparam("ids", expanding=True)))
+
+
 def find_accounts(conn: Connection, keys: Collection[AccountKey]) -> dict[AccountKey, Account]:
     wanted = set(keys)
     rows = conn.execute(
-        select(accounts).where(
-            accounts.c.name.in_({name for name, _ in wanted}),
-            accounts.c.currency.in_({currency for _, currency in wanted}),
-        )
+        _BY_KEY,
+        {
+            "names": sorted({name for name, _ in wanted}),
+            "currencies": sorted({currency for _, currency in wanted}),
+        },
     )
     found = (_account(row) for row in rows)
     return {(a.name, a.currency): a for a in found if (a.name, a.currency) in wanted}
 
 
 def accounts_by_id(conn: Connection, ids: Iterable[int]) -> dict[int, Account]:
-    rows = conn.execute(select(accounts).where(accounts.c.id.in_(set(ids))))
+    rows = conn.execute(_BY_ID, {"ids": sorted(set(ids))})
     return {row.id: _account(row) for row in rows}
 
 
