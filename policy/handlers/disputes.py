@@ -24,7 +24,7 @@ from policy.refunds import refund
 from policy.registry import fires, handles
 from policy.rules.disputes import mark_overdue, open_dispute, overdue_at, resolved, settle_dispute
 from policy.rules.legs import user_account
-from policy.state import ContractState, DisputeState
+from policy.state import ContractState, DisputeState, TargetState
 from policy.tables import disputes
 from scheduler.store import cancel
 
@@ -32,10 +32,17 @@ OVERDUE = "dispute.overdue"
 DISPUTE_TEAM = "dispute_team"
 
 
-def dispute_open_on(context: HandlerContext, target_id: str) -> bool:
+def dispute_open_on(context: HandlerContext, target: TargetState) -> bool:
+    """Whether a dispute on the target is open (found through the contract's index)."""
     return bool(
         context.conn.scalar(
-            select(exists().where(disputes.c.target_id == target_id, disputes.c.status == "open"))
+            select(
+                exists().where(
+                    disputes.c.contract_id == target.contract_id,
+                    disputes.c.target_id == target.target_id,
+                    disputes.c.status == "open",
+                )
+            )
         )
     )
 
@@ -95,7 +102,7 @@ def handle_dispute_opened(context: HandlerContext, event: DisputeOpenedEvent) ->
             dispute_id=data.dispute_id,
             reason=data.reason,
             existing=rows.load(context.conn, disputes, DisputeState, data.dispute_id),
-            dispute_open=dispute_open_on(context, target.target_id),
+            dispute_open=dispute_open_on(context, target),
         )
     )
     if isinstance(dispute, Rejected):

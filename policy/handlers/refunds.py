@@ -78,7 +78,7 @@ def handle_refund_requested(context: HandlerContext, event: RefundRequestedEvent
         data.amount_minor,
         context.at,
         policy,
-        dispute_open=dispute_open_on(context, target.target_id),
+        dispute_open=dispute_open_on(context, target),
     )
     if isinstance(route, OpenDispute):
         # SC-3 / SC-4: the request becomes a dispute that carries its id.
