@@ -68,3 +68,22 @@ def check_account(name: str, currency: str) -> AccountPolicy:
     if (prefix in _POINTS_ONLY and not is_points) or (prefix in _MONEY_ONLY and is_points):
         raise CurrencyMismatch(name, currency)
     return policy
+
+
+# The platform's cost accounts: the book stores every account as credits - debits, but what a
+# reader wants from these is what the platform bears, so reports show them debits - credits
+# (MESSAGES.md: balances are "from the owner's side"; docs/money-flows.md).
+COST_ACCOUNTS = frozenset({"platform:processor_fees", "platform:chargebacks"})
+
+
+def owner_side_minor(name: str, book_balance_minor: int) -> int:
+    """The balance as its owner reads it: a cost account's sign is flipped."""
+    return -book_balance_minor if name in COST_ACCOUNTS else book_balance_minor
+
+
+def owner_side_balances(book: dict[str, dict[str, int]]) -> dict[str, dict[str, int]]:
+    """`Book.balances()` as the replay report and the operator views show it."""
+    return {
+        name: {currency: owner_side_minor(name, amount) for currency, amount in by_currency.items()}
+        for name, by_currency in book.items()
+    }

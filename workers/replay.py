@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import Engine, select
 
 from ledger import Book
+from ledger.accounts import owner_side_balances
 from messages import MalformedMessage, parse_event
 from policy.apply import apply_event
 from policy.config import PolicySet
@@ -87,7 +88,7 @@ def replay_lines(
                 pending = 0
         transaction.commit()
         with conn.begin():
-            report.balances = Book(conn).balances()
+            report.balances = owner_side_balances(Book(conn).balances())
             report.notifications = [
                 _public_notification(json.loads(row.body))
                 for row in conn.execute(select(outbox.c.body).order_by(outbox.c.seq))
