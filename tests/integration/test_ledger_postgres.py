@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import Engine, func, select, text
@@ -24,6 +25,7 @@ from ledger import (
     audit,
 )
 from ledger.tables import SHARD_COUNT, metadata, transfers
+from workers.database import alembic_config
 
 pytestmark = pytest.mark.postgres
 
@@ -96,14 +98,25 @@ def assert_refused(engine: Engine, sql: str, guard: str) -> None:
 
 
 def test_the_migrated_postgresql_schema_matches_the_tables_module(pg_engine: Engine) -> None:
+    """Also after the ledger branch is downgraded (triggers and all) and upgraded again."""
+
     def ledger_only(name: str | None, type_: str, _parent: object) -> bool:
         return type_ != "table" or (name or "").startswith("ledger_")
 
-    with pg_engine.connect() as conn:
-        context = MigrationContext.configure(
-            conn, opts={"compare_type": True, "include_name": ledger_only}
-        )
-        assert compare_metadata(context, metadata) == []
+    def differences() -> list[Any]:
+        with pg_engine.connect() as conn:
+            context = MigrationContext.configure(
+                conn, opts={"compare_type": True, "include_name": ledger_only}
+            )
+            return list(compare_metadata(context, metadata))
+
+    assert differences() == []
+    config = alembic_config(pg_engine)
+    command.downgrade(config, "ledger@base")
+    command.upgrade(config, "heads")
+    assert differences() == []
+    seed(pg_engine)
+    assert_refused(pg_engine, "DELETE FROM ledger_transfers", "immutable")
 
 
 def test_the_database_refuses_amounts_not_above_zero_and_self_transfers(

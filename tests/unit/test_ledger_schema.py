@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import BigInteger, Column, Connection, Engine, MetaData
+from sqlalchemy import BigInteger, Column, Connection, Engine, MetaData, inspect
 
 from ledger.tables import metadata
+from workers.database import alembic_config
 
 
 def ledger_differences(conn: Connection, target: MetaData = metadata) -> list[Any]:
@@ -39,3 +41,15 @@ def test_the_comparison_would_see_a_difference(sqlite_engine: Engine) -> None:
         differences = ledger_differences(conn, changed)
 
     assert [difference[0] for difference in differences] == ["add_column"]
+
+
+def test_the_ledger_branch_downgrades_to_nothing_and_upgrades_again(sqlite_engine: Engine) -> None:
+    config = alembic_config(sqlite_engine)
+
+    command.downgrade(config, "ledger@base")
+    with sqlite_engine.connect() as conn:
+        assert not [name for name in inspect(conn).get_table_names() if name.startswith("ledger_")]
+
+    command.upgrade(config, "heads")
+    with sqlite_engine.connect() as conn:
+        assert ledger_differences(conn) == []
