@@ -82,14 +82,7 @@ def handle_chargeback_opened(context: HandlerContext, event: ChargebackOpenedEve
     earlier = rows.load_where(
         context.conn, chargebacks, ChargebackState, chargebacks.c.payment_id == payment.payment_id
     )
-    if existing is None and any(chargeback.status == "open" for chargeback in earlier):
-        # One charge is disputed once at a time; a second would freeze and settle the same
-        # escrow twice.
-        return context.reject(
-            "invalid_state", ["finance"], subject_id=data.chargeback_id, detail="one is open"
-        )
-    taken = sum(cb.amount_minor for cb in earlier if cb.outcome == "client_won")
-    opened = open_chargeback(existing, data, payment, taken, context.at)
+    opened = open_chargeback(existing, data, payment, earlier, context.at)
     if isinstance(opened, Rejected):
         return context.reject(
             opened.reason, ["finance"], subject_id=data.chargeback_id, detail=opened.detail

@@ -23,20 +23,24 @@ def open_chargeback(
     existing: ChargebackState | None,
     data: ChargebackOpened,
     payment: PaymentState,
-    charged_back_minor: int,
+    earlier: Sequence[ChargebackState],
     at: datetime,
 ) -> ChargebackState | Rejected:
     """The new chargeback, or why not.
 
-    `charged_back_minor` is what earlier chargebacks on the payment took and did not give
-    back (open or won): together they can never exceed what the card was charged.
+    `earlier` are the payment's chargebacks so far. One charge is disputed once at a time (a
+    second open one would freeze and settle the same escrow twice), and what won chargebacks
+    took plus this one can never exceed what the card was charged.
     """
     if existing is not None:
         return Rejected("invalid_state", "a chargeback with this id is already recorded")
-    if charged_back_minor + data.amount_minor > payment.charge_total_minor:
+    if any(chargeback.status == "open" for chargeback in earlier):
+        return Rejected("invalid_state", f"payment {payment.payment_id} has an open chargeback")
+    taken = sum(cb.amount_minor for cb in earlier if cb.outcome == "client_won")
+    if taken + data.amount_minor > payment.charge_total_minor:
         return Rejected(
             "exceeds_refundable",
-            f"{data.amount_minor} disputed, {payment.charge_total_minor - charged_back_minor}"
+            f"{data.amount_minor} disputed, {payment.charge_total_minor - taken}"
             " of the charge is left",
         )
     return ChargebackState(

@@ -75,27 +75,41 @@ def _opened(amount: int, chargeback_id: str = "cb1") -> ChargebackOpened:
 
 
 def test_sc11_open_records_an_open_chargeback() -> None:
-    opened = open_chargeback(None, _opened(52000), _payment(52000), 0, AT)
+    opened = open_chargeback(None, _opened(52000), _payment(52000), [], AT)
     assert isinstance(opened, ChargebackState)
     assert (opened.status, opened.amount_minor, opened.issuer_fee_minor) == ("open", 52000, 1500)
 
 
 def test_sc11_chargebacks_never_take_more_than_the_charge() -> None:
-    refused = open_chargeback(None, _opened(30000, "cb2"), _payment(52000), 30000, AT)
+    won = open_chargeback(None, _opened(30000), _payment(52000), [], AT)
+    assert isinstance(won, ChargebackState)
+    won = dataclasses.replace(won, status="resolved", outcome="client_won")
+    refused = open_chargeback(None, _opened(30000, "cb2"), _payment(52000), [won], AT)
     assert isinstance(refused, Rejected)
     assert refused.reason == "exceeds_refundable"
+    lost = dataclasses.replace(won, outcome="client_lost")
+    again = open_chargeback(None, _opened(30000, "cb2"), _payment(52000), [lost], AT)
+    assert isinstance(again, ChargebackState)
+
+
+def test_sc11_a_charge_has_one_open_chargeback_at_a_time() -> None:
+    opened = open_chargeback(None, _opened(100), _payment(52000), [], AT)
+    assert isinstance(opened, ChargebackState)
+    second = open_chargeback(None, _opened(100, "cb2"), _payment(52000), [opened], AT)
+    assert isinstance(second, Rejected)
+    assert second.reason == "invalid_state"
 
 
 def test_sc11_same_id_twice_is_invalid_state() -> None:
-    opened = open_chargeback(None, _opened(100), _payment(52000), 0, AT)
+    opened = open_chargeback(None, _opened(100), _payment(52000), [], AT)
     assert isinstance(opened, ChargebackState)
-    again = open_chargeback(opened, _opened(100), _payment(52000), 100, AT)
+    again = open_chargeback(opened, _opened(100), _payment(52000), [opened], AT)
     assert isinstance(again, Rejected)
     assert again.reason == "invalid_state"
 
 
 def test_sc11_resolves_once() -> None:
-    opened = open_chargeback(None, _opened(100), _payment(52000), 0, AT)
+    opened = open_chargeback(None, _opened(100), _payment(52000), [], AT)
     assert isinstance(opened, ChargebackState)
     won = resolve_chargeback(opened, "client_won", AT)
     assert isinstance(won, ChargebackState)
