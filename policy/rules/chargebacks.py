@@ -103,14 +103,24 @@ def split_settlement(
     start at the exact ratio rounded down and are then moved one cent at a time, the target
     furthest from its exact share first, until their credits add up to `amount_minor`. One
     cent of refund moves a credit by one or two cents (a fee rate is below 100%), so the sum
-    can still fall one cent short when every step left is two cents; a refund also cannot
-    exceed what a target has left (money refunded earlier). The second value returned is that
+    can still fall one cent short when every step left is two cents; and a refund can
+    neither exceed what a target has left (money refunded earlier) nor take over another
+    target's share. The second value returned is that
     shortfall, which the caller takes from the client's balance: the card gave the client
     more than the policy refunds.
     """
     refunds = {
         target.target_id: min(
             target.refundable_minor, target.amount_minor * amount_minor // charge_total_minor
+        )
+        for target in targets
+    }
+    # A cent above the exact share is all that rounding ever asks of a target; a share that
+    # was refunded before stays short rather than loading another target's refund.
+    ceilings = {
+        target.target_id: min(
+            target.refundable_minor,
+            -(-target.amount_minor * amount_minor // charge_total_minor) + 1,
         )
         for target in targets
     }
@@ -133,7 +143,7 @@ def split_settlement(
         steps = [
             target
             for target in targets
-            if refunds[target.target_id] < target.refundable_minor
+            if refunds[target.target_id] < ceilings[target.target_id]
             and credited_by(target, refunds[target.target_id] + 1)
             - credited_by(target, refunds[target.target_id])
             <= gap

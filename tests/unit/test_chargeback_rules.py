@@ -157,6 +157,15 @@ def test_sc11_money_refunded_before_is_left_short() -> None:
     assert short == 26000
 
 
+def test_sc11_a_share_refunded_before_is_not_loaded_onto_another_target() -> None:
+    """m1 was refunded in full to the balance; the card then gave back half the charge: m2
+    gives its half, and m1's half, already paid back once, is what the client owes."""
+    targets = [_target("m1", 1_000_000, refunded=1_000_000), _target("m2", 1_000_000)]
+    shares, short = split_settlement(targets, 1_040_000, 2_080_000)
+    assert {s.target_id: s.refund_minor for s in shares} == {"m1": 0, "m2": 500_000}
+    assert short == 520_000
+
+
 def test_sc11_several_milestones_share_the_chargeback() -> None:
     targets = [_target("m1", 30000), _target("m2", 20000)]
     shares, short = split_settlement(targets, 26000, 52000)
