@@ -297,7 +297,11 @@ def test_balance_table(db: str) -> None:
 def test_an_unknown_account_is_exit_code_1_and_a_bad_name_exit_code_2(db: str) -> None:
     unknown = run("balance", "user:zoe", "--db", db)
     assert unknown.exit_code == 1
-    assert unknown.stderr.startswith(f"error: no account 'user:zoe' in {db}; names are user:")
+    assert unknown.stderr == (
+        f"error: no account 'user:zoe' in {db}; an account is user:<id>, escrow:<milestone_id>, "
+        "points:<id>, platform:<name> or external:<name>; `recourse contract ID` lists the ones "
+        "a contract used\n"
+    )
     assert len(unknown.stderr.splitlines()) == 1
     bad = run("balance", "zoe", "--db", db)
     assert bad.exit_code == 2
@@ -487,8 +491,8 @@ def test_an_existing_command_failing_inside_gets_one_line_too(tmp_path: Path) ->
     result = run("audit", "--db", f"sqlite:///{tmp_path / 'no-dir' / 'x.sqlite'}")
     assert result.exit_code == 1
     assert result.stderr == (
-        "error: the database failed (unable to open database file); check that it is running "
-        "and that --db or DATABASE_URL point at it\n"
+        "error: cannot open the SQLite file (unable to open database file); check the path in "
+        "--db or DATABASE_URL and that its folder exists\n"
     )
 
 

@@ -81,15 +81,25 @@ def test_debug_lets_the_exception_through() -> None:
     assert "error:" not in result.output
 
 
-def test_a_database_that_is_down_says_so_and_what_to_do() -> None:
+def test_a_database_that_fails_says_so_and_what_to_do() -> None:
+    dropped = OperationalError("SELECT 1", {}, Exception("server closed the connection\nmore"))
+    failure = explain(dropped)
+    assert failure.exit_code == 1
+    assert str(failure) == (
+        "the database failed (server closed the connection); check that it is running and "
+        "that --db or DATABASE_URL point at it"
+    )
+
+
+def test_a_sqlite_file_that_cannot_be_opened_names_the_path_as_the_suspect() -> None:
     engine = create_engine("sqlite:////nonexistent-dir/x.sqlite")
     with pytest.raises(OperationalError) as caught:
         engine.connect()
     failure = explain(caught.value)
     assert failure.exit_code == 1
     assert str(failure) == (
-        "the database failed (unable to open database file); check that it is running and "
-        "that --db or DATABASE_URL point at it"
+        "cannot open the SQLite file (unable to open database file); check the path in --db "
+        "or DATABASE_URL and that its folder exists"
     )
 
 

@@ -64,5 +64,5 @@ def test_a_deadline_effect_answers_to_its_deadline_not_to_the_tick() -> None:
 
 @pytest.mark.parametrize("name", ["alice", "bank:u1", "user:"])
 def test_a_name_no_account_can_have_is_a_usage_problem(name: str) -> None:
-    with pytest.raises(UsageProblem, match="names are user:<user_id>"):
+    with pytest.raises(UsageProblem, match="an account is user:<id>, escrow:<milestone_id>"):
         check_account_name(name)

@@ -74,6 +74,11 @@ def explain(exc: BaseException) -> OperatorError:
             "use sqlite:///FILE or postgresql+psycopg://USER@HOST/DB in --db or DATABASE_URL",
         )
     if isinstance(exc, DBAPIError):
+        if "unable to open database file" in str(exc.orig):
+            return OperatorError(
+                f"cannot open the SQLite file ({first_line(exc)})",
+                "check the path in --db or DATABASE_URL and that its folder exists",
+            )
         if _is_missing_table(exc):
             return OperatorError(
                 f"the database has no Recourse schema ({first_line(exc)})",

@@ -54,6 +54,7 @@ def _print_contract(timeline: ContractTimeline, console: Console) -> None:
         console.print(
             f"Contract {timeline.contract_id}: never opened (every event naming it was refused)",
             highlight=False,
+            soft_wrap=True,
         )
         return
     closed = f", closed {_when(contract.closed_at)}" if contract.closed_at else ""
@@ -65,6 +66,8 @@ def _print_contract(timeline: ContractTimeline, console: Console) -> None:
         f"{format_minor(contract.paid_total_minor, currency)}, refunded "
         f"{format_minor(contract.refunded_total_minor, currency)}",
         highlight=False,
+        # One line, whatever the width: the terminal wraps it, and a pipe or a test gets it whole.
+        soft_wrap=True,
     )
 
 

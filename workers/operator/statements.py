@@ -25,9 +25,8 @@ from workers.operator.formats import jsonable
 COST_ACCOUNTS = frozenset({"platform:processor_fees", "platform:chargebacks"})
 
 ACCOUNT_NAMES_HELP = (
-    "names are user:<user_id>, escrow:<milestone_id>, points:<user_id>, platform:fees, "
-    "platform:addons, platform:processor_fees or platform:chargebacks; `recourse contract ID` "
-    "lists the accounts a contract moved money through"
+    "an account is user:<id>, escrow:<milestone_id>, points:<id>, platform:<name> or "
+    "external:<name>; `recourse contract ID` lists the ones a contract used"
 )
 
 
