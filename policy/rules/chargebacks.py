@@ -115,12 +115,11 @@ def split_settlement(
         )
         for target in targets
     }
-    # A cent above the exact share is all that rounding ever asks of a target; a share that
-    # was refunded before stays short rather than loading another target's refund.
+    # No target goes past its exact share rounded up: a share refunded before stays short
+    # rather than being loaded onto another target.
     ceilings = {
         target.target_id: min(
-            target.refundable_minor,
-            -(-target.amount_minor * amount_minor // charge_total_minor) + 1,
+            target.refundable_minor, -(-target.amount_minor * amount_minor // charge_total_minor)
         )
         for target in targets
     }

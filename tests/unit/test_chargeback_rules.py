@@ -201,6 +201,8 @@ def test_sc11_split_is_exact_or_short_by_what_cannot_be_refunded(
     for share in shares:
         target = by_id[share.target_id]
         assert 0 <= share.refund_minor <= target.refundable_minor
+        # Never more than the target's own share of the chargeback, rounded up.
+        assert share.refund_minor * charge_total < (target.amount_minor * disputed) + charge_total
         assert share.credited_minor == credited_by(target, share.refund_minor)
     if not any(t.refunded_minor for t in targets):
         # Nothing refunded before: only the fee's rounding can leave a cent per target.
