@@ -149,7 +149,9 @@ def decide(
     decisions.check_usage(decision)
     settings = load_settings()
     broker = decisions.require_broker(broker_url or settings.broker_url)
-    event = decisions.envelope(decision, event_id=event_id, now=datetime.now(UTC))
+    # Whole seconds, like the times upstream services send: the decision is a human act.
+    now = datetime.now(UTC).replace(microsecond=0)
+    event = decisions.envelope(decision, event_id=event_id, now=now)
     if check:
         url = database_url or settings.database_url
         with reading(url) as conn:
