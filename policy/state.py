@@ -99,7 +99,7 @@ class RefundRequestState:
     amount_minor: int
     reason: str
     requested_at: datetime
-    status: str  # pending | completed | declined | escalated | disputed | approved | rejected
+    status: str  # pending | completed | declined | escalated | disputed | rejected
     decided_at: datetime | None
 
 
