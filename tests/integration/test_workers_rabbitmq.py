@@ -17,6 +17,8 @@ from dramatiq import Worker
 from sqlalchemy import Engine, func, select
 
 from ledger import Book, audit
+from ledger.accounts import owner_side_balances
+from messages import MalformedMessage, parse_event
 from messages.publisher import EventPublisher
 from messages.transport import (
     EVENT_ACTOR,
@@ -27,7 +29,7 @@ from messages.transport import (
 )
 from policy.config import load_policies
 from policy.tables import inbox, outbox
-from workers.dlq import DeadLetterQueues
+from workers.dlq import DeadLetter, DeadLetterQueues
 from workers.replay import replay_lines
 from workers.runtime import Runtime
 from workers.settings import Settings
@@ -37,7 +39,7 @@ pytestmark = [pytest.mark.rabbitmq, pytest.mark.postgres]
 STORY = Path(__file__).parents[1] / "data" / "workers-story.jsonl"
 EXAMPLES = sorted((Path(__file__).parents[2] / "examples").glob("*.jsonl"))
 EVENTS_XQ = dead_letter_queue(EVENTS_QUEUE)
-HANDLED = ("applied", "rejected", "duplicate")
+FINISHED = ("applied", "rejected", "duplicate", "dead_lettered")
 WAIT_S = 60.0
 
 
@@ -77,31 +79,53 @@ def start_workers(
 
 
 def handled(runtime: Runtime) -> int:
-    """Messages the workers finished with: applied, rejected or dropped as duplicates."""
+    """Messages the workers finished with: applied, rejected, dropped as duplicates, or
+    dead-lettered."""
     total = 0.0
     for metric in runtime.metrics.registry.collect():
         for sample in metric.samples:
-            if sample.name == "recourse_events_total" and sample.labels["result"] in HANDLED:
+            if sample.name == "recourse_events_total" and sample.labels["result"] in FINISHED:
                 total += sample.value
     return int(total)
 
 
-def publish_story(runtime: Runtime, url: str, envelopes: list[dict[str, Any]], copies: int) -> None:
-    """Publish in file order. Ticks travel on their own queue, so a tick is sent only once
-    everything before it is handled (as the replay, which reads one line after another)."""
+def publish_story(runtime: Runtime, url: str, lines: list[str], copies: int) -> None:
+    """Publish the lines in file order, a malformed one as the raw body an upstream bug would
+    send. Ticks travel on their own queue, so a tick is sent only once everything before it is
+    handled (as in the replay, which reads one line after another)."""
     sent = 0
     with EventPublisher(url) as publisher:
-        for envelope in envelopes:
-            if envelope["type"] == TICK_TYPE:
+        for number, line in enumerate(lines, start=1):
+            try:
+                event = parse_event(line)
+            except MalformedMessage:
+                event = None
+            if event is not None and event.type == TICK_TYPE:
                 wait_for_handled(runtime, sent)
             for _ in range(copies):
-                publisher.publish(envelope)
+                if event is None:
+                    publisher.publish_raw(malformed_message(line, f"line-{number}"))
+                else:
+                    publisher.publish(event)
                 sent += 1
     wait_for_handled(runtime, sent)
 
 
+def malformed_message(line: str, message_id: str) -> bytes:
+    try:
+        envelope: object = json.loads(line)
+    except ValueError:
+        envelope = line
+    return dramatiq_message_body(envelope, EVENTS_QUEUE, EVENT_ACTOR, message_id)
+
+
 def wait_for_handled(runtime: Runtime, count: int) -> None:
     wait_until(lambda: handled(runtime) == count, f"{count} messages handled")
+
+
+def dead_letters(url: str) -> list[DeadLetter]:
+    with DeadLetterQueues(url) as queues:
+        return queues.peek(EVENTS_XQ)
 
 
 def replayed(lines: list[str], sqlite_engine: Engine) -> Any:
@@ -110,7 +134,7 @@ def replayed(lines: list[str], sqlite_engine: Engine) -> Any:
 
 def books(engine: Engine) -> tuple[dict[str, dict[str, int]], list[dict[str, Any]], bool]:
     with engine.connect() as conn:
-        balances = Book(conn).balances()
+        balances = owner_side_balances(Book(conn).balances())
         bodies: list[str] = list(
             conn.execute(select(outbox.c.body).order_by(outbox.c.seq)).scalars()
         )
@@ -127,15 +151,34 @@ def by_id(notifications: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
 def test_a_story_through_the_workers_books_what_the_replay_books(
     story: Path, start_workers: Callable[..., Runtime], rabbit_url: str, sqlite_engine: Engine
 ) -> None:
-    lines = story.read_text("utf-8").splitlines()
-    runtime = start_workers(threads=1)
+    """Where the replay, which has no later, rejects an event whose subject never comes with
+    `unknown_subject`, the workers retry it for their budget and then dead-letter it with that
+    reason; everything else is the same, to the cent and to the notification."""
+    lines = [line for line in story.read_text("utf-8").splitlines() if line.strip()]
+    runtime = start_workers(threads=1, unknown_subject_retry_seconds=1)
 
-    publish_story(runtime, rabbit_url, [json.loads(line) for line in lines], copies=1)
+    publish_story(runtime, rabbit_url, lines, copies=1)
 
     report = replayed(lines, sqlite_engine)
+    never_known = {
+        item["event_id"] for item in report.rejections if item["reason"] == "unknown_subject"
+    }
     balances, notifications, audit_ok = books(runtime.engine)
     assert balances == report.balances
-    assert by_id(notifications) == by_id(report.notifications)
+    assert by_id(notifications) == {
+        notification_id: item
+        for notification_id, item in by_id(report.notifications).items()
+        if not any(notification_id.startswith(f"{event_id}:") for event_id in never_known)
+    }
+    letters = dead_letters(rabbit_url)
+    assert {letter.event_id for letter in letters if letter.reason == "unknown_subject"} == (
+        never_known
+    )
+    assert sorted(
+        letter.error if letter.reason == "malformed" else f"{letter.reason}: {letter.error}"
+        for letter in letters
+        if letter.reason != "unknown_subject"
+    ) == sorted(item["error"] for item in report.dead_letters)
     assert audit_ok
 
 
@@ -145,7 +188,7 @@ def test_every_event_delivered_twice_books_the_same_as_once(
     lines = STORY.read_text("utf-8").splitlines()
     runtime = start_workers(threads=1)
 
-    publish_story(runtime, rabbit_url, [json.loads(line) for line in lines], copies=2)
+    publish_story(runtime, rabbit_url, lines, copies=2)
 
     balances, notifications, _ = books(runtime.engine)
     report = replayed(lines, sqlite_engine)

@@ -1,0 +1,186 @@
+"""The engine as it is deployed: `recourse worker`, `recourse relay` and two `recourse scheduler`
+processes against PostgreSQL and RabbitMQ. Events go in with `recourse publish`,
+notifications come out of the exchange, ticks keep coming when the leading scheduler is
+killed, and every process stops cleanly on SIGTERM."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pika
+import pytest
+from sqlalchemy import Engine, func, select
+
+from messages.publisher import EventPublisher
+from messages.transport import NOTIFICATIONS_EXCHANGE
+from policy.tables import inbox, outbox
+
+pytestmark = [pytest.mark.e2e, pytest.mark.rabbitmq, pytest.mark.postgres]
+
+STORY = Path(__file__).parents[1] / "data" / "workers-story.jsonl"
+RECOURSE = [sys.executable, "-c", "from workers.cli import app; app()"]
+WAIT_S = 60.0
+
+
+def wait_until(condition: Callable[[], bool], what: str, timeout_s: float = WAIT_S) -> None:
+    """Poll `condition` until it holds; fail, naming `what`, after `timeout_s`."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
+        time.sleep(0.1)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def scrape(port: int, name: str) -> float | None:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as response:
+            text = response.read().decode()
+    except OSError:
+        return None
+    for line in text.splitlines():
+        if line.startswith(f"{name} "):
+            return float(line.split()[1])
+    return None
+
+
+class Processes:
+    def __init__(self, env: dict[str, str], logs: Path) -> None:
+        self.env = env
+        self.logs = logs
+        self.running: dict[str, subprocess.Popen[bytes]] = {}
+
+    def start(self, name: str, *args: str, metrics_port: int = 0) -> subprocess.Popen[bytes]:
+        env = {**self.env, "METRICS_PORT": str(metrics_port)}
+        log = (self.logs / f"{name}.log").open("wb")
+        process = subprocess.Popen([*RECOURSE, *args], env=env, stdout=log, stderr=log)
+        self.running[name] = process
+        return process
+
+    def command(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [*RECOURSE, *args], env=self.env, capture_output=True, text=True, timeout=60
+        )
+
+    def log(self, name: str) -> str:
+        return (self.logs / f"{name}.log").read_text(errors="replace")
+
+
+@pytest.fixture
+def processes(pg_url: str, rabbit_url: str, tmp_path: Path) -> Iterator[Processes]:
+    env = {
+        **os.environ,
+        "DATABASE_URL": pg_url,
+        "BROKER_URL": rabbit_url,
+        "TICK_INTERVAL_SECONDS": "0.5",
+        "UNKNOWN_SUBJECT_RETRY_SECONDS": "60",
+        "RETRY_MIN_BACKOFF_MS": "50",
+        "RETRY_MAX_BACKOFF_MS": "1000",
+        "LOG_FORMAT": "json",
+    }
+    started = Processes(env, tmp_path)
+    yield started
+    for process in started.running.values():
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=10)
+
+
+@pytest.fixture
+def notifications(rabbit_url: str) -> Iterator[Any]:
+    connection = pika.BlockingConnection(pika.URLParameters(rabbit_url))
+    channel = connection.channel()
+    channel.exchange_declare(NOTIFICATIONS_EXCHANGE, exchange_type="topic", durable=True)
+    channel.queue_declare("e2e-consumer", durable=True)
+    channel.queue_bind("e2e-consumer", NOTIFICATIONS_EXCHANGE, routing_key="#")
+    yield channel
+    connection.close()
+
+
+def count(engine: Engine, query: Any) -> int:
+    with engine.connect() as conn:
+        found: int = conn.execute(query).scalar_one()
+        return found
+
+
+def story_ids() -> set[str]:
+    return {json.loads(line)["event_id"] for line in STORY.read_text("utf-8").splitlines()}
+
+
+def test_the_deployed_processes_run_a_story_end_to_end(
+    processes: Processes, pg_engine: Engine, rabbit_url: str, notifications: Any
+) -> None:
+    worker_port = free_port()
+    scheduler_ports = {"scheduler-a": free_port(), "scheduler-b": free_port()}
+    # One thread: the story's events of one contract depend on their order (work started
+    # before or after a refund request), and a single consumer thread keeps queue order.
+    processes.start("worker", "worker", "--threads", "1", metrics_port=worker_port)
+    processes.start("relay", "relay")
+    processes.start("scheduler-a", "scheduler", metrics_port=scheduler_ports["scheduler-a"])
+    wait_until(
+        lambda: scrape(scheduler_ports["scheduler-a"], "recourse_scheduler_leader") == 1,
+        "the first scheduler to lead",
+    )
+    processes.start("scheduler-b", "scheduler", metrics_port=scheduler_ports["scheduler-b"])
+
+    published = processes.command("publish", str(STORY))
+    assert published.returncode == 0, published.stderr
+    with EventPublisher(rabbit_url) as publisher:
+        publisher.publish_raw(b"not a dramatiq message")
+
+    wanted = story_ids()
+    handled = select(func.count()).select_from(inbox).where(inbox.c.event_id.in_(wanted))
+    wait_until(lambda: count(pg_engine, handled) == len(wanted), "every story event handled")
+    unsent = select(func.count()).select_from(outbox).where(outbox.c.sent_at.is_(None))
+    total = select(func.count()).select_from(outbox)
+
+    def relayed() -> bool:
+        depth = notifications.queue_declare("e2e-consumer", passive=True).method.message_count
+        return count(pg_engine, unsent) == 0 and depth == count(pg_engine, total) > 0
+
+    wait_until(relayed, "every notification on the exchange, once")
+
+    scheduler_ticks = (
+        select(func.count())
+        .select_from(inbox)
+        .where(inbox.c.type == "deadline.tick", inbox.c.event_id.not_in(wanted))
+    )
+    wait_until(lambda: count(pg_engine, scheduler_ticks) >= 1, "a tick from the scheduler")
+    assert scrape(scheduler_ports["scheduler-b"], "recourse_scheduler_leader") == 0
+
+    processes.running["scheduler-a"].send_signal(signal.SIGKILL)
+    wait_until(
+        lambda: scrape(scheduler_ports["scheduler-b"], "recourse_scheduler_leader") == 1,
+        "the second scheduler to take over",
+    )
+    before = count(pg_engine, scheduler_ticks)
+    wait_until(lambda: count(pg_engine, scheduler_ticks) > before, "ticks after the takeover")
+
+    assert (scrape(worker_port, "recourse_backlog_up") or 0) == 1
+    health = processes.command("health")
+    assert health.returncode == 0, health.stdout + health.stderr
+    letters = processes.command("dlq", "list", "--json")
+    assert letters.returncode == 0, letters.stderr
+    assert [json.loads(line)["reason"] for line in letters.stdout.splitlines()] == ["undecodable"]
+
+    for name in ("worker", "relay", "scheduler-b"):
+        processes.running[name].send_signal(signal.SIGTERM)
+    for name in ("worker", "relay", "scheduler-b"):
+        assert processes.running[name].wait(timeout=40) == 0, processes.log(name)
+    assert "worker.stopped" in processes.log("worker")
