@@ -148,10 +148,10 @@ def test_sc6_fee_reversal_rounds_half_to_even() -> None:
     released=st.booleans(),
 )
 def test_sc6_partial_refunds_that_add_up_to_the_whole_reverse_exactly_the_whole_fee(
-    amount: int, cuts: list[float], released: bool
+    amount: int, cuts: list[int], released: bool
 ) -> None:
-    """SC-6 cumulative rounding: however a refund is sliced, the slices' reversals sum to the
-    fees, to the cent, and the creator and platform end where they started."""
+    """SC-6 cumulative rounding: however a refund is sliced, from escrow or clawed back, the
+    slices' reversals sum to the fees, to the cent."""
     points = sorted({0, amount, *(amount * cut // 10_000 for cut in cuts)})
     milestone = _funded(amount)
     if released:
