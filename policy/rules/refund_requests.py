@@ -28,7 +28,6 @@ from policy.rules.presets import requests_go_to_creator
 from policy.rules.targets import amount_refusal, ownership_refusal
 from policy.rules.windows import approval_refusal, in_cooling_off
 from policy.state import ContractState, RefundRequestState, TargetState
-from scheduler.calendar import window_end
 
 AWAITING_DECISION = ("pending", "escalated")
 
@@ -77,10 +76,11 @@ def route_request(
         return Rejected("invalid_state", f"a dispute on {target.target_id} is open")
     windows = policy.windows_for(contract.client_jurisdiction)
     if requests_go_to_creator(policy):
-        if at > window_end(target.paid_at, days=windows.support_approval_days):
+        # CC-3 decides who can still approve: nobody, support alone, or the creator.
+        if approval_refusal(target.paid_at, at, "support", windows) is not None:
             return Rejected("window_expired", "no one can approve a refund of it any more")
         return AskCreator(
-            needs_support=at > window_end(target.paid_at, days=windows.expert_approval_days)
+            needs_support=approval_refusal(target.paid_at, at, "creator", windows) is not None
         )
     if target.status == "funded":
         started = target.work_started_at is not None and target.work_started_at <= at
