@@ -768,7 +768,8 @@ def test_cc6_reviews_hidden_once_when_the_net_value_falls_under_25_dollars(
 
 
 def test_cc8_invoice_dispute_until_the_friday_after_its_week(sqlite_engine: Engine) -> None:
-    """CC-8: week of Mon 2 Mar 2026: disputes until Fri 13 Mar 23:59:59 UTC."""
+    """CC-8: week of Mon 2 Mar 2026: disputes until Fri 13 Mar 23:59:59 UTC; an invoice
+    never paid cannot be disputed (CC-11, `not_paid`)."""
     engine = Driver(sqlite_engine)
     engine.send(
         "contract.opened",
