@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
@@ -329,3 +330,35 @@ def test_the_ledger_never_commits_the_callers_transaction(sqlite_engine: Engine)
     with sqlite_engine.connect() as conn, conn.begin():
         assert conn.scalar(select(func.count()).select_from(transfers)) == 0
         assert conn.scalar(select(func.count()).select_from(accounts)) == 0
+
+
+def test_threads_racing_on_one_sqlite_file_spend_escrow_exactly_once_without_lock_errors(
+    sqlite_engine: Engine,
+) -> None:
+    """The embedded mode runs worker threads on one SQLite file: each transaction must wait its
+    turn (not fail with "database is locked") and escrow must still never overdraw."""
+    with sqlite_engine.begin() as conn:
+        Book(conn).post([transfer("fund", "external:card", "escrow:m1", 20_000)])
+    outcomes: list[str] = []
+
+    def spend(worker: int) -> None:
+        for attempt in range(5):
+            try:
+                with sqlite_engine.begin() as conn:
+                    Book(conn).post(
+                        [transfer(f"s{worker}-{attempt}", "escrow:m1", f"user:u{worker}", 1_000)]
+                    )
+                outcomes.append("spent")
+            except Overdraft:
+                outcomes.append("refused")
+
+    threads = [threading.Thread(target=spend, args=(worker,)) for worker in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert sorted(outcomes) == ["refused"] * 20 + ["spent"] * 20
+    with sqlite_engine.begin() as conn:
+        assert Book(conn).balance("escrow:m1", "USD").available_minor == 0
+        assert audit(conn).ok
