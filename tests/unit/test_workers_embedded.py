@@ -15,6 +15,7 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.exc import OperationalError
 
 from ledger import Book
+from ledger.accounts import owner_side_balances
 from messages.transport import EVENTS_QUEUE, TICKS_QUEUE
 from policy.apply import ApplyResult
 from policy.tables import inbox
@@ -108,8 +109,9 @@ def settle(runtime: Runtime) -> StubBroker:
 
 
 def balances(engine: Engine) -> dict[str, dict[str, int]]:
+    """From the owner's side, as the replay reports them."""
     with engine.begin() as conn:
-        return Book(conn).balances()
+        return owner_side_balances(Book(conn).balances())
 
 
 def inbox_count(engine: Engine) -> int:
