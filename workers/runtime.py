@@ -195,12 +195,13 @@ def run_all(
     threads: int | None = None,
     sink: NotificationSink | None = None,
     clock: Clock | None = None,
+    timeout_ms: int = WORKER_TIMEOUT_MS,
 ) -> None:
     """Worker, relay and scheduler in one process (`recourse run`), until `stop` is set."""
     if runtime.engine.dialect.name == "sqlite":
         # The embedded default needs no separate `recourse migrate`.
         migrate(runtime.engine)
-    worker = runtime.start_worker(threads)
+    worker = runtime.start_worker(threads, timeout_ms=timeout_ms)
     services = Services(stop=stop)
     relay = runtime.relay(sink)
     services.spawn(

@@ -4,7 +4,11 @@ middleware and unit of work as on RabbitMQ and PostgreSQL, without a server."""
 from __future__ import annotations
 
 import itertools
+import json
+import threading
+import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -29,7 +33,8 @@ from workers.replay import replay_lines
 from workers.runtime import Runtime
 from workers.settings import Settings
 
-FAST = {"retry_min_backoff_ms": 20, "retry_max_backoff_ms": 200}
+FAST: dict[str, Any] = {"retry_min_backoff_ms": 20, "retry_max_backoff_ms": 200}
+SC6_EXAMPLE = Path(__file__).parents[2] / "examples" / "sc6-worked-example.jsonl"
 WAIT_MS = 20_000
 
 
@@ -122,8 +127,6 @@ def inbox_count(engine: Engine) -> int:
 def test_events_sent_to_the_actor_book_what_the_replay_books(
     make_runtime: Callable[..., Runtime], tmp_path: Any
 ) -> None:
-    import json
-
     from workers.database import make_engine, migrate
 
     runtime = make_runtime()
@@ -335,3 +338,41 @@ def test_the_log_context_of_a_malformed_message_keeps_what_it_can() -> None:
     assert "event_id" not in context
     assert len(context["type"]) == 128
     assert context["attempt"] == 1
+
+
+def test_run_all_works_the_queues_relays_and_ticks_in_one_process(
+    sqlite_engine: Engine,
+) -> None:
+    """`recourse run` in the embedded default: StubBroker, SQLite, the in-process sink."""
+    from datetime import UTC, datetime
+
+    from scheduler.clock import FixedClock
+    from workers.relay import MemorySink
+    from workers.runtime import run_all
+
+    settings = Settings(broker_url=None, relay_idle_seconds=0.01, **FAST)
+    runtime = Runtime.build(settings, engine=sqlite_engine)
+    sink, stop = MemorySink(), threading.Event()
+    clock = FixedClock(datetime(2026, 5, 1, tzinfo=UTC))
+    engine_thread = threading.Thread(
+        target=run_all,
+        args=(runtime, stop),
+        kwargs={"threads": 1, "sink": sink, "clock": clock, "timeout_ms": 50},
+    )
+    engine_thread.start()
+    try:
+        for line in SC6_EXAMPLE.read_text("utf-8").splitlines():
+            runtime.actors.event.send(json.loads(line))
+        deadline = time.monotonic() + WAIT_MS / 1000
+        while not {"refund.completed", "dispute.resolved"} <= {n.type for n in sink.sent}:
+            assert time.monotonic() < deadline, "the refund never reached the sink"
+            time.sleep(0.01)
+    finally:
+        stop.set()
+        engine_thread.join(timeout=30)
+
+    assert not engine_thread.is_alive()
+    with sqlite_engine.connect() as conn:
+        ticks = conn.execute(select(inbox.c.event_id).where(inbox.c.type == "deadline.tick"))
+        assert list(ticks.scalars()) == ["tick:2026-05-01T00:00:00Z"]
+    assert balances(sqlite_engine)["user:ana"] == {"USD": 52_000}
