@@ -11,12 +11,12 @@ from __future__ import annotations
 import zlib
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from sqlalchemy import Connection, bindparam, func, select, update
 
 from ledger.registry import Account
-from ledger.tables import SHARD_COUNT, balances
+from ledger.tables import SHARD_COUNT, accounts, balances
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,28 +41,55 @@ def shard_for(account: Account, transfer_id: str) -> int:
     return zlib.crc32(transfer_id.encode()) % SHARD_COUNT if account.hot else 0
 
 
-def lock_available(conn: Connection, accounts: Iterable[Account]) -> dict[int, int]:
-    """Lock the balance rows of the non-hot `accounts`; return what each has available.
+@dataclass(frozen=True, slots=True)
+class Locked:
+    """What the lock on the non-hot accounts of a movement read: available and frozen."""
+
+    available: dict[int, int]
+    frozen: frozenset[int]
+
+    def current(self, account: Account) -> Account:
+        """`account` with its frozen flag as read under the lock (hot accounts are not locked,
+        and keep the flag read when they were looked up)."""
+        if account.hot:
+            return account
+        return replace(account, frozen=account.id in self.frozen)
+
+
+def lock_accounts(conn: Connection, touched: Iterable[Account]) -> Locked:
+    """Lock the non-hot accounts among `touched`, with their balance rows, until the
+    transaction ends.
 
     Rows are locked in account id order, the same order every transaction uses, so two
-    transactions that touch the same accounts queue instead of deadlocking. (SQLite has no
-    row locks: its transaction holds the whole database once it writes.)
+    transactions that touch the same accounts queue instead of deadlocking. The account row
+    is locked too, so a freeze committed while we waited is what we read (PostgreSQL
+    re-reads a locked row that changed). SQLite has no row locks: its write transaction
+    holds the whole database from its start.
     """
-    ids = sorted({account.id for account in accounts if not account.hot})
+    ids = sorted({account.id for account in touched if not account.hot})
     if not ids:
-        return {}
-    rows = conn.execute(_LOCK, {"ids": ids})
-    return {int(row[0]): int(row[1]) for row in rows}
+        return Locked({}, frozenset())
+    rows = conn.execute(_LOCK, {"ids": ids}).all()
+    return Locked(
+        available={int(row.account_id): int(row.available) for row in rows},
+        frozen=frozenset(int(row.account_id) for row in rows if row.frozen),
+    )
 
 
 _LOCK = (
     select(
         balances.c.account_id,
-        balances.c.posted_credits - balances.c.posted_debits - balances.c.pending_debits,
+        (balances.c.posted_credits - balances.c.posted_debits - balances.c.pending_debits).label(
+            "available"
+        ),
+        accounts.c.frozen,
     )
+    .join(accounts, accounts.c.id == balances.c.account_id)
     .where(balances.c.account_id.in_(bindparam("ids", expanding=True)))
     .order_by(balances.c.account_id)
-    .with_for_update()
+    # NO KEY UPDATE: strong enough to queue behind a freeze or another movement, without
+    # blocking the foreign key checks of rows that merely point at the account.
+    .with_for_update(key_share=True)
 )
 
 

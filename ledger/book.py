@@ -15,7 +15,7 @@ from sqlalchemy.exc import IntegrityError
 
 from ledger import journal
 from ledger.accounts import check_account
-from ledger.balances import ZERO, Balance, Movements, lock_available, read_balance, shard_for
+from ledger.balances import ZERO, Balance, Movements, lock_accounts, read_balance, shard_for
 from ledger.errors import (
     AccountFrozen,
     InvalidTransfer,
@@ -174,7 +174,8 @@ class Book:
             {(t.debit, t.currency) for t in batch} | {(t.credit, t.currency) for t in batch},
         )
         # Lock before looking for earlier copies, so a copy committed while we waited is seen.
-        available = lock_available(self._conn, opened.values())
+        locked = lock_accounts(self._conn, opened.values())
+        available = dict(locked.available)
         seen = journal.recorded(self._conn, {t.transfer_id for t in batch})
         rows: list[dict[str, Any]] = []
         movements = Movements()
@@ -197,8 +198,8 @@ class Book:
                     raise TransferConflict(transfer.transfer_id)
                 continue
             seen[transfer.transfer_id] = entry
-            debit = opened[(transfer.debit, transfer.currency)]
-            credit = opened[(transfer.credit, transfer.currency)]
+            debit = locked.current(opened[(transfer.debit, transfer.currency)])
+            credit = locked.current(opened[(transfer.credit, transfer.currency)])
             _refuse_frozen(debit, credit)
             amount = transfer.amount_minor
             _spend(available, debit, amount)
@@ -235,8 +236,9 @@ class Book:
                 f"cannot post {amount} of the hold {pending_id!r} of {held.amount_minor}"
             )
         by_id = accounts_by_id(self._conn, [held.debit_account_id, held.credit_account_id])
-        debit, credit = by_id[held.debit_account_id], by_id[held.credit_account_id]
-        lock_available(self._conn, [debit, credit])
+        locked = lock_accounts(self._conn, by_id.values())
+        debit = locked.current(by_id[held.debit_account_id])
+        credit = locked.current(by_id[held.credit_account_id])
         entry = Entry(
             transfer_id=transfer_id,
             kind=kind,
