@@ -4,6 +4,7 @@ Python code), row locks under real concurrency, and the hot-account shards."""
 from __future__ import annotations
 
 import threading
+import time
 import zlib
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -17,6 +18,7 @@ from sqlalchemy import Engine, func, select, text
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from ledger import (
+    AccountFrozen,
     Book,
     Overdraft,
     PendingAlreadyResolved,
@@ -365,3 +367,45 @@ def test_a_hot_account_lets_transactions_in_other_shards_pass_an_open_one(
     with pg_engine.begin() as conn:
         assert Book(conn).balance("platform:fees", "USD").available_minor == 31
         assert audit(conn).ok
+
+
+def test_a_release_waiting_behind_a_freeze_sees_the_freeze(pg_engine: Engine) -> None:
+    """The freeze is read under the same lock as the balance: a movement that queued behind a
+    freeze is refused once the freeze commits, not posted on the flag it read before."""
+    with pg_engine.begin() as conn:
+        Book(conn).post([transfer("fund", "external:card", "escrow:m1", 10_000)])
+    outcome: list[object] = []
+
+    def release() -> None:
+        try:
+            with pg_engine.begin() as conn:
+                Book(conn).post([transfer("rel", "escrow:m1", "user:u2", 1_000)])
+            outcome.append("released")
+        except AccountFrozen as exc:
+            outcome.append(exc)
+
+    with pg_engine.connect() as freezer:
+        freezer.begin()
+        Book(freezer).freeze("escrow:m1", "USD")
+        waiter = threading.Thread(target=release)
+        waiter.start()
+        wait_until_blocked(pg_engine)
+        freezer.commit()
+    waiter.join()
+
+    assert len(outcome) == 1 and isinstance(outcome[0], AccountFrozen)
+
+
+def wait_until_blocked(engine: Engine) -> None:
+    """Until some session of this database waits on a row lock."""
+    waiting = text(
+        "SELECT count(*) FROM pg_stat_activity"
+        " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+    )
+    with engine.connect() as watcher:
+        for _ in range(500):
+            if watcher.execute(waiting).scalar():
+                return
+            watcher.rollback()
+            time.sleep(0.01)
+    raise AssertionError("the release never waited on the freeze")
