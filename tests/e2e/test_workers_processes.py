@@ -75,7 +75,12 @@ class Processes:
 
     def command(self, *args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [*RECOURSE, *args], env=self.env, capture_output=True, text=True, timeout=60
+            [*RECOURSE, *args],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
         )
 
     def log(self, name: str) -> str:
@@ -184,3 +189,68 @@ def test_the_deployed_processes_run_a_story_end_to_end(
     for name in ("worker", "relay", "scheduler-b"):
         assert processes.running[name].wait(timeout=40) == 0, processes.log(name)
     assert "worker.stopped" in processes.log("worker")
+
+
+def spawned_children(parent: int) -> set[int]:
+    """The worker processes `recourse worker --processes N` spawned (not its resource tracker)."""
+    children = Path(f"/proc/{parent}/task/{parent}/children").read_text().split()
+    found = set()
+    for child in children:
+        try:
+            command = Path(f"/proc/{child}/cmdline").read_bytes()
+        except FileNotFoundError:
+            continue
+        if b"spawn_main" in command:
+            found.add(int(child))
+    return found
+
+
+def test_a_multi_process_worker_replaces_a_dead_process_and_stops_on_sigterm(
+    processes: Processes, pg_engine: Engine, rabbit_url: str
+) -> None:
+    port = free_port()
+    parent = processes.start(
+        "workers", "worker", "--processes", "2", "--threads", "2", metrics_port=port
+    )
+    wait_until(lambda: len(spawned_children(parent.pid)) == 2, "two worker processes")
+    wait_until(
+        lambda: all(scrape(p, "recourse_backlog_up") == 1 for p in (port, port + 1)),
+        "both processes serving metrics on their own port",
+    )
+    first_children = spawned_children(parent.pid)
+    victim = min(first_children)
+    os.kill(victim, signal.SIGKILL)
+    wait_until(
+        lambda: victim not in (children := spawned_children(parent.pid)) and len(children) == 2,
+        "a replacement process",
+    )
+    wait_until(
+        lambda: all(scrape(p, "recourse_backlog_up") == 1 for p in (port, port + 1)),
+        "the replacement serving metrics on the dead process's port",
+    )
+
+    opened = {
+        "event_id": "mp-1",
+        "type": "contract.opened",
+        "occurred_at": "2026-03-02T09:00:00Z",
+        "schema_version": 1,
+        "data": {
+            "contract_id": "mp-c1",
+            "kind": "fixed",
+            "client_id": "ana",
+            "creator_id": "ben",
+            "currency": "USD",
+        },
+    }
+    with EventPublisher(rabbit_url) as publisher:
+        publisher.publish(opened)
+    wait_until(
+        lambda: count(pg_engine, select(func.count()).select_from(inbox)) == 1,
+        "the event handled by the surviving processes",
+    )
+
+    last_children = spawned_children(parent.pid)
+    parent.send_signal(signal.SIGTERM)
+    assert parent.wait(timeout=60) == 0, processes.log("workers")
+    assert not any(Path(f"/proc/{child}").exists() for child in last_children)
+    assert processes.log("workers").count('"worker.stopped"') == 2
