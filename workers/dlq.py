@@ -58,6 +58,7 @@ _FAILURE_OPTIONS = (
 
 MAX_ERROR_CHARS = 2000
 PERSISTENT = 2
+NOT_FOUND = 404
 
 
 def write_dead_letter(
@@ -239,7 +240,7 @@ class DeadLetterQueues:
             count: int = channel.queue_declare(queue=queue, passive=True).method.message_count
             return count
         except pika.exceptions.ChannelClosedByBroker as exc:
-            if exc.reply_code == 404:
+            if exc.reply_code == NOT_FOUND:
                 return 0
             raise
         finally:
@@ -300,11 +301,16 @@ class DeadLetterQueues:
                 publisher.close()
 
     def purge(self, queue: str) -> int:
-        """Drop every letter of `queue`; returns how many there were."""
+        """Drop every letter of `queue`; returns how many there were (0 if it does not exist
+        yet: no worker has declared it)."""
         channel = self._connection.channel()
         try:
             purged: int = channel.queue_purge(queue).method.message_count
             return purged
+        except pika.exceptions.ChannelClosedByBroker as exc:
+            if exc.reply_code == NOT_FOUND:
+                return 0
+            raise
         finally:
             if channel.is_open:
                 channel.close()

@@ -55,6 +55,8 @@ class Runtime:
     broker: Broker
     actors: Actors
     processor: EventProcessor
+    closers: list[Callable[[], None]] = field(default_factory=list)
+    """Connections opened for the relay and the scheduler, closed with the runtime."""
 
     @classmethod
     def build(
@@ -100,7 +102,9 @@ class Runtime:
 
     def notification_sink(self) -> NotificationSink:
         if self.settings.broker_url:
-            return RabbitNotificationSink(self.settings.broker_url)
+            sink = RabbitNotificationSink(self.settings.broker_url)
+            self.closers.append(sink.close)
+            return sink
         return MemorySink(callback=_log_notification, keep=False)
 
     def relay(self, sink: NotificationSink | None = None) -> OutboxRelay:
@@ -114,7 +118,9 @@ class Runtime:
     def tick_publisher(self, clock: Clock | None = None) -> TickPublisher:
         publish: Callable[[dict[str, Any]], object]
         if self.settings.broker_url:
-            publish = EventPublisher(self.settings.broker_url).publish
+            publisher = EventPublisher(self.settings.broker_url)
+            self.closers.append(publisher.close)
+            publish = publisher.publish
         else:
             publish = self.actors.tick.send
         return TickPublisher(
@@ -130,6 +136,8 @@ class Runtime:
         return serve_metrics(self.metrics, chosen, backlog=BacklogCollector(self.engine))
 
     def close(self) -> None:
+        for close in self.closers:
+            close()
         self.broker.close()
         self.engine.dispose()
 

@@ -26,6 +26,7 @@ from messages.transport import (
     TICK_TYPE,
     dead_letter_queue,
     dramatiq_message_body,
+    queue_declarations,
 )
 from policy.config import load_policies
 from policy.tables import inbox, outbox
@@ -350,10 +351,7 @@ def test_a_retried_message_keeps_its_delivery_persistent(rabbit_url: str) -> Non
     """What `dlq retry` sends back survives a broker restart like the original did."""
     connection = pika.BlockingConnection(pika.URLParameters(rabbit_url))
     channel = connection.channel()
-    for name, arguments in (
-        (EVENTS_QUEUE, {"x-dead-letter-exchange": "", "x-dead-letter-routing-key": EVENTS_XQ}),
-        (EVENTS_XQ, {"x-message-ttl": 86400000 * 7}),
-    ):
+    for name, arguments in queue_declarations(EVENTS_QUEUE):
         channel.queue_declare(queue=name, durable=True, arguments=arguments)
     body = dramatiq_message_body({"event_id": "x"}, EVENTS_XQ, EVENT_ACTOR, "m-1")
     channel.basic_publish("", EVENTS_XQ, body, pika.BasicProperties(delivery_mode=2))
@@ -367,3 +365,49 @@ def test_a_retried_message_keeps_its_delivery_persistent(rabbit_url: str) -> Non
     assert properties.delivery_mode == 2
     assert properties.message_id == "m-1"
     assert json.loads(sent)["queue_name"] == EVENTS_QUEUE
+
+
+def test_the_dlq_commands_list_show_retry_and_purge(
+    rabbit_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from workers.cli import app
+    from workers.dlq import REASON
+
+    monkeypatch.setenv("BROKER_URL", rabbit_url)
+    connection = pika.BlockingConnection(pika.URLParameters(rabbit_url))
+    channel = connection.channel()
+    for queue, arguments in queue_declarations(EVENTS_QUEUE):
+        channel.queue_declare(queue=queue, durable=True, arguments=arguments)
+    for message_id, reason in (("m-1", "malformed"), ("m-2", "unknown_subject")):
+        letter = json.loads(
+            dramatiq_message_body({"event_id": message_id}, EVENTS_XQ, EVENT_ACTOR, message_id)
+        )
+        letter["options"] = {REASON: reason}
+        channel.basic_publish("", EVENTS_XQ, json.dumps(letter).encode())
+    runner = CliRunner()
+
+    listed = runner.invoke(app, ["dlq", "list", "--queue", "events"])
+    shown = runner.invoke(app, ["dlq", "show", "m-2"])
+    retried = runner.invoke(app, ["dlq", "retry", "m-1"])
+    missing = runner.invoke(app, ["dlq", "show", "m-1"])
+    purged = runner.invoke(app, ["dlq", "purge", "--yes"])
+
+    assert listed.exit_code == 0, listed.output
+    assert [line.split()[:3] for line in listed.output.splitlines()] == [
+        ["m-1", EVENTS_XQ, "malformed"],
+        ["m-2", EVENTS_XQ, "unknown_subject"],
+    ]
+    assert shown.exit_code == 0
+    assert json.loads(shown.output)["message"]["args"] == [{"event_id": "m-2"}]
+    assert (retried.exit_code, retried.output.strip()) == (
+        0,
+        "1 dead letters sent back to their queues",
+    )
+    assert missing.exit_code == 1
+    assert (purged.exit_code, purged.output.strip()) == (0, "1 dead letters purged")
+    method, _, body = channel.basic_get(EVENTS_QUEUE, auto_ack=True)
+    connection.close()
+    assert method is not None
+    assert json.loads(body)["options"] == {}
