@@ -371,11 +371,24 @@ def worker(
         supervise_from_environment,
     )
 
+    _require_broker("worker")
     if processes > 1:
         supervise_from_environment(processes, threads)
         return
     runtime, stop = from_environment()
     serve_until_done(runtime, lambda: run_worker(runtime, stop, threads=threads))
+
+
+def _require_broker(command: str) -> None:
+    """A worker or a scheduler of its own needs RabbitMQ: the StubBroker lives in one process."""
+    from workers.operator.errors import UsageProblem
+
+    if not load_settings().broker_url:
+        raise UsageProblem(
+            f"`recourse {command}` needs BROKER_URL (the embedded StubBroker is in-process)",
+            "set BROKER_URL to RabbitMQ, or run worker, relay and scheduler together with "
+            "`recourse run`",
+        )
 
 
 @app.command()
@@ -394,6 +407,7 @@ def scheduler() -> None:
     """Publish deadline.tick every TICK_INTERVAL_SECONDS; one instance active (advisory lock)."""
     from workers.runtime import from_environment, serve_until_done
 
+    _require_broker("scheduler")
     runtime, stop = from_environment()
     publisher = runtime.tick_publisher()
     serve_until_done(runtime, lambda: publisher.run(stop))

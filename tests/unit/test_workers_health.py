@@ -97,3 +97,15 @@ def test_an_unknown_dlq_queue_is_a_usage_error(monkeypatch: pytest.MonkeyPatch) 
     result = runner.invoke(app, ["dlq", "purge", "--queue", "orders", "--yes"])
 
     assert result.exit_code == 2
+
+
+@pytest.mark.parametrize("command", ["worker", "scheduler"])
+def test_a_separate_worker_or_scheduler_needs_rabbitmq(
+    command: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("BROKER_URL", raising=False)
+
+    result = runner.invoke(app, [command])
+
+    assert result.exit_code == 2
+    assert "recourse run" in result.output
