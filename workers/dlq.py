@@ -22,7 +22,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Self, cast
 
 import pika
 import pika.exceptions
@@ -30,6 +30,7 @@ from dramatiq import Broker, Message
 from dramatiq.broker import MessageProxy
 from dramatiq.brokers.rabbitmq import RabbitmqBroker
 from dramatiq.common import q_name, xq_name
+from dramatiq.errors import ConnectionClosed
 
 from messages.transport import EVENTS_QUEUE, TICKS_QUEUE, dead_letter_queue
 from workers.errors import ConfigurationError, DeadLetterError
@@ -39,7 +40,6 @@ ERROR = "dead_letter_error"
 AT = "dead_lettered_at"
 FIRST_FAILED_AT = "first_failed_at"
 LAST_ERROR = "last_error"
-REASON_HEADER = "x-recourse-dead-letter-reason"
 
 DEAD_LETTER_QUEUES = (dead_letter_queue(EVENTS_QUEUE), dead_letter_queue(TICKS_QUEUE))
 
@@ -75,23 +75,12 @@ def write_dead_letter(
     if not isinstance(broker, RabbitmqBroker):
         message.fail()
         return
-    queue = xq_name(q_name(message.queue_name))
+    # The broker's own enqueue: persistent, confirmed, mandatory, and it reconnects when this
+    # thread's publishing connection went stale while the thread was busy consuming.
+    copy = cast("Message[Any]", message).copy(queue_name=xq_name(q_name(message.queue_name)))
     try:
-        broker.channel.basic_publish(
-            exchange="",
-            routing_key=queue,
-            body=message.encode(),
-            properties=pika.BasicProperties(
-                delivery_mode=PERSISTENT,
-                content_type="application/json",
-                message_id=message.message_id,
-                headers={REASON_HEADER: reason},
-            ),
-            mandatory=True,
-        )
-    except (pika.exceptions.AMQPError, OSError) as exc:
-        # The thread's channel is unusable after a failed publish; the next caller opens anew.
-        del broker.connection
+        broker.enqueue(copy)
+    except ConnectionClosed as exc:
         raise DeadLetterError(f"could not dead-letter {message.message_id}: {exc!r}") from exc
 
 
@@ -133,9 +122,7 @@ class DeadLetter:
         }
 
 
-def read_dead_letter(
-    queue: str, body: bytes, headers: Mapping[str, Any] | None = None
-) -> DeadLetter:
+def read_dead_letter(queue: str, body: bytes) -> DeadLetter:
     """Make sense of one XQ body, whoever put it there."""
     try:
         fields = json.loads(body)
@@ -158,7 +145,7 @@ def read_dead_letter(
             body=body,
         )
     envelope = _first_arg(fields)
-    reason = options.get(REASON) or (headers or {}).get(REASON_HEADER) or "no_reason_recorded"
+    reason = options.get(REASON) or "no_reason_recorded"
     error = options.get(ERROR) or options.get(LAST_ERROR) or ""
     at_ms = options.get(AT)
     retries = options.get("retries")
@@ -326,10 +313,10 @@ class DeadLetterQueues:
         taken = 0
         try:
             for _ in range(count):
-                method, properties, body = channel.basic_get(queue=queue, auto_ack=False)
+                method, _, body = channel.basic_get(queue=queue, auto_ack=False)
                 if method is None:
                     break
-                letter = read_dead_letter(queue, body, properties.headers)
+                letter = read_dead_letter(queue, body)
                 if take(letter):
                     channel.basic_ack(method.delivery_tag)
                     taken += 1

@@ -16,7 +16,6 @@ from workers.dlq import (
     ERROR,
     FIRST_FAILED_AT,
     REASON,
-    REASON_HEADER,
     read_dead_letter,
     retry_body,
     write_dead_letter,
@@ -66,11 +65,6 @@ def test_a_letter_dramatiq_rejected_on_its_own_says_no_reason_was_recorded() -> 
     letter = read_dead_letter(XQ, message().encode())
     assert letter.reason == "no_reason_recorded"
     assert letter.dead_lettered_at is None
-
-
-def test_the_reason_header_stands_in_when_the_body_has_none() -> None:
-    letter = read_dead_letter(XQ, message().encode(), {REASON_HEADER: "malformed"})
-    assert letter.reason == "malformed"
 
 
 @pytest.mark.parametrize("body", [b"\xff\xfe", b"[1, 2]", b"not json", b'{"options": 3}'])
