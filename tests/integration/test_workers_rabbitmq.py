@@ -411,3 +411,38 @@ def test_the_dlq_commands_list_show_retry_and_purge(
     connection.close()
     assert method is not None
     assert json.loads(body)["options"] == {}
+
+
+def test_connections_cut_under_the_workers_are_retried_until_the_database_answers(
+    start_workers: Callable[..., Runtime],
+    rabbit_url: str,
+    pg_admin_url: str,
+    sqlite_engine: Engine,
+) -> None:
+    """The server ends every session of the database (as a restart does) while events are
+    being applied: those transactions fail, are retried, and nothing is lost or doubled."""
+    from sqlalchemy import create_engine, text
+
+    lines = contract_lines(30)
+    runtime = start_workers(threads=4)
+    database = runtime.engine.url.database
+    admin = create_engine(pg_admin_url, isolation_level="AUTOCOMMIT")
+    terminate = text(
+        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+        "WHERE datname = :db AND pid <> pg_backend_pid()"
+    )
+    try:
+        with EventPublisher(rabbit_url) as publisher:
+            for number, line in enumerate(lines):
+                publisher.publish(line)
+                if number % 15 == 14:
+                    with admin.connect() as conn:
+                        conn.execute(terminate, {"db": database})
+        wait_until(lambda: handled(runtime) == len(lines), "every event handled")
+    finally:
+        admin.dispose()
+
+    balances, _, audit_ok = books(runtime.engine)
+    assert balances == replayed(lines, sqlite_engine).balances
+    assert audit_ok
+    assert dead_letters(rabbit_url) == []
