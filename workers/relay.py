@@ -5,7 +5,8 @@ PostgreSQL `FOR UPDATE SKIP LOCKED`, so several relays share the work without se
 twice), publish each with a publisher confirm, then mark them sent and commit. A crash or a
 broker error between publish and commit rolls the marks back, and the rows are sent again by
 the next claim: a notification may be delivered twice (consumers dedupe on `notification_id`,
-the AMQP `message_id`) but never lost.
+the AMQP `message_id`) but never lost. One relay publishes in outbox order; with several, each
+batch is in order but batches interleave.
 
 RabbitMQ: the topic exchange `refunds.notifications` (durable, declared here), routing key the
 notification type, persistent messages. Embedded mode: `MemorySink`, a list and a callback.
@@ -196,14 +197,12 @@ class OutboxRelay:
         while not stop.is_set():
             try:
                 sent = self.relay_batch()
-            except (NotificationPublishError, DBAPIError) as exc:
-                log.warning("relay.failed", error=str(exc), retry_in_s=pause)
-                stop.wait(pause)
-                pause = min(pause * 2, MAX_IDLE_BACKOFF_S)
-                continue
-            except Exception:
-                # A relay that dies quietly lets the outbox grow unseen: log it and go on.
-                log.exception("relay.crashed", retry_in_s=pause)
+            except Exception as exc:
+                # A relay that dies quietly lets the outbox grow unseen: log, back off, go on.
+                if isinstance(exc, NotificationPublishError | DBAPIError):
+                    log.warning("relay.failed", error=str(exc), retry_in_s=pause)
+                else:
+                    log.exception("relay.crashed", retry_in_s=pause)
                 stop.wait(pause)
                 pause = min(pause * 2, MAX_IDLE_BACKOFF_S)
                 continue
