@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, ClassVar, Protocol, TypeVar
 
-from sqlalchemy import Connection, Table, insert, select, update
+from sqlalchemy import Connection, Insert, Select, Table, Update, bindparam, insert, select, update
 
 
 class StateRow(Protocol):
@@ -28,12 +28,28 @@ def load(
     conn: Connection, table: Table, cls: type[RowT], key: str, *, lock: bool = False
 ) -> RowT | None:
     """The row with primary key `key` as a `cls`, locked FOR UPDATE when `lock` (PostgreSQL)."""
-    names = [field.name for field in dataclasses.fields(cls)]
-    query = select(*(table.c[name] for name in names)).where(table.c[_key(table)] == key)
-    if lock:
-        query = query.with_for_update()
-    row = conn.execute(query).mappings().first()
+    row = conn.execute(_load_statement(table, cls, lock), {"key": key}).mappings().first()
     return cls(**row) if row is not None else None
+
+
+# Statements are built once per table and state class: building and hashing a statement costs
+# more than running it on SQLite, and every event loads and saves a few rows.
+_LOADS: dict[tuple[Table, type[Any], bool], Select[Any]] = {}
+_SAVES: dict[tuple[Table, tuple[str, ...]], Update] = {}
+_INSERTS: dict[Table, Insert] = {}
+
+
+def _load_statement(table: Table, cls: type[Any], lock: bool) -> Select[Any]:
+    cached = _LOADS.get((table, cls, lock))
+    if cached is not None:
+        return cached
+    statement: Select[Any] = select(*(table.c[name] for name in _names(cls))).where(
+        table.c[_key(table)] == bindparam("key")
+    )
+    if lock:
+        statement = statement.with_for_update()
+    _LOADS[(table, cls, lock)] = statement
+    return statement
 
 
 def load_where(conn: Connection, table: Table, cls: type[RowT], *criteria: Any) -> list[RowT]:
@@ -43,11 +59,42 @@ def load_where(conn: Connection, table: Table, cls: type[RowT], *criteria: Any) 
 
 
 def insert_row(conn: Connection, table: Table, obj: StateRow) -> None:
-    conn.execute(insert(table).values(**dataclasses.asdict(obj)))
+    statement = _INSERTS.get(table)
+    if statement is None:
+        statement = _INSERTS[table] = insert(table)
+    conn.execute(statement, _fields(obj))
+
+
+def _fields(obj: StateRow) -> dict[str, Any]:
+    # A shallow copy: dataclasses.asdict deep-copies every value, and state rows hold plain
+    # values only.
+    return {name: getattr(obj, name) for name in _names(type(obj))}
+
+
+_NAMES: dict[type[Any], tuple[str, ...]] = {}
+
+
+def _names(cls: type[Any]) -> tuple[str, ...]:
+    names = _NAMES.get(cls)
+    if names is None:
+        names = _NAMES[cls] = tuple(field.name for field in dataclasses.fields(cls))
+    return names
 
 
 def save_row(conn: Connection, table: Table, obj: StateRow) -> None:
     """Write every field of `obj` back to its row (found by primary key)."""
-    values = dataclasses.asdict(obj)
+    values = _fields(obj)
     key = _key(table)
-    conn.execute(update(table).where(table.c[key] == values.pop(key)).values(**values))
+    names = tuple(name for name in values if name != key)
+    statement = _SAVES.get((table, names))
+    if statement is None:
+        # Bound names differ from the column names, which SQLAlchemy reserves for SET.
+        statement = (
+            update(table)
+            .where(table.c[key] == bindparam("row_key"))
+            .values({name: bindparam(f"new_{name}") for name in names})
+        )
+        _SAVES[(table, names)] = statement
+    params = {f"new_{name}": values[name] for name in names}
+    params["row_key"] = values[key]
+    conn.execute(statement, params)
