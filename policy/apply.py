@@ -11,7 +11,7 @@ import json
 from dataclasses import dataclass
 from typing import Literal
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, bindparam, insert, select, update
 
 import policy.handlers  # noqa: F401  (registers every handler)
 from messages.inbound import Envelope
@@ -40,6 +40,11 @@ def body_digest(body: dict[str, object]) -> str:
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
+# Statements are built once: building and hashing one costs more than running it on SQLite.
+_SEEN = select(inbox.c.body_sha256).where(inbox.c.event_id == bindparam("event_id"))
+_RECORD = insert(inbox)
+
+
 def _contract_of(event: Envelope) -> str | None:
     contract_id = getattr(event.data, "contract_id", None)
     return contract_id if isinstance(contract_id, str) else None
@@ -60,9 +65,7 @@ def apply_event(
     """
     body = event.model_dump(mode="json")
     digest = body_digest(body)
-    seen = conn.execute(
-        select(inbox.c.body_sha256).where(inbox.c.event_id == event.event_id)
-    ).first()
+    seen = conn.execute(_SEEN, {"event_id": event.event_id}).first()
     if seen is not None:
         if seen.body_sha256 != digest:
             raise IdempotencyConflict(event.event_id)
@@ -72,15 +75,16 @@ def apply_event(
     # The inbox row goes in first: a second worker holding the same event blocks on its key
     # until this transaction ends, then finds it and stops.
     conn.execute(
-        insert(inbox).values(
-            event_id=event.event_id,
-            type=event.type,
-            body_sha256=digest,
-            body=body,
-            occurred_at=event.occurred_at,
-            contract_id=contract_id,
-            result="applied",
-        )
+        _RECORD,
+        {
+            "event_id": event.event_id,
+            "type": event.type,
+            "body_sha256": digest,
+            "body": body,
+            "occurred_at": event.occurred_at,
+            "contract_id": contract_id,
+            "result": "applied",
+        },
     )
     context = HandlerContext(
         conn,
@@ -92,13 +96,16 @@ def apply_event(
     )
     context.contract_id = contract_id
     handler = HANDLERS[event.type]
-    try:
-        with conn.begin_nested():
-            outcome = handler(context, event)
-    except UnknownSubject:
-        if on_unknown_subject == "raise":
-            raise
-        outcome = context.reject("unknown_subject", ["support"])
+    if on_unknown_subject == "raise":
+        # Whatever the handler raises leaves this function and the caller rolls back the whole
+        # unit of work, so a savepoint would undo nothing more (and costs two statements).
+        outcome = handler(context, event)
+    else:
+        try:
+            with conn.begin_nested():
+                outcome = handler(context, event)
+        except UnknownSubject:
+            outcome = context.reject("unknown_subject", ["support"])
     if isinstance(outcome, Rejected):
         conn.execute(
             update(inbox)

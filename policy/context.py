@@ -26,6 +26,9 @@ from policy.outcomes import Rejected
 from policy.tables import outbox
 from scheduler.store import Deadline, schedule_deadline
 
+# Built once: building and hashing a statement costs more than running it on SQLite.
+_OUTBOX_INSERT = insert(outbox)
+
 
 class HandlerContext:
     def __init__(
@@ -101,14 +104,15 @@ class HandlerContext:
             data=data,
         )
         self.conn.execute(
-            insert(outbox).values(
-                notification_id=notification.notification_id,
-                type=notification.type,
-                occurred_at=notification.occurred_at,
-                body=json.dumps(notification.model_dump(mode="json"), sort_keys=True),
-                event_id=self.event_id,
-                contract_id=self.contract_id,
-            )
+            _OUTBOX_INSERT,
+            {
+                "notification_id": notification.notification_id,
+                "type": notification.type,
+                "occurred_at": notification.occurred_at,
+                "body": json.dumps(notification.model_dump(mode="json"), sort_keys=True),
+                "event_id": self.event_id,
+                "contract_id": self.contract_id,
+            },
         )
         return notification
 

@@ -70,8 +70,9 @@ def replay_lines(
                 report.dead_letters.append({"line": number, "error": str(exc)})
                 continue
             try:
-                with conn.begin_nested():
-                    result = apply_event(conn, event, policies, on_unknown_subject="reject")
+                # No savepoint of its own: apply_event refuses a conflict before it writes, and
+                # any other error ends the replay.
+                result = apply_event(conn, event, policies, on_unknown_subject="reject")
             except IdempotencyConflict as exc:
                 report.dead_letters.append(
                     {"line": number, "error": f"idempotency_conflict: {exc}"}
