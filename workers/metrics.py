@@ -15,7 +15,8 @@ the engine's own:
 - `recourse_notifications_published_total{type}`, `recourse_ticks_published_total`;
 - `recourse_message_duration_seconds{queue,actor}`, `recourse_messages_in_progress{...}`;
 - read from the database at each scrape (`BacklogCollector`): `recourse_outbox_unsent`,
-  `recourse_outbox_lag_seconds`, `recourse_deadlines_due`, `recourse_deadline_lag_seconds`.
+  `recourse_outbox_lag_seconds`, `recourse_deadlines_due`, `recourse_deadline_lag_seconds`;
+- the process's own `process_*` and `python_info`.
 """
 
 from __future__ import annotations
@@ -27,7 +28,15 @@ from datetime import datetime
 from threading import Lock, Thread
 from typing import Any, Protocol
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    PlatformCollector,
+    ProcessCollector,
+    start_http_server,
+)
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from sqlalchemy import Engine, func, select
@@ -47,6 +56,9 @@ class EngineMetrics:
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
+        # The process's CPU, memory and file descriptors, as on the default registry.
+        ProcessCollector(registry=self.registry)
+        PlatformCollector(registry=self.registry)
         self.events = Counter(
             "recourse_events",
             "Inbound events handled, by type and result.",
