@@ -32,7 +32,6 @@ from policy.tables import outbox
 from scheduler.clock import Clock, SystemClock
 from workers.errors import NotificationPublishError
 from workers.metrics import EngineMetrics
-from workers.unit_of_work import write_turn
 
 log = structlog.get_logger(__name__)
 
@@ -156,7 +155,7 @@ class OutboxRelay:
 
     def relay_batch(self) -> int:
         """Publish one batch and mark it sent; returns how many rows it sent."""
-        with write_turn(self.engine), self.engine.begin() as conn:
+        with self.engine.begin() as conn:
             rows = [
                 OutboxNotification(row.seq, row.notification_id, row.type, row.body)
                 for row in conn.execute(

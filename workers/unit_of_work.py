@@ -8,19 +8,15 @@ contracts' hot rows, a serialization failure) are tried again here at once: the 
 sees the other's commit, and a duplicate then stops at the inbox. Only when that keeps failing
 does the error reach the worker's failure policy.
 
-SQLite (the embedded mode, one process) allows one writer, and a transaction that reads before
-it writes cannot wait for the lock: SQLite refuses it at once ("database is locked") rather than
-risk a deadlock. The writers of one process therefore take turns on `write_turn(engine)`.
+On SQLite (the embedded mode) every transaction begins IMMEDIATE (`workers.database`), so the
+worker threads' writers queue on the file's lock instead of failing.
 """
 
 from __future__ import annotations
 
 import random
-import threading
 import time
-import weakref
 from collections.abc import Callable
-from contextlib import AbstractContextManager, nullcontext
 
 import structlog
 from sqlalchemy import Engine
@@ -37,18 +33,6 @@ log = structlog.get_logger(__name__)
 
 CONTENTION_ATTEMPTS = 3
 CONTENTION_PAUSE_S = 0.02
-
-_sqlite_turns: weakref.WeakKeyDictionary[Engine, threading.Lock] = weakref.WeakKeyDictionary()
-_sqlite_turns_guard = threading.Lock()
-
-
-def write_turn(engine: Engine) -> AbstractContextManager[object]:
-    """Hold this while writing: one writer at a time on SQLite, no wait on PostgreSQL, whose
-    row locks let transactions of different contracts run side by side."""
-    if engine.dialect.name != "sqlite":
-        return nullcontext()
-    with _sqlite_turns_guard:
-        return _sqlite_turns.setdefault(engine, threading.Lock())
 
 
 class EventProcessor:
@@ -86,7 +70,7 @@ class EventProcessor:
         attempt = 1
         while True:
             try:
-                with write_turn(self.engine), self.engine.begin() as conn:
+                with self.engine.begin() as conn:
                     return apply_event(conn, event, self.policies)
             except DBAPIError as exc:
                 if not is_contention(exc) or attempt >= self._attempts:
