@@ -1,0 +1,167 @@
+"""`python -m bench run`: every benchmark on this machine's PostgreSQL and RabbitMQ, a table,
+a JSON file under bench/results/, and a plot.
+
+    python -m bench run                      # the small size: a few minutes
+    python -m bench run --size full          # the sizes the goals name (see docs/performance.md)
+    python -m bench run --only replay,latency
+    python -m bench run --deadlines-10m      # adds a tick among 10,000,000 deadlines (~100 s)
+    python -m bench run --memory-events 1000000
+    python -m bench plot bench/results/<stamp>.json --out docs/performance.png
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from bench import latency, ledger_growth, memory, replay, throughput, ticks
+from bench.deployment import WorkerShape
+from bench.results import RESULTS_DIR, BenchResult, document, table, write
+from bench.servers import server_versions
+
+DEFAULT_PLOT = Path(__file__).resolve().parent.parent / "docs" / "performance.png"
+BENCHMARKS = (
+    "replay",
+    "throughput",
+    "latency",
+    "deadline_tick",
+    "ledger_growth",
+    "worker_memory",
+)
+# Two processes side-step the GIL on two cores; four threads each keep PostgreSQL busy while
+# one thread computes (see docs/performance.md for the shapes tried).
+DEFAULT_SHAPE = WorkerShape(processes=2, threads=4)
+
+
+@dataclass(frozen=True, slots=True)
+class Sizes:
+    replay_events: int
+    throughput_events: int
+    latency_seconds: float
+    deadline_stored: tuple[int, ...]
+    deadline_due: int
+    ledger_transfers: tuple[int, ...]
+    memory_events: int
+    # Without a throughput run, latency paces at half of this.
+    fallback_max_events_per_s: float = 200.0
+
+
+SIZES = {
+    "tiny": Sizes(
+        replay_events=300,
+        throughput_events=200,
+        latency_seconds=3.0,
+        deadline_stored=(20_000,),
+        deadline_due=100,
+        ledger_transfers=(1_000, 10_000),
+        memory_events=300,
+        fallback_max_events_per_s=60.0,
+    ),
+    "small": Sizes(
+        replay_events=20_000,
+        throughput_events=3_000,
+        latency_seconds=20.0,
+        deadline_stored=(1_000_000,),
+        deadline_due=1_000,
+        ledger_transfers=(10_000, 100_000, 1_000_000),
+        memory_events=20_000,
+    ),
+    "full": Sizes(
+        replay_events=100_000,
+        throughput_events=20_000,
+        latency_seconds=60.0,
+        deadline_stored=(1_000_000,),
+        deadline_due=1_000,
+        ledger_transfers=(10_000, 100_000, 1_000_000),
+        memory_events=100_000,
+    ),
+}
+
+
+def run_benchmarks(
+    names: Sequence[str],
+    sizes: Sizes,
+    shape: WorkerShape,
+    *,
+    report: Callable[[str], None] = print,
+) -> list[BenchResult]:
+    """Run the benchmarks called `names`, in the order of BENCHMARKS."""
+    results: list[BenchResult] = []
+    max_rate = sizes.fallback_max_events_per_s
+    for name in BENCHMARKS:
+        if name not in names:
+            continue
+        report(f"running {name} ...")
+        if name == "replay":
+            result = replay.run(sizes.replay_events)
+        elif name == "throughput":
+            result = throughput.run(sizes.throughput_events, shape)
+            max_rate = result.metrics["events_per_s"]
+        elif name == "latency":
+            result = latency.run(max_rate, sizes.latency_seconds, shape)
+        elif name == "deadline_tick":
+            result = ticks.run(list(sizes.deadline_stored), sizes.deadline_due)
+        elif name == "ledger_growth":
+            result = ledger_growth.run(sizes.ledger_transfers)
+        else:
+            result = memory.run(sizes.memory_events, shape.threads)
+        report(f"  {result.figure} (ratio {result.ratio:.2f}, goal {result.goal})")
+        results.append(result)
+    return results
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    run = commands.add_parser("run", help="run the benchmarks, print and save the results")
+    run.add_argument("--size", choices=sorted(SIZES), default="small")
+    run.add_argument(
+        "--only", default=",".join(BENCHMARKS), help=f"comma-separated: {','.join(BENCHMARKS)}"
+    )
+    run.add_argument("--processes", type=int, default=DEFAULT_SHAPE.processes)
+    run.add_argument("--threads", type=int, default=DEFAULT_SHAPE.threads)
+    run.add_argument("--deadlines-10m", action="store_true", help="add 10,000,000 deadlines")
+    run.add_argument("--memory-events", type=int, help="events for the worker memory soak")
+    run.add_argument("--results-dir", type=Path, default=RESULTS_DIR)
+    run.add_argument("--plot", type=Path, default=DEFAULT_PLOT, help="where to draw the PNG")
+    run.add_argument("--no-plot", action="store_true", help="skip the PNG (no matplotlib)")
+    plot = commands.add_parser("plot", help="draw the PNG of a saved results file")
+    plot.add_argument("results", type=Path)
+    plot.add_argument("--out", type=Path, default=DEFAULT_PLOT)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.command == "plot":
+        from bench.plot import draw
+
+        print(draw(json.loads(args.results.read_text(encoding="utf-8")), args.out))
+        return 0
+    names = [name.strip() for name in args.only.split(",") if name.strip()]
+    unknown = sorted(set(names) - set(BENCHMARKS))
+    if unknown:
+        print(f"unknown benchmarks: {', '.join(unknown)}", file=sys.stderr)
+        return 2
+    sizes = SIZES[args.size]
+    if args.deadlines_10m:
+        sizes = replace(sizes, deadline_stored=(*sizes.deadline_stored, 10_000_000))
+    if args.memory_events:
+        sizes = replace(sizes, memory_events=args.memory_events)
+    shape = WorkerShape(args.processes, args.threads)
+    results = run_benchmarks(names, sizes, shape)
+    command = "python -m bench " + " ".join(sys.argv[1:] if argv is None else argv)
+    doc = document(results, size=args.size, command=command, servers=server_versions())
+    path = write(doc, args.results_dir)
+    print()
+    print(table(results))
+    print(f"\nresults: {path}")
+    if not args.no_plot:
+        from bench.plot import draw
+
+        print(f"plot: {draw(doc, args.plot)}")
+    return 0

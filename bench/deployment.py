@@ -1,0 +1,172 @@
+"""The engine as deployed, for the benchmarks that go through the real workers: `recourse
+worker` (and `recourse relay`) started as processes by their public command, on a throwaway
+database and vhost, fed by `messages.publisher.EventPublisher`."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, func, select
+
+from messages import parse_event
+from messages.publisher import EventPublisher
+from messages.transport import dramatiq_message_body, new_message_id, route_for
+from policy.tables import inbox
+from workers.database import make_engine, migrate
+
+RECOURSE = [sys.executable, "-c", "from workers.cli import app; app()"]
+# A worker process finishes its messages for up to 30 s, and its supervisor waits 40 s.
+STOP_TIMEOUT_S = 45.0
+POLL_S = 0.05
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerShape:
+    """How the workers run: processes x threads, one database connection per thread."""
+
+    processes: int
+    threads: int
+
+    @property
+    def connections(self) -> int:
+        return self.processes * self.threads
+
+    def as_json(self) -> dict[str, int]:
+        return {"processes": self.processes, "threads": self.threads}
+
+
+def engine_env(database_url: str, broker_url: str, **extra: str) -> dict[str, str]:
+    """The environment of an engine process: the servers, quiet logs, no metrics port."""
+    return {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "BROKER_URL": broker_url,
+        # Every event is logged at INFO; a benchmark measures the engine, not the terminal.
+        "LOG_LEVEL": "WARNING",
+        "LOG_FORMAT": "json",
+        "METRICS_PORT": "0",
+        **extra,
+    }
+
+
+class EngineProcesses:
+    """Running engine processes; stops them (SIGTERM, then SIGKILL) on close."""
+
+    def __init__(self, env: dict[str, str], logs: Path) -> None:
+        self.env = env
+        self.logs = logs
+        self.processes: dict[str, subprocess.Popen[bytes]] = {}
+
+    def start(self, name: str, *args: str) -> subprocess.Popen[bytes]:
+        log = (self.logs / f"{name}.log").open("wb")
+        process = subprocess.Popen([*RECOURSE, *args], env=self.env, stdout=log, stderr=log)
+        self.processes[name] = process
+        return process
+
+    def close(self) -> None:
+        # `--processes N` spawns children: note them first, so none outlives a killed parent.
+        children = [child for process in self.processes.values() for child in _children(process)]
+        for process in self.processes.values():
+            if process.poll() is None:
+                process.terminate()
+        killed = False
+        for process in self.processes.values():
+            try:
+                process.wait(STOP_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(STOP_TIMEOUT_S)
+                killed = True
+        for pid in children if killed else []:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
+
+def _children(process: subprocess.Popen[bytes]) -> list[int]:
+    try:
+        listed = Path(f"/proc/{process.pid}/task/{process.pid}/children").read_text("ascii")
+    except OSError:
+        return []
+    return [int(pid) for pid in listed.split()]
+
+
+@contextmanager
+def running(
+    database_url: str,
+    broker_url: str,
+    logs: Path,
+    *,
+    shape: WorkerShape,
+    relay: bool = False,
+    **settings: str,
+) -> Iterator[EngineProcesses]:
+    """Workers (and the relay) on a migrated database, stopped on the way out."""
+    engine = make_engine(database_url)
+    try:
+        migrate(engine)
+    finally:
+        engine.dispose()
+    processes = EngineProcesses(engine_env(database_url, broker_url, **settings), logs)
+    try:
+        processes.start(
+            "worker",
+            "worker",
+            "--processes",
+            str(shape.processes),
+            "--threads",
+            str(shape.threads),
+        )
+        if relay:
+            processes.start("relay", "relay")
+        yield processes
+    finally:
+        processes.close()
+
+
+def handled(engine: Engine) -> int:
+    """Events committed so far: every applied or rejected event leaves its inbox row."""
+    with engine.connect() as conn:
+        return int(conn.execute(select(func.count()).select_from(inbox)).scalar_one())
+
+
+def wait_handled(engine: Engine, count: int, *, timeout_s: float) -> float:
+    """Wait until `count` events are committed; the monotonic time it was seen."""
+    deadline = time.monotonic() + timeout_s
+    while handled(engine) < count:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"fewer than {count} events committed after {timeout_s:.0f} s")
+        time.sleep(POLL_S)
+    return time.monotonic()
+
+
+Encoded = tuple[str, bytes]  # queue, AMQP body
+
+
+def encode(envelope: dict[str, Any]) -> Encoded:
+    """The queue and the Dramatiq message body of `envelope`, as `EventPublisher.publish`
+    would send them (validated here, once, before any clock starts: an upstream service
+    serializes its events as it pleases, and its CPU is not the engine's)."""
+    event = parse_event(envelope)
+    queue, actor = route_for(event.type)
+    body = event.model_dump(mode="json", exclude_none=True)
+    return queue, dramatiq_message_body(body, queue, actor, new_message_id())
+
+
+def publish_all(broker_url: str, messages: Iterable[Encoded]) -> int:
+    """Publish every message persistent, with a confirm each, in order; how many were sent."""
+    sent = 0
+    with EventPublisher(broker_url) as publisher:
+        for queue, body in messages:
+            publisher.publish_raw(body, queue=queue)
+            sent += 1
+    return sent

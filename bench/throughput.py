@@ -1,0 +1,164 @@
+"""End-to-end throughput through the real workers: events a second from the first publish to
+the last committed ledger change.
+
+`recourse worker --processes P --threads T` runs on a throwaway database and vhost; the
+workload (`bench.workload`: funding, releases, refunds, disputes, ticks across many contracts)
+is published with confirms by `messages.publisher.EventPublisher`, in order, from one process
+per publisher; each contract's events stay with one publisher so their order holds. The run
+ends when every event has its inbox row (applied or rejected, committed).
+
+The reference is `bench.reference.postgres_reference` with P x T connections: the least
+transaction an event could cost, with plain psycopg.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import re
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import pika
+
+from bench import workload
+from bench.deployment import WorkerShape, encode, publish_all, running, wait_handled
+from bench.reference import postgres_reference
+from bench.results import BenchResult
+from bench.servers import pg_database, rabbit_vhost
+from messages.transport import EVENTS_QUEUE
+from workers.database import make_engine, migrate
+
+GOAL_RATIO = 0.5
+READY_TIMEOUT_S = 60.0
+PUBLISHERS = 2
+
+
+def wait_consumers(broker_url: str, count: int, timeout_s: float = READY_TIMEOUT_S) -> None:
+    """Wait until `count` consumers listen on the events queue (the workers are up)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            connection = pika.BlockingConnection(pika.URLParameters(broker_url))
+            try:
+                declared = connection.channel().queue_declare(EVENTS_QUEUE, passive=True)
+                if declared.method.consumer_count >= count:
+                    return
+            finally:
+                connection.close()
+        except pika.exceptions.ChannelClosedByBroker:
+            pass  # the queue is not declared yet
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"fewer than {count} consumers on {EVENTS_QUEUE}")
+        time.sleep(0.2)
+
+
+def _publisher_share(envelope: dict[str, Any], publishers: int) -> int:
+    """Which publisher sends `envelope`: every event of a contract (its disputes and requests
+    too, whose ids carry the contract's number) goes through the same one; ticks through the
+    first."""
+    ids = [str(value) for key, value in envelope["data"].items() if key.endswith("_id")]
+    numbers = [re.findall(r"\d+", value) for value in ids]
+    found = [int(digits[-1]) for digits in numbers if digits]
+    return found[0] % publishers if found else 0
+
+
+def _publish_share(broker_url: str, events: int, index: int, publishers: int, ready: Any) -> None:
+    share = [
+        encode(envelope)
+        for envelope in workload.events(events)
+        if _publisher_share(envelope, publishers) == index
+    ]
+    ready.wait()
+    publish_all(broker_url, share)
+
+
+def publish_in_parallel(
+    broker_url: str, events: int, publishers: int = PUBLISHERS
+) -> tuple[float, float]:
+    """Publish the workload from `publishers` processes; the seconds it took and the
+    monotonic time the first publish could start."""
+    context = multiprocessing.get_context("spawn")
+    ready = context.Barrier(publishers + 1)
+    children = [
+        context.Process(target=_publish_share, args=(broker_url, events, index, publishers, ready))
+        for index in range(publishers)
+    ]
+    for child in children:
+        child.start()
+    # The clock starts once every publisher has its messages encoded.
+    ready.wait(timeout=READY_TIMEOUT_S)
+    started = time.monotonic()
+    for child in children:
+        child.join()
+    if any(child.exitcode for child in children):
+        raise RuntimeError("a publisher failed")
+    return time.monotonic() - started, started
+
+
+def measure_workers(events: int, shape: WorkerShape) -> dict[str, float]:
+    """Events a second through the workers, publish to commit."""
+    with (
+        pg_database() as database_url,
+        rabbit_vhost() as broker_url,
+        tempfile.TemporaryDirectory(prefix="recourse-bench-workers-") as logs,
+        running(database_url, broker_url, Path(logs), shape=shape),
+    ):
+        engine = make_engine(database_url)
+        try:
+            # Publishers declare the queues; consumers come once the workers see them.
+            publish_all(broker_url, [])
+            wait_consumers(broker_url, shape.processes)
+            publish_seconds, started = publish_in_parallel(broker_url, events)
+            finished = wait_handled(engine, events, timeout_s=max(120.0, events / 10))
+        finally:
+            engine.dispose()
+    seconds = finished - started
+    return {
+        "events": events,
+        "seconds": round(seconds, 3),
+        "events_per_s": round(events / seconds, 1),
+        "publish_s": round(publish_seconds, 3),
+        "publish_per_s": round(events / publish_seconds, 1),
+    }
+
+
+def measure_reference(transactions: int, shape: WorkerShape) -> float:
+    with pg_database() as url:
+        engine = make_engine(url)
+        try:
+            migrate(engine)
+            return postgres_reference(
+                engine,
+                transactions=transactions,
+                processes=shape.processes,
+                threads=shape.threads,
+            ).per_second
+        finally:
+            engine.dispose()
+
+
+def run(events: int, shape: WorkerShape) -> BenchResult:
+    workers = measure_workers(events, shape)
+    reference = measure_reference(events, shape)
+    ratio = workers["events_per_s"] / reference
+    notes = []
+    if workers["publish_per_s"] < 1.2 * workers["events_per_s"]:
+        notes.append("the publishers barely kept ahead: the figure may be theirs")
+    return BenchResult(
+        name="throughput",
+        figure=f"{workers['events_per_s']:,.0f} events/s",
+        reference=f"psycopg loop {reference:,.0f} tx/s",
+        ratio=ratio,
+        goal=f"ratio >= {GOAL_RATIO}",
+        met=ratio >= GOAL_RATIO,
+        metrics=workers
+        | shape.as_json()
+        | {"connections": shape.connections, "reference_tx_per_s": round(reference, 1)},
+        notes=[
+            f"{shape.processes} worker processes x {shape.threads} threads;"
+            f" reference on {shape.connections} connections",
+            *notes,
+        ],
+    )

@@ -1,0 +1,97 @@
+"""Every benchmark of `python -m bench run` runs at a tiny size and reports its figures.
+
+These check what a run produces (keys, positive counts, a sound book), never how fast: speed
+on a shared machine is what the benchmarks themselves report, as ratios."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from bench import latency, ledger_growth, memory, replay, throughput, ticks
+from bench.cli import main
+from bench.deployment import WorkerShape
+
+SHAPE = WorkerShape(processes=1, threads=2)
+
+
+def assert_reported(result_json: dict[str, object]) -> None:
+    assert set(result_json) == {"figure", "reference", "ratio", "goal", "met", "metrics", "notes"}
+    assert isinstance(result_json["ratio"], float) and result_json["ratio"] > 0
+
+
+def test_the_replay_benchmark_replays_every_event_and_its_reference() -> None:
+    result = replay.run(300)
+    assert_reported(result.as_json())
+    assert result.metrics["events"] == 300
+    assert result.metrics["dead_letters"] == 0
+    assert result.metrics["notifications"] > 0
+    assert result.metrics["reference_tx_per_s"] > 0
+
+
+@pytest.mark.postgres
+def test_the_deadline_benchmark_fires_every_due_deadline() -> None:
+    result = ticks.run([20_000], due=100)
+    assert_reported(result.as_json())
+    assert [tick["fired"] for tick in result.metrics["ticks"]] == [100, 100]
+    assert [tick["stored"] for tick in result.metrics["ticks"]] == [2_000, 20_000]
+
+
+@pytest.mark.postgres
+def test_the_ledger_benchmark_reads_and_audits_a_sound_book_at_each_size() -> None:
+    result = ledger_growth.run([1_000, 5_000])
+    assert_reported(result.as_json())
+    points = result.metrics["points"]
+    assert [point["transfers"] for point in points] == [1_000, 5_000]
+    assert all(point["audit_ok"] and point["balance_read_us"] > 0 for point in points)
+
+
+@pytest.mark.postgres
+@pytest.mark.rabbitmq
+def test_the_throughput_benchmark_commits_every_event_through_the_workers() -> None:
+    result = throughput.run(200, SHAPE)
+    assert_reported(result.as_json())
+    assert result.metrics["events"] == 200
+    assert result.metrics["events_per_s"] > 0
+    assert result.metrics["reference_tx_per_s"] > 0
+    assert (result.metrics["processes"], result.metrics["threads"]) == (1, 2)
+
+
+@pytest.mark.postgres
+@pytest.mark.rabbitmq
+def test_the_latency_benchmark_times_notifications_of_the_events_it_sent() -> None:
+    result = latency.run(60.0, 2.0, SHAPE)
+    assert_reported(result.as_json())
+    engine = result.metrics["engine"]
+    assert engine["events"] == 60
+    assert 0 < engine["events_with_notifications"] <= engine["events"]
+    assert 0 < engine["p50_ms"] <= engine["p95_ms"] <= engine["p99_ms"] <= engine["max_ms"]
+    assert result.metrics["broker"]["received"] == result.metrics["broker"]["messages"]
+
+
+@pytest.mark.postgres
+@pytest.mark.rabbitmq
+def test_the_memory_benchmark_samples_the_worker_until_every_event_is_in() -> None:
+    result = memory.run(200, threads=2)
+    assert_reported(result.as_json())
+    samples = result.metrics["samples"]
+    assert samples[-1]["events"] >= 200
+    assert all(sample["rss_kib"] > 0 for sample in samples)
+
+
+def test_one_command_runs_the_chosen_benchmarks_and_writes_their_results(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(
+        ["run", "--size", "tiny", "--only", "replay", "--no-plot", "--results-dir", str(tmp_path)]
+    )
+    assert code == 0
+    (written,) = tmp_path.glob("*.json")
+    doc = json.loads(written.read_text())
+    assert set(doc) == {"measured_at", "command", "size", "machine", "benchmarks"}
+    assert list(doc["benchmarks"]) == ["replay"]
+    assert doc["machine"]["postgresql"]
+    printed = capsys.readouterr().out
+    assert "replay" in printed and str(written) in printed

@@ -1,0 +1,49 @@
+"""The benchmarks' workload and result table: deterministic, valid, and readable."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+
+from bench import workload
+from bench.results import BenchResult, document, table
+from messages import parse_event
+
+
+def test_the_workload_is_the_same_every_time_and_every_event_is_valid() -> None:
+    first = list(workload.lines(600))
+    assert first == list(workload.lines(600))
+    events = [parse_event(line) for line in first]
+    assert len({event.event_id for event in events}) == 600
+    kinds = Counter(event.type for event in events)
+    assert kinds["deadline.tick"] == 600 // workload.TICK_EVERY - 1
+    for kind in ("milestone.funded", "milestone.released", "refund.requested", "dispute.opened"):
+        assert kinds[kind] > 0
+    times = [event.occurred_at for event in events]
+    assert times == sorted(times)
+
+
+def test_a_prefix_keeps_two_runs_apart() -> None:
+    ours = {json.loads(line)["event_id"] for line in workload.lines(100, prefix="x")}
+    theirs = {json.loads(line)["event_id"] for line in workload.lines(100, prefix="y")}
+    assert not ours & theirs
+
+
+def test_the_table_has_a_row_a_benchmark_and_the_document_keeps_every_figure() -> None:
+    result = BenchResult(
+        name="replay",
+        figure="900 events/s",
+        reference="sqlite3 loop 9,000 tx/s",
+        ratio=0.1,
+        goal=">= 5,000 events/s",
+        met=False,
+        metrics={"events": 300},
+        notes=["a note"],
+    )
+    printed = table([result]).splitlines()
+    assert printed[0].split() == ["benchmark", "figure", "reference", "ratio", "goal", "met"]
+    assert printed[2].startswith("replay") and printed[2].rstrip().endswith("NO")
+    assert printed[-1] == "replay: a note"
+    doc = document([result], size="tiny", command="python -m bench run", servers={})
+    assert doc["benchmarks"]["replay"]["metrics"] == {"events": 300}
+    assert doc["machine"]["cpus"] >= 1
