@@ -11,8 +11,9 @@ and is copied again, so a letter may appear twice but is never lost.
 
 Dramatiq still nacks on its own a body it cannot decode, or one for an actor it does not know:
 those letters carry no reason of ours, and the reader names them `undecodable` or
-`no_reason_recorded`. The StubBroker of the embedded mode keeps the failed message object
-itself in `broker.dead_letters`, options included, so there a plain nack is enough.
+`unknown_actor` (`no_reason_recorded` for any other letter without one). The StubBroker of
+the embedded mode keeps the failed message object itself in `broker.dead_letters`, options
+included, so there a plain nack is enough.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from dramatiq.brokers.rabbitmq import RabbitmqBroker
 from dramatiq.common import q_name, xq_name
 from dramatiq.errors import ConnectionClosed
 
-from messages.transport import EVENTS_QUEUE, TICKS_QUEUE, dead_letter_queue
+from messages.transport import EVENT_ACTOR, EVENTS_QUEUE, TICK_ACTOR, TICKS_QUEUE, dead_letter_queue
 from workers.errors import ConfigurationError, DeadLetterError
 
 REASON = "dead_letter_reason"
@@ -145,7 +146,7 @@ def read_dead_letter(queue: str, body: bytes) -> DeadLetter:
             body=body,
         )
     envelope = _first_arg(fields)
-    reason = options.get(REASON) or "no_reason_recorded"
+    reason = options.get(REASON) or _unrecorded_reason(fields.get("actor_name"))
     error = options.get(ERROR) or options.get(LAST_ERROR) or ""
     at_ms = options.get(AT)
     retries = options.get("retries")
@@ -163,6 +164,13 @@ def read_dead_letter(queue: str, body: bytes) -> DeadLetter:
         event_type=_text(envelope.get("type")),
         body=body,
     )
+
+
+def _unrecorded_reason(actor_name: object) -> str:
+    """Why a letter that carries no reason of ours was dead-lettered, as far as it tells."""
+    # Dramatiq's consumer nacks a message for an actor no worker declares (ActorNotFound)
+    # before any middleware runs, so no reason could be written into it; the actor says it.
+    return "no_reason_recorded" if actor_name in (EVENT_ACTOR, TICK_ACTOR) else "unknown_actor"
 
 
 def retry_body(body: bytes) -> bytes:
