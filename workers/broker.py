@@ -21,14 +21,17 @@ Dramatiq's defaults are left out: `Retries` is replaced by `FailurePolicy`; `Tim
 thrown into a thread mid-transaction would buy nothing over the rollback we already get;
 `AgeLimit`, `Callbacks` and `Pipelines` are unused. The queues are declared with the
 arguments `messages.transport` spells out for publishers in other languages.
+
+The RabbitMQ consumer acks only what its own channel delivered, so that a reconnect never acks
+the wrong message (`workers.consumer`).
 """
 
 from __future__ import annotations
 
 from dramatiq import Broker, Middleware
-from dramatiq.brokers.rabbitmq import RabbitmqBroker
 from dramatiq.brokers.stub import StubBroker
 
+from workers.consumer import ChannelBoundRabbitmqBroker
 from workers.metrics import EngineMetrics
 from workers.middleware import FailurePolicy, LogContext, MessageMetrics, RetryPolicy
 from workers.settings import Settings
@@ -50,5 +53,7 @@ def worker_middleware(policy: RetryPolicy, metrics: EngineMetrics) -> list[Middl
 def build_broker(settings: Settings, metrics: EngineMetrics) -> Broker:
     middleware = worker_middleware(retry_policy(settings), metrics)
     if settings.broker_url:
-        return RabbitmqBroker(url=settings.broker_url, confirm_delivery=True, middleware=middleware)
+        return ChannelBoundRabbitmqBroker(
+            url=settings.broker_url, confirm_delivery=True, middleware=middleware
+        )
     return StubBroker(middleware=middleware)

@@ -3,7 +3,14 @@ it (no server unless the defect needs one)."""
 
 from __future__ import annotations
 
+from typing import Any
+
+import pytest
+from dramatiq import Message
+from dramatiq.brokers.rabbitmq import RabbitmqBroker
+
 from messages.transport import EVENT_ACTOR, EVENTS_QUEUE, dead_letter_queue, dramatiq_message_body
+from workers.consumer import ChannelBoundRabbitmqBroker
 from workers.dlq import read_dead_letter
 
 EVENTS_XQ = dead_letter_queue(EVENTS_QUEUE)
@@ -27,3 +34,70 @@ def test_a_letter_of_an_engine_actor_without_a_reason_still_says_none_was_record
     body = dramatiq_message_body({"event_id": "e-1"}, EVENTS_QUEUE, EVENT_ACTOR, "m-1")
 
     assert read_dead_letter(EVENTS_XQ, body).reason == "no_reason_recorded"
+
+
+def consume_until_empty(consumer: Any) -> list[str]:
+    names = []
+    while (message := next(consumer)) is not None:
+        names.append(message.args[0])
+    return names
+
+
+@pytest.mark.rabbitmq
+@pytest.mark.parametrize(
+    ("broker_class", "left"),
+    [(RabbitmqBroker, ["B", "D", "E"]), (ChannelBoundRabbitmqBroker, ["B", "C", "D", "E"])],
+    ids=["dramatiq", "workers"],
+)
+def test_an_ack_from_before_a_reconnect_takes_no_other_message(
+    rabbit_url: str, broker_class: type[RabbitmqBroker], left: list[str]
+) -> None:
+    """Dramatiq acks a message through the consumer its queue has when the work is done. After
+    a reconnect that is a new channel, whose delivery tags start again at 1: B's old tag 2 now
+    names C, which was acked unprocessed (lost if the worker stopped before getting to it).
+    The workers' consumer acks only what its own channel delivered."""
+    broker = broker_class(url=rabbit_url, confirm_delivery=True)
+    broker.declare_queue("q")
+    for name in "ABCDE":
+        broker.enqueue(Message(queue_name="q", actor_name="a", args=(name,), kwargs={}, options={}))
+    first = broker.consume("q", prefetch=2, timeout=500)
+    a, b = next(first), next(first)
+    first.ack(a)
+    assert next(first).args == ("C",)  # the ack of A went out; C came in its place
+    first.connection.close()  # the connection drops with B and C unacked
+
+    second = broker.consume("q", prefetch=3, timeout=500)
+    assert [(m.args[0], m._tag) for m in (next(second) for _ in range(3))] == [
+        ("B", 1),
+        ("C", 2),
+        ("D", 3),
+    ]
+    second.ack(b)  # what Dramatiq's worker does with B once processed
+    next(second)  # lets the connection send what it was given
+    second.connection.close()
+
+    third = broker.consume("q", prefetch=10, timeout=500)
+    assert consume_until_empty(third) == left
+    third.connection.close()
+    broker.close()
+
+
+@pytest.mark.rabbitmq
+def test_an_ack_on_a_closed_connection_returns_at_once(rabbit_url: str) -> None:
+    """Dramatiq raises, and its worker thread tries again every five seconds until the consumer
+    has reconnected, holding up the messages behind it; the ack can never succeed, since
+    RabbitMQ already put the message back when the channel died."""
+    broker = ChannelBoundRabbitmqBroker(url=rabbit_url, confirm_delivery=True)
+    broker.declare_queue("q")
+    broker.enqueue(Message(queue_name="q", actor_name="a", args=("A",), kwargs={}, options={}))
+    consumer = broker.consume("q", prefetch=1, timeout=500)
+    message = next(consumer)
+    consumer.connection.close()
+
+    consumer.ack(message)
+    consumer.nack(message)
+
+    again = broker.consume("q", prefetch=1, timeout=500)
+    assert consume_until_empty(again) == ["A"]
+    again.connection.close()
+    broker.close()
