@@ -208,7 +208,7 @@ outbox = Table(
     Column(
         "seq", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
     ),
-    Column("notification_id", String(300), nullable=False, unique=True),
+    Column("notification_id", String(400), nullable=False, unique=True),
     Column("type", String(64), nullable=False),
     Column("occurred_at", UtcDateTime, nullable=False),
     Column("body", Text, nullable=False),

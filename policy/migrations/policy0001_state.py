@@ -107,7 +107,7 @@ def upgrade() -> None:
             autoincrement=True,
             nullable=False,
         ),
-        sa.Column("notification_id", sa.String(length=300), nullable=False),
+        sa.Column("notification_id", sa.String(length=400), nullable=False),
         sa.Column("type", sa.String(length=64), nullable=False),
         sa.Column("occurred_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("body", sa.Text(), nullable=False),
