@@ -5,6 +5,8 @@ The dispute's state machine is described in `policy.rules.disputes`.
 
 from __future__ import annotations
 
+import dataclasses
+
 from sqlalchemy import exists, select
 
 from messages.inbound import DisputeOpenedEvent, DisputeResolvedEvent
@@ -24,8 +26,8 @@ from policy.refunds import refund
 from policy.registry import fires, handles
 from policy.rules.disputes import mark_overdue, open_dispute, overdue_at, resolved, settle_dispute
 from policy.rules.legs import user_account
-from policy.state import ContractState, DisputeState, TargetState
-from policy.tables import disputes
+from policy.state import ContractState, DisputeState, RefundRequestState, TargetState
+from policy.tables import disputes, refund_requests
 from scheduler.store import cancel
 
 OVERDUE = "dispute.overdue"
@@ -145,8 +147,16 @@ def handle_dispute_resolved(context: HandlerContext, event: DisputeResolvedEvent
             contract_id=contract.contract_id,
             target_id=target.target_id,
         )
+    request = _request_behind(context, dispute)
     if settlement.refund_minor:
-        result = refund(context, contract, target, settlement.refund_minor, cause="dispute")
+        result = refund(
+            context,
+            contract,
+            target,
+            settlement.refund_minor,
+            cause="dispute",
+            request_id=request.request_id if request else None,
+        )
         contract, target = result.contract, result.target
     released_minor = 0
     if settlement.release_rest and target.status == "funded":
@@ -159,6 +169,14 @@ def handle_dispute_resolved(context: HandlerContext, event: DisputeResolvedEvent
         disputes,
         resolved(dispute, data.outcome, settlement.refund_minor, released_minor, context.at),
     )
+    if request is not None:
+        # SC-3: the request that opened the dispute ends with the decision, refunded or not.
+        status = "completed" if settlement.refund_minor else "declined"
+        rows.save_row(
+            context.conn,
+            refund_requests,
+            dataclasses.replace(request, status=status, decided_at=context.at),
+        )
     cancel(context.conn, OVERDUE, dispute.dispute_id, at=context.at, event_id=context.event_id)
     context.notify(
         [*both_sides(contract), DISPUTE_TEAM],
@@ -173,6 +191,14 @@ def handle_dispute_resolved(context: HandlerContext, event: DisputeResolvedEvent
         ),
     )
     return APPLIED
+
+
+def _request_behind(context: HandlerContext, dispute: DisputeState) -> RefundRequestState | None:
+    """The refund request that opened `dispute` under SC-3 (it shares the dispute's id)."""
+    request = rows.load(
+        context.conn, refund_requests, RefundRequestState, dispute.dispute_id, lock=True
+    )
+    return request if request is not None and request.status == "disputed" else None
 
 
 @fires(OVERDUE)

@@ -292,7 +292,25 @@ def test_sc3_partial_refund_decision_refunds_the_amount_and_releases_the_rest(
     assert resolved["recipients"] == ["dispute_team", "user:ana", "user:ben"]
     dispute = engine.dispute("r1")
     assert (dispute.status, dispute.outcome) == ("resolved", "partial_refund")
+    (completed,) = engine.notifications("refund.completed")
+    assert completed["data"]["request_id"] == "r1"
+    request = engine.refund_request("r1")
+    assert (request.status, request.decided_at) == ("completed", T0 + 3 * DAY)
     assert engine.audit_ok()
+
+
+def test_sc3_release_to_creator_ends_the_request_that_opened_the_dispute_declined(
+    engine: Driver,
+) -> None:
+    """SC-3: a request that became a dispute is declined when the team releases to the creator."""
+    engine.open()
+    engine.fund()
+    engine.start_work(T0 + DAY)
+    engine.request("r1", 50000, T0 + 2 * DAY)
+    engine.resolve("r1", "release_to_creator", T0 + 3 * DAY)
+    assert engine.balance("user:ben") == 46000
+    request = engine.refund_request("r1")
+    assert (request.status, request.decided_at) == ("declined", T0 + 3 * DAY)
 
 
 def test_sc3_release_to_creator_decision_releases_the_escrow(engine: Driver) -> None:
@@ -341,7 +359,7 @@ def test_sc6_worked_example_500_dollar_milestone_released_then_fully_refunded_gi
     assert completed["data"] | {"contract_id": "c1"} == {
         "contract_id": "c1",
         "target_id": "m1",
-        "request_id": None,
+        "request_id": "r1",
         "cause": "dispute",
         "currency": "USD",
         "refund_minor": 50000,
