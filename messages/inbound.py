@@ -6,7 +6,7 @@ union: the registry picks the model from `type` and validation names the exact f
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
@@ -336,6 +336,14 @@ class WithdrawalRequestedEvent(Envelope):
 class DeadlineTickEvent(Envelope):
     type: Literal["deadline.tick"]
     data: DeadlineTick
+
+
+def event_type_of(model: type[Envelope]) -> str:
+    """The `type` an envelope model stands for: the one value of its `type` literal."""
+    (event_type,) = get_args(model.model_fields["type"].annotation)
+    if not isinstance(event_type, str):
+        raise TypeError(f"{model.__name__}.type is not a string literal")
+    return event_type
 
 
 INBOUND_EVENTS: tuple[type[Envelope], ...] = (

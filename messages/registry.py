@@ -13,13 +13,10 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from messages.errors import MalformedMessage
-from messages.inbound import INBOUND_EVENTS, Envelope
+from messages.inbound import INBOUND_EVENTS, Envelope, event_type_of
 from messages.notifications import NOTIFICATION_DATA, Notification, NotificationData
 
-EVENT_MODELS: dict[str, type[Envelope]] = {
-    model.model_fields["type"].annotation.__args__[0]: model  # type: ignore[union-attr]
-    for model in INBOUND_EVENTS
-}
+EVENT_MODELS: dict[str, type[Envelope]] = {event_type_of(model): model for model in INBOUND_EVENTS}
 """`type` -> envelope model, for every inbound event of MESSAGES.md."""
 
 MAX_BODY_BYTES = 256 * 1024

@@ -19,7 +19,7 @@ from typing import Any, Literal, cast
 import yaml
 from pydantic import BaseModel, create_model
 
-from messages.inbound import INBOUND_EVENTS, Envelope
+from messages.inbound import INBOUND_EVENTS, event_type_of
 from messages.notifications import NOTIFICATION_DATA, Notification, ReasonCode
 from messages.transport import (
     EVENT_ACTOR,
@@ -55,11 +55,6 @@ def event_schema_file(event_type: str) -> str:
 
 def notification_schema_file(notification_type: str) -> str:
     return f"notification.{notification_type}.json"
-
-
-def _event_type(model: type[Envelope]) -> str:
-    event_type: str = model.model_fields["type"].annotation.__args__[0]  # type: ignore[union-attr]
-    return event_type
 
 
 def _camel(dotted: str) -> str:
@@ -235,7 +230,7 @@ def _asyncapi() -> dict[str, Any]:
     event_refs: dict[str, Any] = {}
     tick_refs: dict[str, Any] = {}
     for model in INBOUND_EVENTS:
-        event_type = _event_type(model)
+        event_type = event_type_of(model)
         key = f"event.{event_type}"
         base = "TickMessage" if event_type == TICK_TYPE else "EventMessage"
         data_model = model.model_fields["data"].annotation
@@ -383,7 +378,7 @@ def render() -> dict[str, str]:
     """Every generated file, by its name inside the schemas directory, with its content."""
     files: dict[str, str] = {}
     for model in INBOUND_EVENTS:
-        name = event_schema_file(_event_type(model))
+        name = event_schema_file(event_type_of(model))
         files[name] = _dump_json(_json_schema(model))
     for notification_type in sorted(NOTIFICATION_DATA):
         name = notification_schema_file(notification_type)

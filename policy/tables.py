@@ -30,8 +30,8 @@ metadata = MetaData()
 ID = 128  # event ids and every upstream id fit in 128 characters (MESSAGES.md)
 
 
-def _money(name: str, **kwargs: object) -> Column[int]:
-    return Column(name, BigInteger, nullable=False, server_default="0", **kwargs)  # type: ignore[arg-type]
+def _money(name: str) -> Column[int]:
+    return Column(name, BigInteger, nullable=False, server_default="0")
 
 
 contracts = Table(

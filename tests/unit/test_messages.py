@@ -12,7 +12,14 @@ import pytest
 
 from messages import EVENT_MODELS, Envelope, MalformedMessage, parse_event
 from messages.fields import MAX_MINOR
-from messages.inbound import DisputeResolvedEvent, HourlyInvoicePaidEvent, MilestoneFundedEvent
+from messages.inbound import (
+    ContractOpened,
+    DisputeResolvedEvent,
+    HourlyInvoicePaidEvent,
+    MilestoneFundedEvent,
+    PointsAwarded,
+    RefundApproved,
+)
 from messages.registry import MAX_BODY_BYTES
 
 VALID_DATA: dict[str, dict[str, Any]] = {
@@ -231,8 +238,15 @@ def test_optional_fields_may_be_left_out() -> None:
     awarded = with_data("points.awarded")
     del awarded["data"]["milestone_id"]
 
-    for body in (opened, approved, awarded):
-        parse_event(body)
+    opened_data = parse_event(opened).data
+    approved_data = parse_event(approved).data
+    awarded_data = parse_event(awarded).data
+    assert isinstance(opened_data, ContractOpened)
+    assert (opened_data.policy, opened_data.client_jurisdiction) == (None, None)
+    assert isinstance(approved_data, RefundApproved)
+    assert approved_data.request_id is None
+    assert isinstance(awarded_data, PointsAwarded)
+    assert awarded_data.milestone_id is None
 
 
 def test_an_extra_field_in_data_is_refused() -> None:

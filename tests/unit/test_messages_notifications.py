@@ -356,3 +356,12 @@ def test_one_notification_names_all_its_recipients() -> None:
 
     assert notification.recipients == ["user:u1", "user:u2"]
     assert notification.occurred_at == AT
+
+
+def test_the_notification_type_literal_and_the_data_models_name_the_same_types() -> None:
+    """The `type` a notification may carry and the models of its `data` are one list."""
+    from typing import get_args
+
+    from messages.notifications import NOTIFICATION_DATA, NotificationType
+
+    assert sorted(get_args(NotificationType)) == sorted(NOTIFICATION_DATA)
