@@ -7,14 +7,43 @@ from rich.table import Table
 
 from workers.replay import ReplayReport
 
+# ISO 4217 currencies whose minor unit is the major unit (no decimals), and the few with three.
+_ZERO_DECIMALS = frozenset(
+    {
+        "BIF",
+        "CLP",
+        "DJF",
+        "GNF",
+        "ISK",
+        "JPY",
+        "KMF",
+        "KRW",
+        "PYG",
+        "RWF",
+        "UGX",
+        "UYI",
+        "VND",
+        "VUV",
+        "XAF",
+        "XOF",
+        "XPF",
+        "PTS",
+    }
+)
+_THREE_DECIMALS = frozenset({"BHD", "IQD", "JOD", "KWD", "LYD", "OMR", "TND"})
+
 
 def format_minor(amount_minor: int, currency: str) -> str:
-    """12345 USD -> '123.45 USD'; points are whole units."""
-    if currency == "PTS":
-        return f"{amount_minor:,} PTS"
+    """An amount in minor units written in its currency's major unit.
+
+    12345 USD -> '123.45 USD'; 12345 JPY -> '12,345 JPY'; points are whole units.
+    """
+    decimals = 0 if currency in _ZERO_DECIMALS else 3 if currency in _THREE_DECIMALS else 2
     sign = "-" if amount_minor < 0 else ""
-    whole, cents = divmod(abs(amount_minor), 100)
-    return f"{sign}{whole:,}.{cents:02d} {currency}"
+    if decimals == 0:
+        return f"{sign}{abs(amount_minor):,} {currency}"
+    whole, fraction = divmod(abs(amount_minor), 10**decimals)
+    return f"{sign}{whole:,}.{fraction:0{decimals}d} {currency}"
 
 
 def print_statement(report: ReplayReport, console: Console) -> None:
