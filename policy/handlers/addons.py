@@ -11,11 +11,9 @@ from policy.errors import UnknownSubject
 from policy.outcomes import APPLIED, Outcome, Rejected
 from policy.registry import handles
 from policy.rules.addons import purchased_addon, refund_addon, start_addon
-from policy.rules.legs import EXTERNAL_CARD, user_account
+from policy.rules.legs import EXTERNAL_CARD, PLATFORM_ADDONS, user_account
 from policy.state import AddonState, PaymentState
 from policy.tables import addons, payments
-
-ADDON_REVENUE = "platform:addons"
 
 
 def _buyer(addon: AddonState) -> str:
@@ -64,7 +62,7 @@ def handle_addon_purchased(context: HandlerContext, event: AddonPurchasedEvent) 
         [
             context.transfer(
                 EXTERNAL_CARD,
-                ADDON_REVENUE,
+                PLATFORM_ADDONS,
                 data.amount_minor,
                 data.currency,
                 TransferCode.ADDON_PURCHASE,
@@ -106,7 +104,7 @@ def handle_addon_refund_requested(
     context.post(
         [
             context.transfer(
-                ADDON_REVENUE,
+                PLATFORM_ADDONS,
                 _buyer(addon),
                 addon.amount_minor,
                 addon.currency,

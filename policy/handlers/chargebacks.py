@@ -25,7 +25,6 @@ from messages.notifications import (
 from policy import rows
 from policy.context import HandlerContext
 from policy.errors import UnknownSubject
-from policy.handlers.addons import ADDON_REVENUE
 from policy.handlers.contracts import both_sides
 from policy.handlers.processor_fees import locked_payment
 from policy.outcomes import APPLIED, Outcome, Rejected
@@ -37,7 +36,13 @@ from policy.rules.chargebacks import (
     resolve_chargeback,
     split_settlement,
 )
-from policy.rules.legs import PLATFORM_CHARGEBACKS, Leg, escrow_account, user_account
+from policy.rules.legs import (
+    PLATFORM_ADDONS,
+    PLATFORM_CHARGEBACKS,
+    Leg,
+    escrow_account,
+    user_account,
+)
 from policy.state import AddonState, ChargebackState, ContractState, PaymentState, TargetState
 from policy.tables import addons, chargebacks, targets
 
@@ -230,9 +235,13 @@ def _settle(
 def _settle_addon(
     context: HandlerContext, chargeback: ChargebackState, payment: PaymentState
 ) -> int:
-    (addon,) = rows.load_where(
+    found = rows.load_where(
         context.conn, addons, AddonState, addons.c.payment_id == payment.payment_id
     )
+    if len(found) != 1:
+        # A payment with no contract is an add-on's own charge (addon.purchased makes both).
+        raise UnknownSubject("add-on of payment", payment.payment_id)
+    (addon,) = found
     if addon.refunded_at is not None:
         return 0
     # However little was charged back, the add-on counts as refunded: no second refund.
@@ -240,7 +249,7 @@ def _settle_addon(
     settled = min(chargeback.amount_minor, addon.amount_minor)
     post_legs(
         context,
-        [Leg(ADDON_REVENUE, PLATFORM_CHARGEBACKS, settled, TransferCode.ADDON_REFUND)],
+        [Leg(PLATFORM_ADDONS, PLATFORM_CHARGEBACKS, settled, TransferCode.ADDON_REFUND)],
         payment.currency,
     )
     return settled

@@ -17,6 +17,7 @@ from policy.handlers.contracts import contract_of, load_target, lock_contract
 from policy.outcomes import APPLIED, Outcome, Rejected
 from policy.points import claw_back_points
 from policy.registry import handles
+from policy.rules.legs import user_account
 from policy.rules.points import (
     POINTS_CURRENCY,
     POINTS_SOURCE,
@@ -87,7 +88,10 @@ def handle_points_cashout_paid(context: HandlerContext, event: PointsCashoutPaid
     paid = pay_cashout(existing, data, balance, context.at)
     if isinstance(paid, Rejected):
         return context.reject(
-            paid.reason, [f"user:{data.user_id}"], subject_id=data.cashout_id, detail=paid.detail
+            paid.reason,
+            [user_account(data.user_id)],
+            subject_id=data.cashout_id,
+            detail=paid.detail,
         )
     rows.insert_row(context.conn, cashouts, paid)
     context.post(

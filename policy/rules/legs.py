@@ -15,6 +15,7 @@ from ledger import TransferCode
 PLATFORM_FEES = "platform:fees"
 PLATFORM_PROCESSOR_FEES = "platform:processor_fees"
 PLATFORM_CHARGEBACKS = "platform:chargebacks"
+PLATFORM_ADDONS = "platform:addons"
 EXTERNAL_CARD = "external:card"
 EXTERNAL_PROCESSOR = "external:processor"
 
