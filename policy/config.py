@@ -70,7 +70,6 @@ class JurisdictionRule(BaseModel):
     expert_approval_days: int | None = Field(default=None, ge=0, le=3650)
     support_approval_days: int | None = Field(default=None, ge=0, le=3650)
     hourly_dispute_days_after_period: int | None = Field(default=None, ge=0, le=3650)
-    addon_refund_hours: int | None = Field(default=None, ge=0, le=24 * 3650)
 
 
 _ISO_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
