@@ -61,7 +61,7 @@ def replay(
     from rich.progress import Progress
 
     from policy.config import load_policies
-    from workers.database import make_engine
+    from workers.database import make_engine, make_throwaway_engine
     from workers.database import migrate as run_migrations
     from workers.replay import replay_lines
     from workers.statement import print_statement
@@ -69,7 +69,11 @@ def replay(
     settings = load_settings()
     policies = load_policies(settings.policy_file, settings.default_policy)
     with tempfile.TemporaryDirectory(prefix="recourse-replay-") as scratch:
-        engine = make_engine(database_url or f"sqlite:///{Path(scratch) / 'replay.sqlite'}")
+        if database_url is None:
+            # The temporary file goes away with the folder: no need to sync it to disk.
+            engine = make_throwaway_engine(Path(scratch) / "replay.sqlite")
+        else:
+            engine = make_engine(database_url)
         run_migrations(engine)
         with file.open(encoding="utf-8") as handle:
             lines = handle.readlines()
