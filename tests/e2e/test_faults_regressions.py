@@ -36,6 +36,12 @@ def test_a_letter_of_an_engine_actor_without_a_reason_still_says_none_was_record
     assert read_dead_letter(EVENTS_XQ, body).reason == "no_reason_recorded"
 
 
+def consumer_of(broker: RabbitmqBroker, prefetch: int) -> Any:
+    """A consumer of queue `q`, as Dramatiq's worker opens one (typed loosely: the RabbitMQ
+    consumer's connection is not part of Dramatiq's typed interface)."""
+    return broker.consume("q", prefetch=prefetch, timeout=500)
+
+
 def consume_until_empty(consumer: Any) -> list[str]:
     names = []
     while (message := next(consumer)) is not None:
@@ -60,13 +66,13 @@ def test_an_ack_from_before_a_reconnect_takes_no_other_message(
     broker.declare_queue("q")
     for name in "ABCDE":
         broker.enqueue(Message(queue_name="q", actor_name="a", args=(name,), kwargs={}, options={}))
-    first = broker.consume("q", prefetch=2, timeout=500)
+    first = consumer_of(broker, 2)
     a, b = next(first), next(first)
     first.ack(a)
     assert next(first).args == ("C",)  # the ack of A went out; C came in its place
     first.connection.close()  # the connection drops with B and C unacked
 
-    second = broker.consume("q", prefetch=3, timeout=500)
+    second = consumer_of(broker, 3)
     assert [(m.args[0], m._tag) for m in (next(second) for _ in range(3))] == [
         ("B", 1),
         ("C", 2),
@@ -76,7 +82,7 @@ def test_an_ack_from_before_a_reconnect_takes_no_other_message(
     next(second)  # lets the connection send what it was given
     second.connection.close()
 
-    third = broker.consume("q", prefetch=10, timeout=500)
+    third = consumer_of(broker, 10)
     assert consume_until_empty(third) == left
     third.connection.close()
     broker.close()
@@ -90,14 +96,14 @@ def test_an_ack_on_a_closed_connection_returns_at_once(rabbit_url: str) -> None:
     broker = ChannelBoundRabbitmqBroker(url=rabbit_url, confirm_delivery=True)
     broker.declare_queue("q")
     broker.enqueue(Message(queue_name="q", actor_name="a", args=("A",), kwargs={}, options={}))
-    consumer = broker.consume("q", prefetch=1, timeout=500)
+    consumer = consumer_of(broker, 1)
     message = next(consumer)
     consumer.connection.close()
 
     consumer.ack(message)
     consumer.nack(message)
 
-    again = broker.consume("q", prefetch=1, timeout=500)
+    again = consumer_of(broker, 1)
     assert consume_until_empty(again) == ["A"]
     again.connection.close()
     broker.close()

@@ -2,9 +2,11 @@
 recovery from each.
 
 Recovery from an injection means: every event that was in flight when it struck is in the
-inbox, and every notification that was waiting in the outbox then has been published and
-marked (plus, for the scheduler, a tick from the new leader has been applied). Faults are
-injected one at a time, each once the one before has recovered, so each time is its own.
+inbox; a probe published just after it (a wall-clock tick on `refunds.events`, which fires
+nothing) is too, so new work flows again; every notification that was waiting in the outbox
+then has been published and marked; and for the scheduler, a tick from the new leader has
+been applied. Faults are injected one at a time, each once the one before has recovered, so
+each time is its own.
 """
 
 from __future__ import annotations
@@ -19,6 +21,9 @@ from pathlib import Path
 
 from sqlalchemy import Engine, func, select
 
+from messages.errors import PublishError
+from messages.publisher import EventPublisher
+from messages.transport import EVENT_ACTOR, EVENTS_QUEUE, dramatiq_message_body
 from policy.tables import inbox, outbox
 from tests.e2e.faults.processes import Cluster, EngineProcess
 from tests.e2e.faults.relay_crash import CRASH_EXIT_CODE
@@ -28,8 +33,10 @@ from tests.e2e.faults.servers import (
     close_all_connections,
     restart_rabbit_app,
     terminate_engine_backends,
+    vhost_of,
 )
 from tests.e2e.story_generator import BASE
+from workers.tick_publisher import tick_envelope
 
 RECOVERY_TIMEOUT_S = 300.0
 IDLE_WAIT_S = 300.0
@@ -81,11 +88,19 @@ class InjectionFailed(AssertionError):
     """A fault could not be injected as asked, or the engine did not recover from it."""
 
 
+def probe_body(number: int) -> tuple[str, bytes]:
+    """A tick dated now, under an id of its own, for the events queue: it fires nothing (the
+    load is dated years later) and its inbox row says the workers consume again."""
+    event_id = f"fault-probe-{number}"
+    envelope = {**tick_envelope(datetime.now(UTC)), "event_id": event_id}
+    return event_id, dramatiq_message_body(envelope, EVENTS_QUEUE, EVENT_ACTOR, event_id)
+
+
 @dataclass
 class FaultRunner:
     cluster: Cluster
     engine: Engine
-    vhost: str
+    broker_url: str
     in_flight: Callable[[], frozenset[str]]
     plan: list[tuple[float, str]]
     scratch: Path
@@ -93,6 +108,7 @@ class FaultRunner:
     injections: list[Injection] = field(default_factory=list)
 
     def __post_init__(self) -> None:
+        self.vhost = vhost_of(self.broker_url)
         self._rng = random.Random(self.seed * 104729 + 3)
         self._next = 0
         self._busy: threading.Thread | None = None
@@ -129,7 +145,8 @@ class FaultRunner:
         try:
             unsent_upto = self._unsent_upto()
             began, extra = INJECTORS[injection.fault](self, injection)
-            recovered = self._wait_recovered(injection, unsent_upto, extra)
+            probe = self._send_probe()
+            recovered = self._wait_recovered(injection, unsent_upto, extra, probe)
             injection.recovered_s = recovered - began
         except Exception as exc:  # recorded for the report; the oracle fails the run on it
             injection.problem = f"{type(exc).__name__}: {exc}"
@@ -143,11 +160,29 @@ class FaultRunner:
             ).scalar_one()
         return int(seq or 0)
 
+    def _send_probe(self) -> str:
+        event_id, body = probe_body(len(self.injections))
+        deadline = time.monotonic() + RECOVERY_TIMEOUT_S
+        # Its own connection: pika's are not shared between threads.
+        with EventPublisher(self.broker_url, max_attempts=3, max_backoff_s=1.0) as publisher:
+            while True:
+                try:
+                    publisher.publish_raw(body)
+                    return event_id
+                except PublishError:
+                    if time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.2)
+
     def _wait_recovered(
-        self, injection: Injection, unsent_upto: int, extra: Callable[[], bool] | None
+        self,
+        injection: Injection,
+        unsent_upto: int,
+        extra: Callable[[], bool] | None,
+        probe: str,
     ) -> float:
         deadline = time.monotonic() + RECOVERY_TIMEOUT_S
-        waiting = set(injection.in_flight)
+        waiting = {*injection.in_flight, probe}
         while True:
             if waiting:
                 waiting -= self._in_inbox(waiting)
@@ -245,7 +280,7 @@ class FaultRunner:
         if code != CRASH_EXIT_CODE or not record.exists():
             raise InjectionFailed(f"the crashing relay exited {code}: {crashing.log.read_text()}")
         published = set(record.read_text(encoding="utf-8").split())
-        injection.detail = f"exited after publishing {len(published)}, none marked"
+        injection.detail = f"exited after publishing {len(published)}, before marking its batch"
         return began, lambda: self._all_marked(published)
 
     def _all_marked(self, notification_ids: set[str]) -> bool:
@@ -290,6 +325,7 @@ class FaultRunner:
                 .select_from(inbox)
                 .where(
                     inbox.c.type == "deadline.tick",
+                    inbox.c.event_id.startswith("tick:"),  # a scheduler's, not a probe
                     inbox.c.occurred_at > at,
                     inbox.c.occurred_at < BASE,
                 )

@@ -132,7 +132,7 @@ def run_faults(config: RunConfig) -> RunResult:
         runner = FaultRunner(
             cluster,
             engine,
-            vhost,
+            config.broker_url,
             driver.in_flight.snapshot,
             schedule(config.rounds),
             config.scratch,
