@@ -148,9 +148,6 @@ class Load:
         """The load as JSON Lines in its causal order: what the oracle replays."""
         return [event.line() for event in self.causal_events()]
 
-    def types(self) -> set[str]:
-        return {event.type for event in self.causal_events()}
-
 
 @dataclass
 class _Draft:

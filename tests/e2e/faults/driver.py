@@ -60,24 +60,19 @@ class InFlight:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._since: dict[str, float] = {}
+        self._events: set[str] = set()
 
     def add(self, event_id: str) -> None:
         with self._lock:
-            self._since.setdefault(event_id, time.monotonic())
+            self._events.add(event_id)
 
     def discard(self, event_ids: Iterable[str]) -> None:
         with self._lock:
-            for event_id in event_ids:
-                self._since.pop(event_id, None)
+            self._events.difference_update(event_ids)
 
     def snapshot(self) -> frozenset[str]:
         with self._lock:
-            return frozenset(self._since)
-
-    def oldest_s(self) -> float:
-        with self._lock:
-            return time.monotonic() - min(self._since.values(), default=time.monotonic())
+            return frozenset(self._events)
 
 
 def applied_among(engine: Engine, event_ids: Iterable[str]) -> set[str]:

@@ -25,7 +25,7 @@ from messages.errors import PublishError
 from messages.publisher import EventPublisher
 from messages.transport import EVENT_ACTOR, EVENTS_QUEUE, dramatiq_message_body
 from policy.tables import inbox, outbox
-from tests.e2e.faults.processes import Cluster, EngineProcess
+from tests.e2e.faults.processes import Cluster
 from tests.e2e.faults.relay_crash import CRASH_EXIT_CODE
 from tests.e2e.faults.servers import (
     backend_alive,
@@ -230,7 +230,7 @@ class FaultRunner:
             time.sleep(0.002)
         began = self._strike(injection)
         victim.kill()
-        self.cluster.start("worker", *victim_args(victim))
+        self.cluster.start("worker")
         gone = time.monotonic() + 30
         while any(backend_alive(self.engine, pid) for pid in open_now):
             if time.monotonic() > gone:
@@ -331,14 +331,6 @@ class FaultRunner:
                 )
             ).scalar_one()
         return int(found) > 0
-
-
-def victim_args(victim: EngineProcess) -> list[str]:
-    """The command-line options the replacement of a killed process starts with."""
-    args = victim.process.args
-    command = list(args) if isinstance(args, list | tuple) else [str(args)]
-    role_at = [str(part) for part in command].index(victim.role)
-    return [str(part) for part in command[role_at + 1 :]]
 
 
 INJECTORS: dict[
