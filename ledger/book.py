@@ -26,6 +26,7 @@ from ledger.errors import (
 )
 from ledger.journal import Entry
 from ledger.registry import Account, accounts_by_id, find_accounts, open_accounts
+from ledger.savepoints import savepoint
 from ledger.tables import accounts, balances, transfers
 from ledger.transfers import Transfer, TransferKind, check_amount, check_cause, check_transfer
 
@@ -161,7 +162,7 @@ class Book:
         # repeat (a no-op, TransferConflict or PendingAlreadyResolved).
         for attempt in range(2):
             try:
-                with self._conn.begin_nested():
+                with savepoint(self._conn, "recourse_book"):
                     work()
                 return
             except IntegrityError:

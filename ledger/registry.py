@@ -11,7 +11,7 @@ from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Row, Table, bindparam, select
+from sqlalchemy import Connection, Insert, Row, Table, bindparam, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from ledger.accounts import check_account
@@ -111,9 +111,17 @@ def _insert_missing(
     conn: Connection, table: Table, rows: list[dict[str, Any]], key: list[str]
 ) -> None:
     dialect = conn.dialect.name
-    if dialect == "postgresql":
-        conn.execute(postgresql.insert(table).on_conflict_do_nothing(index_elements=key), rows)
-    elif dialect == "sqlite":
-        conn.execute(sqlite.insert(table).on_conflict_do_nothing(index_elements=key), rows)
-    else:
-        raise NotImplementedError(f"the ledger runs on PostgreSQL and SQLite, not {dialect}")
+    statement = _INSERT_MISSING.get((dialect, table))
+    if statement is None:
+        if dialect == "postgresql":
+            statement = postgresql.insert(table).on_conflict_do_nothing(index_elements=key)
+        elif dialect == "sqlite":
+            statement = sqlite.insert(table).on_conflict_do_nothing(index_elements=key)
+        else:
+            raise NotImplementedError(f"the ledger runs on PostgreSQL and SQLite, not {dialect}")
+        _INSERT_MISSING[(dialect, table)] = statement
+    conn.execute(statement, rows)
+
+
+# Built once per dialect and table (each table is always keyed on the same columns).
+_INSERT_MISSING: dict[tuple[str, Table], Insert] = {}

@@ -14,6 +14,7 @@ from typing import Literal
 from sqlalchemy import Connection, bindparam, insert, select, update
 
 import policy.handlers  # noqa: F401  (registers every handler)
+from ledger.savepoints import savepoint
 from messages.inbound import Envelope
 from messages.notifications import ReasonCode
 from policy.config import PolicySet
@@ -43,6 +44,21 @@ def body_digest(body: dict[str, object]) -> str:
 # Statements are built once: building and hashing one costs more than running it on SQLite.
 _SEEN = select(inbox.c.body_sha256).where(inbox.c.event_id == bindparam("event_id"))
 _RECORD = insert(inbox)
+# Bound names differ from the column names, which SQLAlchemy reserves for SET.
+_REJECTED = (
+    update(inbox)
+    .where(inbox.c.event_id == bindparam("row_event_id"))
+    .values(
+        result="rejected",
+        reason=bindparam("new_reason"),
+        contract_id=bindparam("new_contract_id"),
+    )
+)
+_CONTRACT = (
+    update(inbox)
+    .where(inbox.c.event_id == bindparam("row_event_id"))
+    .values(contract_id=bindparam("new_contract_id"))
+)
 
 
 def _contract_of(event: Envelope) -> str | None:
@@ -102,21 +118,22 @@ def apply_event(
         outcome = handler(context, event)
     else:
         try:
-            with conn.begin_nested():
+            with savepoint(conn, "recourse_event"):
                 outcome = handler(context, event)
         except UnknownSubject:
             outcome = context.reject("unknown_subject", ["support"])
     if isinstance(outcome, Rejected):
         conn.execute(
-            update(inbox)
-            .where(inbox.c.event_id == event.event_id)
-            .values(result="rejected", reason=outcome.reason, contract_id=context.contract_id)
+            _REJECTED,
+            {
+                "row_event_id": event.event_id,
+                "new_reason": outcome.reason,
+                "new_contract_id": context.contract_id,
+            },
         )
         return ApplyResult(event.event_id, event.type, "rejected", outcome.reason)
     if context.contract_id != contract_id:
         conn.execute(
-            update(inbox)
-            .where(inbox.c.event_id == event.event_id)
-            .values(contract_id=context.contract_id)
+            _CONTRACT, {"row_event_id": event.event_id, "new_contract_id": context.contract_id}
         )
     return ApplyResult(event.event_id, event.type, "applied")
