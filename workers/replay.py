@@ -1,9 +1,11 @@
 """Replay: feed a JSON Lines file of events through the handlers on an embedded store.
 
 The clock is the messages' own `occurred_at`. A malformed line is reported with its line number
-and the validation error, and the replay goes on. Events are applied in file order, each in a
-savepoint of a transaction that commits every `COMMIT_EVERY` events: the same handlers and SQL
-as the workers, without a round trip to disk per event.
+and the validation error, and the replay goes on. Events are applied in file order inside a
+transaction that commits every `COMMIT_EVERY` events: the same handlers and SQL as the workers,
+without a round trip to disk per event. An event that is refused before it writes anything (a
+malformed line, an idempotency conflict) needs no savepoint; `apply_event` keeps the handler's
+own writes in one, so an unknown subject rolls back to a clean rejection.
 """
 
 from __future__ import annotations
