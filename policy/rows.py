@@ -32,6 +32,16 @@ def load(
     return cls(**row) if row is not None else None
 
 
+def relock(conn: Connection, table: Table, cls: type[RowT], key: str) -> RowT:
+    """Load again, under its row lock, a row just seen without one (found by its key before its
+    contract was locked). State rows are never deleted, so a missing row is a broken invariant,
+    raised as such rather than asserted (an assert vanishes under `python -O`)."""
+    found = load(conn, table, cls, key, lock=True)
+    if found is None:
+        raise RuntimeError(f"{table.name} row {key!r} disappeared while its contract was locked")
+    return found
+
+
 # Statements are built once per table and state class: building and hashing a statement costs
 # more than running it on SQLite, and every event loads and saves a few rows.
 _LOADS: dict[tuple[Table, type[Any], bool], Select[Any]] = {}

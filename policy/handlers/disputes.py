@@ -127,8 +127,7 @@ def lock_dispute(context: HandlerContext, dispute_id: str) -> tuple[ContractStat
         raise UnknownSubject("dispute", dispute_id)
     context.contract_id = found.contract_id
     contract = lock_contract(context, found.contract_id)
-    dispute = rows.load(context.conn, disputes, DisputeState, dispute_id, lock=True)
-    assert dispute is not None  # disputes are never deleted
+    dispute = rows.relock(context.conn, disputes, DisputeState, dispute_id)
     return contract, dispute
 
 

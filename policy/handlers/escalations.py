@@ -31,8 +31,7 @@ def handle_refund_escalated(context: HandlerContext, event: RefundEscalatedEvent
         raise UnknownSubject("refund_request", request_id)
     context.contract_id = found.contract_id
     contract = lock_contract(context, found.contract_id)
-    request = rows.load(context.conn, refund_requests, RefundRequestState, request_id, lock=True)
-    assert request is not None  # requests are never deleted
+    request = rows.relock(context.conn, refund_requests, RefundRequestState, request_id)
     target = rows.load(context.conn, targets, TargetState, request.target_id)
     windows = context.policy(contract.policy).windows_for(contract.client_jurisdiction)
     escalated = escalate(contract, request, target, windows, context.at)

@@ -206,10 +206,7 @@ def handle_refund_declined(context: HandlerContext, event: RefundDeclinedEvent) 
         raise UnknownSubject("refund_request", data.request_id)
     context.contract_id = found.contract_id
     contract = lock_contract(context, found.contract_id)
-    request = rows.load(
-        context.conn, refund_requests, RefundRequestState, data.request_id, lock=True
-    )
-    assert request is not None  # requests are never deleted
+    request = rows.relock(context.conn, refund_requests, RefundRequestState, data.request_id)
     declined = decline_request(request, data.declined_by, context.at)
     if isinstance(declined, Rejected):
         decider = user_account(contract.creator_id) if data.declined_by == "creator" else "support"
