@@ -7,7 +7,9 @@ Every handler that changes a contract or what hangs off it locks the contract ro
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from typing import Protocol, TypeVar
+
+from sqlalchemy import Table, select
 
 from messages.inbound import ContractClosedEvent, ContractOpenedEvent
 from messages.notifications import ReviewWindowClosed
@@ -35,6 +37,30 @@ def lock_contract(context: HandlerContext, contract_id: str) -> ContractState:
     if contract is None:
         raise UnknownSubject("contract", contract_id)
     return contract
+
+
+class OfContract(rows.StateRow, Protocol):
+    @property
+    def contract_id(self) -> str: ...
+
+
+OfContractT = TypeVar("OfContractT", bound=OfContract)
+
+
+def lock_via_contract(
+    context: HandlerContext, table: Table, cls: type[OfContractT], key: str, kind: str
+) -> tuple[ContractState, OfContractT]:
+    """A row found by its own id (a request, a dispute) and its contract, both locked.
+
+    The row names its contract, so it is read once without a lock to learn which contract to
+    lock first (every event of a contract takes that lock first), then read again under its own.
+    """
+    found = rows.load(context.conn, table, cls, key)
+    if found is None:
+        raise UnknownSubject(kind, key)
+    context.contract_id = found.contract_id
+    contract = lock_contract(context, found.contract_id)
+    return contract, rows.relock(context.conn, table, cls, key)
 
 
 def load_target(context: HandlerContext, target_id: str, kind: str = "target") -> TargetState:

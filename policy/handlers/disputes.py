@@ -18,8 +18,13 @@ from messages.notifications import (
 )
 from policy import rows
 from policy.context import HandlerContext
-from policy.errors import UnknownSubject
-from policy.handlers.contracts import both_sides, load_paid_target, load_target, lock_contract
+from policy.handlers.contracts import (
+    both_sides,
+    load_paid_target,
+    load_target,
+    lock_contract,
+    lock_via_contract,
+)
 from policy.handlers.milestones import release
 from policy.outcomes import APPLIED, Outcome, Rejected
 from policy.refunds import refund
@@ -122,13 +127,7 @@ def handle_dispute_opened(context: HandlerContext, event: DisputeOpenedEvent) ->
 
 def lock_dispute(context: HandlerContext, dispute_id: str) -> tuple[ContractState, DisputeState]:
     """The dispute and its contract, the contract locked first like every contract event."""
-    found = rows.load(context.conn, disputes, DisputeState, dispute_id)
-    if found is None:
-        raise UnknownSubject("dispute", dispute_id)
-    context.contract_id = found.contract_id
-    contract = lock_contract(context, found.contract_id)
-    dispute = rows.relock(context.conn, disputes, DisputeState, dispute_id)
-    return contract, dispute
+    return lock_via_contract(context, disputes, DisputeState, dispute_id, "dispute")
 
 
 @handles("dispute.resolved")

@@ -10,8 +10,7 @@ from messages.inbound import RefundEscalatedEvent
 from messages.notifications import RefundEscalatedNotice, RefundRejected
 from policy import rows
 from policy.context import HandlerContext
-from policy.errors import UnknownSubject
-from policy.handlers.contracts import both_sides, lock_contract
+from policy.handlers.contracts import both_sides, lock_via_contract
 from policy.outcomes import APPLIED, Outcome, Rejected
 from policy.registry import handles
 from policy.rules.hourly import escalate
@@ -25,13 +24,9 @@ SUPPORT = "support"
 @handles("refund.escalated")
 def handle_refund_escalated(context: HandlerContext, event: RefundEscalatedEvent) -> Outcome:
     request_id = event.data.request_id
-    # The request names its contract; read it unlocked to know which contract to lock first.
-    found = rows.load(context.conn, refund_requests, RefundRequestState, request_id)
-    if found is None:
-        raise UnknownSubject("refund_request", request_id)
-    context.contract_id = found.contract_id
-    contract = lock_contract(context, found.contract_id)
-    request = rows.relock(context.conn, refund_requests, RefundRequestState, request_id)
+    contract, request = lock_via_contract(
+        context, refund_requests, RefundRequestState, request_id, "refund_request"
+    )
     target = rows.load(context.conn, targets, TargetState, request.target_id)
     windows = context.policy(contract.policy).windows_for(contract.client_jurisdiction)
     escalated = escalate(contract, request, target, windows, context.at)

@@ -17,7 +17,7 @@ from messages.notifications import RefundDeclinedNotice, RefundRejected, RefundR
 from policy import rows
 from policy.context import HandlerContext
 from policy.errors import UnknownSubject
-from policy.handlers.contracts import load_paid_target, lock_contract
+from policy.handlers.contracts import load_paid_target, lock_contract, lock_via_contract
 from policy.handlers.disputes import dispute_open_on, start_dispute
 from policy.outcomes import APPLIED, Outcome, Rejected
 from policy.refunds import refund
@@ -201,12 +201,9 @@ def _refuse_approval(
 @handles("refund.declined")
 def handle_refund_declined(context: HandlerContext, event: RefundDeclinedEvent) -> Outcome:
     data = event.data
-    found = rows.load(context.conn, refund_requests, RefundRequestState, data.request_id)
-    if found is None:
-        raise UnknownSubject("refund_request", data.request_id)
-    context.contract_id = found.contract_id
-    contract = lock_contract(context, found.contract_id)
-    request = rows.relock(context.conn, refund_requests, RefundRequestState, data.request_id)
+    contract, request = lock_via_contract(
+        context, refund_requests, RefundRequestState, data.request_id, "refund_request"
+    )
     declined = decline_request(request, data.declined_by, context.at)
     if isinstance(declined, Rejected):
         decider = user_account(contract.creator_id) if data.declined_by == "creator" else "support"
