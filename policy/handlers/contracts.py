@@ -7,6 +7,7 @@ Every handler that changes a contract or what hangs off it locks the contract ro
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Protocol, TypeVar
 
 from sqlalchemy import Table, select
@@ -17,15 +18,16 @@ from policy import rows
 from policy.context import HandlerContext
 from policy.errors import UnknownSubject
 from policy.outcomes import APPLIED, Outcome, Rejected
+from policy.refunds import post_legs
 from policy.registry import fires, handles
 from policy.rules.contracts import close_contract, open_contract
 from policy.rules.hourly import unpaid_invoice_refusal
-from policy.rules.legs import user_account
+from policy.rules.legs import Leg, user_account
 from policy.rules.presets import released_counts_as_accepted
 from policy.rules.reviews import review_window_end
 from policy.rules.windows import release_dispute_end
-from policy.state import ContractState, TargetState
-from policy.tables import contracts, targets
+from policy.state import ContractState, PaymentState, TargetState
+from policy.tables import contracts, payments, targets
 
 REVIEW_WINDOW = "review_window.close"
 FINALIZE = "milestone.finalize"
@@ -61,6 +63,27 @@ def lock_via_contract(
     context.contract_id = found.contract_id
     contract = lock_contract(context, found.contract_id)
     return contract, rows.relock(context.conn, table, cls, key)
+
+
+def record_charge(
+    context: HandlerContext,
+    legs: Sequence[Leg],
+    *,
+    target: TargetState,
+    payment: PaymentState,
+    payment_existed: bool,
+    contract: ContractState,
+) -> None:
+    """Book a newly paid target (a funded milestone, a paid invoice): the charge's transfers,
+    the target, its card payment (one payment may pay several targets) and the contract's
+    totals."""
+    post_legs(context, legs, contract.currency)
+    rows.insert_row(context.conn, targets, target)
+    if payment_existed:
+        rows.save_row(context.conn, payments, payment)
+    else:
+        rows.insert_row(context.conn, payments, payment)
+    rows.save_row(context.conn, contracts, contract)
 
 
 def load_target(context: HandlerContext, target_id: str, kind: str = "target") -> TargetState:

@@ -8,14 +8,13 @@ from __future__ import annotations
 from messages.inbound import HourlyInvoicePaidEvent
 from policy import rows
 from policy.context import HandlerContext
-from policy.handlers.contracts import lock_contract
+from policy.handlers.contracts import lock_contract, record_charge
 from policy.outcomes import APPLIED, Outcome, Rejected
-from policy.refunds import post_legs
 from policy.registry import handles
 from policy.rules.hourly import pay_invoice
 from policy.rules.legs import user_account
 from policy.state import PaymentState, TargetState
-from policy.tables import contracts, payments, targets
+from policy.tables import payments, targets
 
 
 @handles("hourly.invoice_paid")
@@ -33,11 +32,12 @@ def handle_invoice_paid(context: HandlerContext, event: HourlyInvoicePaidEvent) 
             subject_id=data.invoice_id,
             detail=paid.detail,
         )
-    post_legs(context, paid.legs, contract.currency)
-    rows.insert_row(context.conn, targets, paid.invoice)
-    if payment is None:
-        rows.insert_row(context.conn, payments, paid.payment)
-    else:
-        rows.save_row(context.conn, payments, paid.payment)
-    rows.save_row(context.conn, contracts, paid.contract)
+    record_charge(
+        context,
+        paid.legs,
+        target=paid.invoice,
+        payment=paid.payment,
+        payment_existed=payment is not None,
+        contract=paid.contract,
+    )
     return APPLIED

@@ -15,6 +15,7 @@ from policy.handlers.contracts import (
     contract_of,
     load_target,
     lock_contract,
+    record_charge,
     schedule_finalize,
 )
 from policy.outcomes import APPLIED, Outcome, Rejected
@@ -29,7 +30,7 @@ from policy.rules.milestones import (
     start_work,
 )
 from policy.state import ContractState, PaymentState, TargetState
-from policy.tables import contracts, payments, targets
+from policy.tables import payments, targets
 
 
 @handles("milestone.funded")
@@ -49,13 +50,14 @@ def handle_milestone_funded(context: HandlerContext, event: MilestoneFundedEvent
             subject_id=data.milestone_id,
             detail=funding.detail,
         )
-    post_legs(context, funding.legs, contract.currency)
-    rows.insert_row(context.conn, targets, funding.milestone)
-    if payment is None:
-        rows.insert_row(context.conn, payments, funding.payment)
-    else:
-        rows.save_row(context.conn, payments, funding.payment)
-    rows.save_row(context.conn, contracts, funding.contract)
+    record_charge(
+        context,
+        funding.legs,
+        target=funding.milestone,
+        payment=funding.payment,
+        payment_existed=payment is not None,
+        contract=funding.contract,
+    )
     return APPLIED
 
 
