@@ -39,6 +39,26 @@ class Driver:
         with self.engine.begin() as conn:
             return apply_event(conn, parse_event(body), self.policies)
 
+    def fund_one_milestone(self, amount_minor: int, processor_fee_minor: int = 0) -> None:
+        """Contract c1 (client u1, creator u2, USD, spectrum) with milestone m1 funded by p1."""
+        self.send(
+            "contract.opened",
+            contract_id="c1",
+            kind="fixed",
+            client_id="u1",
+            creator_id="u2",
+            currency="USD",
+            policy="spectrum",
+        )
+        self.send(
+            "milestone.funded",
+            contract_id="c1",
+            milestone_id="m1",
+            payment_id="p1",
+            amount_minor=amount_minor,
+            processor_fee_minor=processor_fee_minor,
+        )
+
     def balance(self, name: str, currency: str = "USD") -> int:
         with self.engine.begin() as conn:
             return Book(conn).balance(name, currency).available_minor

@@ -16,23 +16,7 @@ _requests = itertools.count(1)
 @pytest.fixture
 def driver(sqlite_engine: Engine) -> Driver:
     driver = Driver(sqlite_engine)
-    driver.send(
-        "contract.opened",
-        contract_id="c1",
-        kind="fixed",
-        client_id="u1",
-        creator_id="u2",
-        currency="USD",
-        policy="spectrum",
-    )
-    driver.send(
-        "milestone.funded",
-        contract_id="c1",
-        milestone_id="m1",
-        payment_id="p1",
-        amount_minor=AMOUNT,
-        processor_fee_minor=0,
-    )
+    driver.fund_one_milestone(AMOUNT)
     return driver
 
 

@@ -17,23 +17,7 @@ PROCESSOR_FEE = 1480
 @pytest.fixture
 def driver(sqlite_engine: Engine) -> Driver:
     driver = Driver(sqlite_engine)
-    driver.send(
-        "contract.opened",
-        contract_id="c1",
-        kind="fixed",
-        client_id="u1",
-        creator_id="u2",
-        currency="USD",
-        policy="spectrum",
-    )
-    driver.send(
-        "milestone.funded",
-        contract_id="c1",
-        milestone_id="m1",
-        payment_id="p1",
-        amount_minor=AMOUNT,
-        processor_fee_minor=PROCESSOR_FEE,
-    )
+    driver.fund_one_milestone(AMOUNT, PROCESSOR_FEE)
     return driver
 
 

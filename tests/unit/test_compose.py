@@ -35,6 +35,7 @@ def services(compose: dict[str, Any]) -> dict[str, Any]:
 
 
 def registered_commands() -> set[str]:
+    # get_command is typed as a plain click Command; for an app with commands it is a Group.
     return set(typer.main.get_command(app).commands)  # type: ignore[attr-defined]
 
 
