@@ -15,6 +15,7 @@ from dataclasses import dataclass, replace
 
 from sqlalchemy import Connection, bindparam, func, select, update
 
+from ledger.prepared import Prepared
 from ledger.registry import Account
 from ledger.tables import SHARD_COUNT, accounts, balances
 
@@ -69,14 +70,16 @@ def lock_accounts(conn: Connection, touched: Iterable[Account]) -> Locked:
     ids = sorted({account.id for account in touched if not account.hot})
     if not ids:
         return Locked({}, frozenset())
-    rows = conn.execute(_LOCK, {"ids": ids}).all()
+    rows = _LOCK.rows(conn, {"ids": ids})
     return Locked(
-        available={int(row.account_id): int(row.available) for row in rows},
-        frozen=frozenset(int(row.account_id) for row in rows if row.frozen),
+        available={int(account_id): int(available) for account_id, available, _ in rows},
+        frozen=frozenset(int(account_id) for account_id, _, frozen in rows if frozen),
     )
 
 
-_LOCK = (
+# Prepared once (`ledger.prepared`): every posting runs these, and SQLAlchemy's per-statement
+# work costs more than running them on SQLite.
+_LOCK = Prepared(
     select(
         balances.c.account_id,
         (balances.c.posted_credits - balances.c.posted_debits - balances.c.pending_debits).label(
@@ -131,11 +134,10 @@ class Movements:
             }
             for (_, account_id, shard), totals in sorted(self._rows.items())
         ]
-        if params:
-            conn.execute(_MOVE, params)
+        _MOVE.run_many(conn, params)
 
 
-_MOVE = (
+_MOVE = Prepared(
     update(balances)
     .where(
         balances.c.account_id == bindparam("row_account_id"),
@@ -150,13 +152,15 @@ _MOVE = (
 )
 
 
-_READ = select(
-    func.sum(balances.c.posted_credits - balances.c.posted_debits),
-    func.sum(balances.c.pending_debits),
-    func.sum(balances.c.pending_credits),
-).where(balances.c.account_id == bindparam("account_id"))
+_READ = Prepared(
+    select(
+        func.sum(balances.c.posted_credits - balances.c.posted_debits),
+        func.sum(balances.c.pending_debits),
+        func.sum(balances.c.pending_credits),
+    ).where(balances.c.account_id == bindparam("account_id"))
+)
 
 
 def read_balance(conn: Connection, account: Account) -> Balance:
-    row = conn.execute(_READ, {"account_id": account.id}).one()
+    (row,) = _READ.rows(conn, {"account_id": account.id})
     return Balance(int(row[0] or 0), int(row[1] or 0), int(row[2] or 0))

@@ -11,9 +11,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, Select, bindparam, exists, insert, or_, select
+from sqlalchemy import Connection, Select, bindparam, exists, insert, or_, select
 
 from ledger.codes import TransferCode
+from ledger.prepared import Prepared
 from ledger.tables import accounts, transfers
 from ledger.transfers import TransferKind
 
@@ -82,9 +83,10 @@ def _entries() -> Select[Any]:
 
 
 _ENTRIES = _entries()
-# Statements are built once: building and hashing one costs more than running it on SQLite.
-_BY_TRANSFER_ID = _ENTRIES.where(
-    transfers.c.transfer_id.in_(bindparam("transfer_ids", expanding=True))
+# The statements every posting runs are prepared once (`ledger.prepared`): SQLAlchemy's
+# per-statement work costs more than running them on SQLite.
+_BY_TRANSFER_ID = Prepared(
+    _ENTRIES.where(transfers.c.transfer_id.in_(bindparam("transfer_ids", expanding=True)))
 )
 _BY_ACCOUNT = _ENTRIES.where(
     or_(
@@ -92,65 +94,69 @@ _BY_ACCOUNT = _ENTRIES.where(
         transfers.c.credit_account_id == bindparam("account_id"),
     )
 ).order_by(transfers.c.occurred_at, transfers.c.id)
-_INSERT = insert(transfers)
-_HELD = select(
-    transfers.c.id,
-    transfers.c.kind,
-    transfers.c.debit_account_id,
-    transfers.c.credit_account_id,
-    transfers.c.amount_minor,
-    transfers.c.currency,
-    transfers.c.code,
-).where(transfers.c.transfer_id == bindparam("transfer_id"))
-_RESOLVED = select(exists().where(transfers.c.pending_id == bindparam("row_id")))
+_INSERT = Prepared(insert(transfers))
+_HELD = Prepared(
+    select(
+        transfers.c.id,
+        transfers.c.kind,
+        transfers.c.debit_account_id,
+        transfers.c.credit_account_id,
+        transfers.c.amount_minor,
+        transfers.c.currency,
+        transfers.c.code,
+    ).where(transfers.c.transfer_id == bindparam("transfer_id"))
+)
+_RESOLVED = Prepared(select(exists().where(transfers.c.pending_id == bindparam("row_id"))))
 
 
-def _entry(row: Row[Any]) -> Entry:
+def _entry(row: tuple[Any, ...]) -> Entry:
+    transfer_id, kind, debit, credit, amount, currency, code, event_id, at, pending_id = row
     return Entry(
-        transfer_id=row.transfer_id,
-        kind=TransferKind(row.kind),
-        debit=row.debit,
-        credit=row.credit,
-        amount_minor=row.amount_minor,
-        currency=row.currency,
-        code=TransferCode(row.code),
-        event_id=row.event_id,
-        occurred_at=row.occurred_at,
-        pending_id=row.pending_id,
+        transfer_id=transfer_id,
+        kind=TransferKind(kind),
+        debit=debit,
+        credit=credit,
+        amount_minor=amount,
+        currency=currency,
+        code=TransferCode(code),
+        event_id=event_id,
+        occurred_at=at,
+        pending_id=pending_id,
     )
 
 
 def recorded(conn: Connection, transfer_ids: Collection[str]) -> dict[str, Entry]:
     """The entries already recorded under any of `transfer_ids`."""
-    rows = conn.execute(_BY_TRANSFER_ID, {"transfer_ids": sorted(set(transfer_ids))})
-    return {row.transfer_id: _entry(row) for row in rows}
+    rows = _BY_TRANSFER_ID.rows(conn, {"transfer_ids": sorted(set(transfer_ids))})
+    found = (_entry(row) for row in rows)
+    return {entry.transfer_id: entry for entry in found}
 
 
 def entries_of(conn: Connection, account_id: int) -> list[Entry]:
     rows = conn.execute(_BY_ACCOUNT, {"account_id": account_id})
-    return [_entry(row) for row in rows]
+    return [_entry(tuple(row)) for row in rows]
 
 
 def record(conn: Connection, rows: Iterable[dict[str, Any]]) -> None:
-    batch = list(rows)
-    if batch:
-        conn.execute(_INSERT, batch)
+    _INSERT.run_many(conn, list(rows))
 
 
 def find_held(conn: Connection, transfer_id: str) -> Held | None:
-    row = conn.execute(_HELD, {"transfer_id": transfer_id}).first()
+    row = _HELD.first(conn, {"transfer_id": transfer_id})
     if row is None:
         return None
+    row_id, kind, debit_account_id, credit_account_id, amount, currency, code = row
     return Held(
-        row_id=row.id,
-        kind=TransferKind(row.kind),
-        debit_account_id=row.debit_account_id,
-        credit_account_id=row.credit_account_id,
-        amount_minor=row.amount_minor,
-        currency=row.currency,
-        code=TransferCode(row.code),
+        row_id=row_id,
+        kind=TransferKind(kind),
+        debit_account_id=debit_account_id,
+        credit_account_id=credit_account_id,
+        amount_minor=amount,
+        currency=currency,
+        code=TransferCode(code),
     )
 
 
 def is_resolved(conn: Connection, held: Held) -> bool:
-    return bool(conn.scalar(_RESOLVED, {"row_id": held.row_id}))
+    (row,) = _RESOLVED.rows(conn, {"row_id": held.row_id})
+    return bool(row[0])

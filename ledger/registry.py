@@ -11,10 +11,11 @@ from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Insert, Row, Table, bindparam, select
+from sqlalchemy import Connection, Insert, Table, bindparam, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from ledger.accounts import check_account
+from ledger.prepared import Prepared
 from ledger.tables import SHARD_COUNT, accounts, balances
 
 AccountKey = tuple[str, str]  # (name, currency)
@@ -30,29 +31,43 @@ class Account:
     frozen: bool
 
 
-def _account(row: Row[Any]) -> Account:
+_COLUMNS = (
+    accounts.c.id,
+    accounts.c.name,
+    accounts.c.currency,
+    accounts.c.may_go_negative,
+    accounts.c.hot,
+    accounts.c.frozen,
+)
+
+
+def _account(row: tuple[Any, ...]) -> Account:
+    id_, name, currency, may_go_negative, hot, frozen = row
     return Account(
-        id=row.id,
-        name=row.name,
-        currency=row.currency,
-        may_go_negative=bool(row.may_go_negative),
-        hot=bool(row.hot),
-        frozen=bool(row.frozen),
+        id=id_,
+        name=name,
+        currency=currency,
+        may_go_negative=bool(may_go_negative),
+        hot=bool(hot),
+        frozen=bool(frozen),
     )
 
 
-# Statements are built once: building and hashing one costs more than running it on SQLite.
-_BY_KEY = select(accounts).where(
-    accounts.c.name.in_(bindparam("names", expanding=True)),
-    accounts.c.currency.in_(bindparam("currencies", expanding=True)),
+# Prepared once (`ledger.prepared`): SQLAlchemy's per-statement work costs more than running
+# these statements on SQLite, and every posting runs one.
+_BY_KEY = Prepared(
+    select(*_COLUMNS).where(
+        accounts.c.name.in_(bindparam("names", expanding=True)),
+        accounts.c.currency.in_(bindparam("currencies", expanding=True)),
+    )
 )
-_BY_ID = select(accounts).where(accounts.c.id.in_(bindparam("ids", expanding=True)))
+_BY_ID = Prepared(select(*_COLUMNS).where(accounts.c.id.in_(bindparam("ids", expanding=True))))
 
 
 def find_accounts(conn: Connection, keys: Collection[AccountKey]) -> dict[AccountKey, Account]:
     wanted = set(keys)
-    rows = conn.execute(
-        _BY_KEY,
+    rows = _BY_KEY.rows(
+        conn,
         {
             "names": sorted({name for name, _ in wanted}),
             "currencies": sorted({currency for _, currency in wanted}),
@@ -63,8 +78,8 @@ def find_accounts(conn: Connection, keys: Collection[AccountKey]) -> dict[Accoun
 
 
 def accounts_by_id(conn: Connection, ids: Iterable[int]) -> dict[int, Account]:
-    rows = conn.execute(_BY_ID, {"ids": sorted(set(ids))})
-    return {row.id: _account(row) for row in rows}
+    found = (_account(row) for row in _BY_ID.rows(conn, {"ids": sorted(set(ids))}))
+    return {account.id: account for account in found}
 
 
 def open_accounts(conn: Connection, keys: Collection[AccountKey]) -> dict[AccountKey, Account]:
@@ -114,14 +129,14 @@ def _insert_missing(
     statement = _INSERT_MISSING.get((dialect, table))
     if statement is None:
         if dialect == "postgresql":
-            statement = postgresql.insert(table).on_conflict_do_nothing(index_elements=key)
+            built: Insert = postgresql.insert(table).on_conflict_do_nothing(index_elements=key)
         elif dialect == "sqlite":
-            statement = sqlite.insert(table).on_conflict_do_nothing(index_elements=key)
+            built = sqlite.insert(table).on_conflict_do_nothing(index_elements=key)
         else:
             raise NotImplementedError(f"the ledger runs on PostgreSQL and SQLite, not {dialect}")
-        _INSERT_MISSING[(dialect, table)] = statement
-    conn.execute(statement, rows)
+        statement = _INSERT_MISSING[(dialect, table)] = Prepared(built)
+    statement.run_many(conn, rows)
 
 
-# Built once per dialect and table (each table is always keyed on the same columns).
-_INSERT_MISSING: dict[tuple[str, Table], Insert] = {}
+# Prepared once per dialect and table (each table is always keyed on the same columns).
+_INSERT_MISSING: dict[tuple[str, Table], Prepared] = {}

@@ -2,8 +2,9 @@
 
 `Connection.begin_nested()` names each savepoint anew (`sa_savepoint_<n>`), so SQLAlchemy
 compiles a new statement for every one it opens and releases: several times the cost of the
-statement itself on SQLite. The same SQL with a name of our own is sent as it is. Savepoints
-of one name may nest: SQL releases or rolls back to the innermost of that name.
+statement itself on SQLite. The same SQL with a name of our own is prepared once and sent to
+the driver as it is. Savepoints of one name may nest: SQL releases or rolls back to the
+innermost of that name.
 """
 
 from __future__ import annotations
@@ -11,18 +12,37 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, text
+
+from ledger.prepared import Prepared
 
 
 @contextmanager
 def savepoint(conn: Connection, name: str) -> Iterator[None]:
     """Undo what the block wrote when it raises, and nothing else; the caller's transaction
     goes on either way (began first if there was none, as `begin_nested` does)."""
-    conn.exec_driver_sql(f"SAVEPOINT {name}")
+    opening, undoing, releasing = _statements(name)
+    opening.run(conn, {})
     try:
         yield
     except BaseException:
-        conn.exec_driver_sql(f"ROLLBACK TO SAVEPOINT {name}")
-        conn.exec_driver_sql(f"RELEASE SAVEPOINT {name}")
+        undoing.run(conn, {})
+        releasing.run(conn, {})
         raise
-    conn.exec_driver_sql(f"RELEASE SAVEPOINT {name}")
+    releasing.run(conn, {})
+
+
+_BY_NAME: dict[str, tuple[Prepared, Prepared, Prepared]] = {}
+
+
+def _statements(name: str) -> tuple[Prepared, Prepared, Prepared]:
+    found = _BY_NAME.get(name)
+    if found is None:
+        if not name.isidentifier():
+            raise ValueError(f"savepoint name {name!r} is not an identifier")
+        found = _BY_NAME[name] = (
+            Prepared(text(f"SAVEPOINT {name}")),
+            Prepared(text(f"ROLLBACK TO SAVEPOINT {name}")),
+            Prepared(text(f"RELEASE SAVEPOINT {name}")),
+        )
+    return found

@@ -11,9 +11,11 @@ import json
 from dataclasses import dataclass
 from typing import Literal
 
-from sqlalchemy import Connection, bindparam, insert, select, update
+from sqlalchemy import Connection, bindparam, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 
 import policy.handlers  # noqa: F401  (registers every handler)
+from ledger.prepared import Prepared
 from ledger.savepoints import savepoint
 from messages.inbound import Envelope
 from messages.notifications import ReasonCode
@@ -41,11 +43,17 @@ def body_digest(body: dict[str, object]) -> str:
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
-# Statements are built once: building and hashing one costs more than running it on SQLite.
-_SEEN = select(inbox.c.body_sha256).where(inbox.c.event_id == bindparam("event_id"))
-_RECORD = insert(inbox)
+# Prepared once and run on the driver's cursor: SQLAlchemy's per-statement work costs more than
+# running these statements on SQLite, and every event runs them.
+_SEEN = Prepared(select(inbox.c.body_sha256).where(inbox.c.event_id == bindparam("event_id")))
+# The inbox row goes in unless it is there: a second copy of the event, even one committed by
+# another worker while this insert waited on its key, inserts nothing and is then looked at.
+_RECORD = {
+    "postgresql": Prepared(postgresql.insert(inbox).on_conflict_do_nothing()),
+    "sqlite": Prepared(sqlite.insert(inbox).on_conflict_do_nothing()),
+}
 # Bound names differ from the column names, which SQLAlchemy reserves for SET.
-_REJECTED = (
+_REJECTED = Prepared(
     update(inbox)
     .where(inbox.c.event_id == bindparam("row_event_id"))
     .values(
@@ -54,7 +62,7 @@ _REJECTED = (
         contract_id=bindparam("new_contract_id"),
     )
 )
-_CONTRACT = (
+_CONTRACT = Prepared(
     update(inbox)
     .where(inbox.c.event_id == bindparam("row_event_id"))
     .values(contract_id=bindparam("new_contract_id"))
@@ -81,17 +89,11 @@ def apply_event(
     """
     body = event.model_dump(mode="json")
     digest = body_digest(body)
-    seen = conn.execute(_SEEN, {"event_id": event.event_id}).first()
-    if seen is not None:
-        if seen.body_sha256 != digest:
-            raise IdempotencyConflict(event.event_id)
-        return ApplyResult(event.event_id, event.type, "duplicate")
-
     contract_id = _contract_of(event)
     # The inbox row goes in first: a second worker holding the same event blocks on its key
     # until this transaction ends, then finds it and stops.
-    conn.execute(
-        _RECORD,
+    inserted = _RECORD[conn.dialect.name].run(
+        conn,
         {
             "event_id": event.event_id,
             "type": event.type,
@@ -102,6 +104,13 @@ def apply_event(
             "result": "applied",
         },
     )
+    if not inserted:
+        seen = _SEEN.first(conn, {"event_id": event.event_id})
+        if seen is None:
+            raise RuntimeError(f"inbox row {event.event_id!r} neither inserted nor found")
+        if seen[0] != digest:
+            raise IdempotencyConflict(event.event_id)
+        return ApplyResult(event.event_id, event.type, "duplicate")
     context = HandlerContext(
         conn,
         policies,
@@ -123,8 +132,8 @@ def apply_event(
         except UnknownSubject:
             outcome = context.reject("unknown_subject", ["support"])
     if isinstance(outcome, Rejected):
-        conn.execute(
-            _REJECTED,
+        _REJECTED.run(
+            conn,
             {
                 "row_event_id": event.event_id,
                 "new_reason": outcome.reason,
@@ -133,7 +142,7 @@ def apply_event(
         )
         return ApplyResult(event.event_id, event.type, "rejected", outcome.reason)
     if context.contract_id != contract_id:
-        conn.execute(
-            _CONTRACT, {"row_event_id": event.event_id, "new_contract_id": context.contract_id}
+        _CONTRACT.run(
+            conn, {"row_event_id": event.event_id, "new_contract_id": context.contract_id}
         )
     return ApplyResult(event.event_id, event.type, "applied")

@@ -14,6 +14,7 @@ from itertools import count
 from sqlalchemy import Connection, insert
 
 from ledger import Book, Transfer, TransferCode
+from ledger.prepared import Prepared
 from messages.notifications import (
     NOTIFICATION_TYPE_OF,
     EventRejected,
@@ -26,8 +27,8 @@ from policy.outcomes import Rejected
 from policy.tables import outbox
 from scheduler.store import Deadline, schedule_deadline
 
-# Built once: building and hashing a statement costs more than running it on SQLite.
-_OUTBOX_INSERT = insert(outbox)
+# Prepared once: SQLAlchemy's per-statement work costs more than running it on SQLite.
+_OUTBOX_INSERT = Prepared(insert(outbox))
 
 
 class HandlerContext:
@@ -103,8 +104,8 @@ class HandlerContext:
             recipients=sorted(set(recipients)),
             data=data,
         )
-        self.conn.execute(
-            _OUTBOX_INSERT,
+        _OUTBOX_INSERT.run(
+            self.conn,
             {
                 "notification_id": notification.notification_id,
                 "type": notification.type,

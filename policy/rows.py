@@ -9,7 +9,9 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, ClassVar, Protocol, TypeVar
 
-from sqlalchemy import Connection, Insert, Select, Table, Update, bindparam, insert, select, update
+from sqlalchemy import Connection, Select, Table, bindparam, insert, select, update
+
+from ledger.prepared import Prepared
 
 
 class StateRow(Protocol):
@@ -28,8 +30,8 @@ def load(
     conn: Connection, table: Table, cls: type[RowT], key: str, *, lock: bool = False
 ) -> RowT | None:
     """The row with primary key `key` as a `cls`, locked FOR UPDATE when `lock` (PostgreSQL)."""
-    row = conn.execute(_load_statement(table, cls, lock), {"key": key}).mappings().first()
-    return cls(**row) if row is not None else None
+    row = _load_statement(table, cls, lock).first(conn, {"key": key})
+    return cls(**dict(zip(_names(cls), row, strict=True))) if row is not None else None
 
 
 def relock(conn: Connection, table: Table, cls: type[RowT], key: str) -> RowT:
@@ -42,14 +44,15 @@ def relock(conn: Connection, table: Table, cls: type[RowT], key: str) -> RowT:
     return found
 
 
-# Statements are built once per table and state class: building and hashing a statement costs
-# more than running it on SQLite, and every event loads and saves a few rows.
-_LOADS: dict[tuple[Table, type[Any], bool], Select[Any]] = {}
-_SAVES: dict[tuple[Table, tuple[str, ...]], Update] = {}
-_INSERTS: dict[Table, Insert] = {}
+# Statements are prepared once per table and state class (`ledger.prepared`): SQLAlchemy's
+# per-statement work costs more than running the statement on SQLite, and every event loads and
+# saves a few rows.
+_LOADS: dict[tuple[Table, type[Any], bool], Prepared] = {}
+_SAVES: dict[tuple[Table, tuple[str, ...]], Prepared] = {}
+_INSERTS: dict[Table, Prepared] = {}
 
 
-def _load_statement(table: Table, cls: type[Any], lock: bool) -> Select[Any]:
+def _load_statement(table: Table, cls: type[Any], lock: bool) -> Prepared:
     cached = _LOADS.get((table, cls, lock))
     if cached is not None:
         return cached
@@ -58,8 +61,8 @@ def _load_statement(table: Table, cls: type[Any], lock: bool) -> Select[Any]:
     )
     if lock:
         statement = statement.with_for_update()
-    _LOADS[(table, cls, lock)] = statement
-    return statement
+    prepared = _LOADS[(table, cls, lock)] = Prepared(statement)
+    return prepared
 
 
 def load_where(conn: Connection, table: Table, cls: type[RowT], *criteria: Any) -> list[RowT]:
@@ -71,8 +74,8 @@ def load_where(conn: Connection, table: Table, cls: type[RowT], *criteria: Any) 
 def insert_row(conn: Connection, table: Table, obj: StateRow) -> None:
     statement = _INSERTS.get(table)
     if statement is None:
-        statement = _INSERTS[table] = insert(table)
-    conn.execute(statement, _fields(obj))
+        statement = _INSERTS[table] = Prepared(insert(table))
+    statement.run(conn, _fields(obj))
 
 
 def _fields(obj: StateRow) -> dict[str, Any]:
@@ -99,12 +102,11 @@ def save_row(conn: Connection, table: Table, obj: StateRow) -> None:
     statement = _SAVES.get((table, names))
     if statement is None:
         # Bound names differ from the column names, which SQLAlchemy reserves for SET.
-        statement = (
+        statement = _SAVES[(table, names)] = Prepared(
             update(table)
             .where(table.c[key] == bindparam("row_key"))
             .values({name: bindparam(f"new_{name}") for name in names})
         )
-        _SAVES[(table, names)] = statement
     params = {f"new_{name}": values[name] for name in names}
     params["row_key"] = values[key]
-    conn.execute(statement, params)
+    statement.run(conn, params)

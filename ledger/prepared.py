@@ -1,0 +1,244 @@
+"""Statements compiled once per dialect and run on the driver's cursor: the hot path's SQL.
+
+An event runs about a dozen small statements. Through `Connection.execute` each one costs
+SQLAlchemy some 25-40 us of Python (cache key, parameter processing, result set-up, events)
+before the driver sees it, several times what SQLite takes to run it. A `Prepared` statement
+does that work once: it compiles the Core statement for the connection's dialect, keeps the
+SQL text, the order of its parameters and the type processors SQLAlchemy itself would apply
+(the UTC datetimes, JSON, booleans), and then hands each execution straight to the DBAPI
+cursor of the connection's current transaction.
+
+What that gives up, on purpose and only for these statements: engine events and SQL echo do
+not see them. What it keeps: the caller's transaction (the same DBAPI connection; a
+connection with no transaction begins one, as `execute` would), SQLAlchemy's exception classes
+(a driver error is raised as the `sqlalchemy.exc` error `execute` would raise, so callers that
+catch `IntegrityError` or `OperationalError` behave the same), and a connection that lost its
+server is invalidated so the pool never hands it out again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, cast
+
+from sqlalchemy import Connection, Dialect, exc
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.elements import BindParameter, ClauseElement
+from sqlalchemy.sql.expression import Select
+
+Processor = Callable[[Any], Any]
+_UNSET = object()
+
+
+@dataclass(frozen=True, slots=True)
+class _Bind:
+    name: str
+    processor: Processor | None
+    default: Any  # a value built into the statement (`.values(result="rejected")`), or _UNSET
+    item: tuple[str, int] | None  # (list parameter, index) for one value of an expanding IN
+
+
+@dataclass(frozen=True, slots=True)
+class _Compiled:
+    sql: str
+    binds: tuple[_Bind, ...]
+    positional: bool
+    results: tuple[Processor | None, ...]
+
+
+class Prepared:
+    """One Core statement, compiled once per dialect (and, for an INSERT without values, per
+    set of columns given; for an expanding `IN`, per number of values) and executed on the
+    driver's cursor."""
+
+    def __init__(self, statement: ClauseElement) -> None:
+        self._statement = statement
+        self._bare_insert = _is_bare_insert(statement)
+        self._compilers: dict[tuple[str, frozenset[str] | None], _Compiler] = {}
+        self._compiled: dict[tuple[str, frozenset[str] | None, tuple[int, ...]], _Compiled] = {}
+
+    def rows(self, conn: Connection, params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
+        """Every row the statement returns, its values converted as `execute` would."""
+        compiled, converted = self._bound(conn, params)
+        cursor = _cursor(conn)
+        try:
+            _run(conn, cursor, compiled, converted)
+            fetched = cursor.fetchall()
+        finally:
+            cursor.close()
+        if not any(compiled.results):
+            return [tuple(row) for row in fetched]
+        return [
+            tuple(
+                value if process is None else process(value)
+                for value, process in zip(row, compiled.results, strict=True)
+            )
+            for row in fetched
+        ]
+
+    def first(self, conn: Connection, params: Mapping[str, Any]) -> tuple[Any, ...] | None:
+        found = self.rows(conn, params)
+        return found[0] if found else None
+
+    def run(self, conn: Connection, params: Mapping[str, Any]) -> int:
+        """Execute once; the number of rows it changed."""
+        compiled, converted = self._bound(conn, params)
+        cursor = _cursor(conn)
+        try:
+            _run(conn, cursor, compiled, converted)
+            return int(cursor.rowcount)
+        finally:
+            cursor.close()
+
+    def run_many(self, conn: Connection, many: Sequence[Mapping[str, Any]]) -> None:
+        """Execute once per parameter set (all of one shape), in one driver call."""
+        if not many:
+            return
+        compiled = self._for(conn, many[0])
+        converted = [_parameters(compiled, params) for params in many]
+        cursor = _cursor(conn)
+        try:
+            try:
+                cursor.executemany(compiled.sql, converted)
+            except conn.dialect.loaded_dbapi.Error as error:
+                raise _translated(conn, cursor, compiled, converted, error) from error
+        finally:
+            cursor.close()
+
+    def _bound(self, conn: Connection, params: Mapping[str, Any]) -> tuple[_Compiled, Any]:
+        compiled = self._for(conn, params)
+        return compiled, _parameters(compiled, params)
+
+    def _for(self, conn: Connection, params: Mapping[str, Any]) -> _Compiled:
+        dialect = conn.dialect
+        # An INSERT with no values of its own compiles to the columns it is given.
+        keys = frozenset(params) if self._bare_insert else None
+        compiler = self._compilers.get((dialect.name, keys))
+        if compiler is None:
+            compiler = self._compilers[(dialect.name, keys)] = _Compiler(
+                self._statement, dialect, keys
+            )
+        lengths = tuple(len(params[name]) for name in compiler.expanding)
+        found = self._compiled.get((dialect.name, keys, lengths))
+        if found is None:
+            found = self._compiled[(dialect.name, keys, lengths)] = compiler.for_lengths(
+                dict(zip(compiler.expanding, lengths, strict=True))
+            )
+        return found
+
+
+def _is_bare_insert(statement: ClauseElement) -> bool:
+    return bool(
+        getattr(statement, "is_insert", False)
+        and not getattr(statement, "_values", None)
+        and not getattr(statement, "_multi_values", None)
+    )
+
+
+class _Compiler:
+    """A statement compiled for one dialect, from which each number of `IN` values gets its
+    own SQL text once."""
+
+    def __init__(self, statement: ClauseElement, dialect: Dialect, keys: frozenset[str] | None):
+        # On PostgreSQL a bare INSERT into a table with a generated key compiles with a
+        # RETURNING of it; the row it returns is simply not read.
+        compiled = statement.compile(
+            dialect=dialect, column_keys=sorted(keys) if keys is not None else None
+        )
+        if not isinstance(compiled, SQLCompiler):
+            raise TypeError(f"cannot prepare {type(statement).__name__}: not a SQL statement")
+        if not compiled.positional and dialect.paramstyle != "pyformat":
+            raise TypeError(f"cannot prepare for the {dialect.paramstyle!r} parameter style")
+        self._compiled = compiled
+        self._dialect = dialect
+        self.expanding = tuple(name for name, bind in compiled.binds.items() if bind.expanding)
+        self._results: tuple[Processor | None, ...] = ()
+        if isinstance(statement, Select):
+            self._results = tuple(
+                column.type.dialect_impl(dialect).result_processor(dialect, None)
+                for column in statement.selected_columns
+            )
+
+    def for_lengths(self, lengths: Mapping[str, int]) -> _Compiled:
+        compiled, dialect = self._compiled, self._dialect
+        sql = compiled.string
+        # Each name in the SQL text, and the bind parameter whose type converts its value.
+        source: dict[str, BindParameter[Any]] = dict(compiled.binds)
+        positions = list(compiled.positiontup or [])
+        expanded_from: dict[str, str] = {}
+        if lengths:
+            state = compiled.construct_expanded_state(
+                {name: [None] * length for name, length in lengths.items()}
+            )
+            sql = state.statement
+            positions = list(state.positiontup or [])
+            for original, names in state.parameter_expansion.items():
+                for name in names:
+                    expanded_from[name] = original
+        if compiled.positional:
+            names = positions
+        else:
+            candidates = list(source) + list(expanded_from)
+            names = [name for name in candidates if f"%({name})s" in sql]
+        binds = []
+        for name in names:
+            bind = source[expanded_from.get(name, name)]
+            processor = bind.type.dialect_impl(dialect).bind_processor(dialect)
+            if name in expanded_from:
+                original = expanded_from[name]
+                index = int(name.rsplit("_", 1)[1]) - 1
+                binds.append(_Bind(name, processor, _UNSET, (original, index)))
+            else:
+                default = _UNSET if bind.required else bind.effective_value
+                binds.append(_Bind(name, processor, default, None))
+        return _Compiled(sql, tuple(binds), bool(compiled.positional), self._results)
+
+
+def _parameters(compiled: _Compiled, params: Mapping[str, Any]) -> Any:
+    values = []
+    for bind in compiled.binds:
+        if bind.item is not None:
+            value = params[bind.item[0]][bind.item[1]]
+        else:
+            value = params.get(bind.name, bind.default)
+        if value is _UNSET:
+            raise exc.ArgumentError(f"a value is required for the parameter {bind.name!r}")
+        values.append(value if bind.processor is None else bind.processor(value))
+    if compiled.positional:
+        return tuple(values)
+    return {bind.name: value for bind, value in zip(compiled.binds, values, strict=True)}
+
+
+def _cursor(conn: Connection) -> Any:
+    if not conn.in_transaction():
+        # `execute` would begin one here (autobegin): the caller commits it.
+        conn.begin()
+    return conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+
+
+def _run(conn: Connection, cursor: Any, compiled: _Compiled, converted: Any) -> None:
+    try:
+        cursor.execute(compiled.sql, converted)
+    except conn.dialect.loaded_dbapi.Error as error:
+        raise _translated(conn, cursor, compiled, converted, error) from error
+
+
+def _translated(
+    conn: Connection, cursor: Any, compiled: _Compiled, params: Any, error: Exception
+) -> exc.StatementError:
+    """The error `Connection.execute` would raise for `error`; a connection whose server went
+    away is invalidated first, so the pool opens a new one instead of reusing it."""
+    dbapi_connection = conn.connection.dbapi_connection
+    disconnected = conn.dialect.is_disconnect(cast(Any, error), dbapi_connection, cursor)
+    translated = exc.DBAPIError.instance(
+        compiled.sql,
+        params,
+        error,
+        conn.dialect.loaded_dbapi.Error,
+        connection_invalidated=disconnected,
+        dialect=conn.dialect,
+    )
+    if disconnected:
+        conn.invalidate(error)
+    return translated
