@@ -13,9 +13,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
-from sqlalchemy import Connection, Select, bindparam, insert, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Connection, Select, bindparam, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 
+from ledger.prepared import Prepared
 from scheduler.tables import deadlines
 
 FIRED = "fired"
@@ -74,31 +75,22 @@ def schedule_deadline(conn: Connection, deadline: Deadline) -> ScheduleResult:
     - cancelled: re-armed, since a new cause asks for it again;
     - fired: left alone, because a deadline fires once (a window cannot close twice).
     """
-    for _attempt in range(2):
-        existing = conn.execute(
-            select(deadlines.c.due_at, deadlines.c.fired_at, deadlines.c.outcome)
-            .where(deadlines.c.deadline_id == deadline.deadline_id)
-            .with_for_update()
-        ).first()
-        if existing is None:
-            try:
-                with conn.begin_nested():
-                    conn.execute(insert(deadlines).values(**_columns(deadline)))
-            except IntegrityError:
-                # Another transaction stored it since our read; the second pass sees its row.
-                continue
-            return "stored"
-        if existing.fired_at is not None and existing.outcome != CANCELLED:
-            return "already_fired"
-        if existing.fired_at is None and existing.due_at == deadline.due_at:
-            return "unchanged"
-        conn.execute(
-            update(deadlines)
-            .where(deadlines.c.deadline_id == deadline.deadline_id)
-            .values(**_columns(deadline), fired_at=None, fired_by_event=None, outcome=None)
-        )
-        return "moved" if existing.fired_at is None else "rearmed"
-    raise RuntimeError(f"deadline {deadline.deadline_id!r} could be neither read nor stored")
+    columns = _columns(deadline)
+    # Most deadlines are new: the insert is then all it takes. One stored already (or by
+    # another transaction while this insert waited on its key) inserts nothing and is read,
+    # locked, below.
+    if _STORE[conn.dialect.name].run(conn, columns):
+        return "stored"
+    existing = _EXISTING.first(conn, {"id": deadline.deadline_id})
+    if existing is None:
+        raise RuntimeError(f"deadline {deadline.deadline_id!r} neither stored nor found")
+    due_at, fired_at, outcome = existing
+    if fired_at is not None and outcome != CANCELLED:
+        return "already_fired"
+    if fired_at is None and due_at == deadline.due_at:
+        return "unchanged"
+    _REARM.run(conn, {f"new_{name}": value for name, value in columns.items()})
+    return "moved" if fired_at is None else "rearmed"
 
 
 def _columns(deadline: Deadline) -> dict[str, object]:
@@ -110,6 +102,34 @@ def _columns(deadline: Deadline) -> dict[str, object]:
         "due_at": deadline.due_at,
         "created_by_event": deadline.created_by_event,
     }
+
+
+# Prepared once (`ledger.prepared`): events schedule deadlines all the time, and SQLAlchemy's
+# per-statement work costs more than running these statements on SQLite.
+_STORE = {
+    "postgresql": Prepared(postgresql.insert(deadlines).on_conflict_do_nothing()),
+    "sqlite": Prepared(sqlite.insert(deadlines).on_conflict_do_nothing()),
+}
+_EXISTING = Prepared(
+    select(deadlines.c.due_at, deadlines.c.fired_at, deadlines.c.outcome)
+    .where(deadlines.c.deadline_id == bindparam("id"))
+    .with_for_update()
+)
+# Bound names differ from the column names, which SQLAlchemy reserves for SET.
+_REARM = Prepared(
+    update(deadlines)
+    .where(deadlines.c.deadline_id == bindparam("new_deadline_id"))
+    .values(
+        kind=bindparam("new_kind"),
+        subject_id=bindparam("new_subject_id"),
+        contract_id=bindparam("new_contract_id"),
+        due_at=bindparam("new_due_at"),
+        created_by_event=bindparam("new_created_by_event"),
+        fired_at=None,
+        fired_by_event=None,
+        outcome=None,
+    )
+)
 
 
 def claim_query(
@@ -156,8 +176,8 @@ def claim_due(
     return [DueDeadline(**row) for row in conn.execute(query).mappings()]
 
 
-# Built once: a tick marks each deadline it fires, so this runs once a deadline.
-_MARK_FIRED = (
+# Prepared once: a tick marks each deadline it fires, so this runs once a deadline.
+_MARK_FIRED = Prepared(
     update(deadlines)
     .where(
         deadlines.c.deadline_id == bindparam("claimed_id"),
@@ -174,8 +194,8 @@ def mark_fired(conn: Connection, deadline: DueDeadline, *, at: datetime, event_i
     False when the deadline no longer waits at the time it was claimed for: a deadline fired
     earlier in the same tick cancelled or moved it, so it must not fire now.
     """
-    result = conn.execute(
-        _MARK_FIRED,
+    changed = _MARK_FIRED.run(
+        conn,
         {
             "claimed_id": deadline.deadline_id,
             "claimed_due_at": deadline.due_at,
@@ -183,7 +203,7 @@ def mark_fired(conn: Connection, deadline: DueDeadline, *, at: datetime, event_i
             "tick_event": event_id,
         },
     )
-    return result.rowcount == 1
+    return changed == 1
 
 
 def record_outcome(conn: Connection, deadline_id_: str, outcome: str) -> None:
