@@ -29,8 +29,8 @@ def claw_back_points(
 ) -> int:
     """Claw back what the awards for `milestone_id` owe once `refunded_so_far` of `amount`
     is refunded; tell each user how many points went. Returns the points clawed back."""
-    awards = rows.load_where(
-        context.conn, point_awards, PointAwardState, point_awards.c.milestone_id == milestone_id
+    awards = rows.load_matching(
+        context.conn, point_awards, PointAwardState, milestone_id=milestone_id
     )
     # Transfer ids are numbered in order, so the order must not depend on the database's.
     awards.sort(key=lambda award: (award.awarded_at, award.award_id))

@@ -50,6 +50,7 @@ def relock(conn: Connection, table: Table, cls: type[RowT], key: str) -> RowT:
 _LOADS: dict[tuple[Table, type[Any], bool], Prepared] = {}
 _SAVES: dict[tuple[Table, tuple[str, ...]], Prepared] = {}
 _INSERTS: dict[Table, Prepared] = {}
+_MATCHING: dict[tuple[Table, type[Any], tuple[str, ...]], Prepared] = {}
 
 
 def _load_statement(table: Table, cls: type[Any], lock: bool) -> Prepared:
@@ -65,10 +66,18 @@ def _load_statement(table: Table, cls: type[Any], lock: bool) -> Prepared:
     return prepared
 
 
-def load_where(conn: Connection, table: Table, cls: type[RowT], *criteria: Any) -> list[RowT]:
-    names = [field.name for field in dataclasses.fields(cls)]
-    query = select(*(table.c[name] for name in names)).where(*criteria)
-    return [cls(**row) for row in conn.execute(query).mappings()]
+def load_matching(conn: Connection, table: Table, cls: type[RowT], **equal_to: Any) -> list[RowT]:
+    """Every row whose columns named in `equal_to` hold those values, in primary key order."""
+    columns = tuple(sorted(equal_to))
+    statement = _MATCHING.get((table, cls, columns))
+    if statement is None:
+        statement = _MATCHING[(table, cls, columns)] = Prepared(
+            select(*(table.c[name] for name in _names(cls)))
+            .where(*(table.c[name] == bindparam(f"match_{name}") for name in columns))
+            .order_by(table.c[_key(table)])
+        )
+    found = statement.rows(conn, {f"match_{name}": value for name, value in equal_to.items()})
+    return [cls(**dict(zip(_names(cls), row, strict=True))) for row in found]
 
 
 def insert_row(conn: Connection, table: Table, obj: StateRow) -> None:

@@ -51,9 +51,7 @@ EXTERNAL_ISSUER = "external:issuer"
 
 def _paid_targets(context: HandlerContext, payment: PaymentState) -> list[TargetState]:
     """What the payment paid for; its contract's row lock keeps them from changing."""
-    paid = rows.load_where(
-        context.conn, targets, TargetState, targets.c.payment_id == payment.payment_id
-    )
+    paid = rows.load_matching(context.conn, targets, TargetState, payment_id=payment.payment_id)
     # Refunds are numbered in this order, so it must not depend on the database's.
     return sorted(paid, key=lambda target: (target.paid_at, target.target_id))
 
@@ -84,8 +82,8 @@ def handle_chargeback_opened(context: HandlerContext, event: ChargebackOpenedEve
     data = event.data
     payment, contract = locked_payment(context, data.payment_id)
     existing = rows.load(context.conn, chargebacks, ChargebackState, data.chargeback_id, lock=True)
-    earlier = rows.load_where(
-        context.conn, chargebacks, ChargebackState, chargebacks.c.payment_id == payment.payment_id
+    earlier = rows.load_matching(
+        context.conn, chargebacks, ChargebackState, payment_id=payment.payment_id
     )
     opened = open_chargeback(existing, data, payment, earlier, context.at)
     if isinstance(opened, Rejected):
@@ -235,9 +233,7 @@ def _settle(
 def _settle_addon(
     context: HandlerContext, chargeback: ChargebackState, payment: PaymentState
 ) -> int:
-    found = rows.load_where(
-        context.conn, addons, AddonState, addons.c.payment_id == payment.payment_id
-    )
+    found = rows.load_matching(context.conn, addons, AddonState, payment_id=payment.payment_id)
     if len(found) != 1:
         # A payment with no contract is an add-on's own charge (addon.purchased makes both).
         raise UnknownSubject("add-on of payment", payment.payment_id)

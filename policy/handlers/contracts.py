@@ -173,12 +173,8 @@ def handle_contract_closed(context: HandlerContext, event: ContractClosedEvent) 
     policy = context.policy(closed.policy)
     windows = policy.windows_for(closed.client_jurisdiction)
     context.schedule(REVIEW_WINDOW, closed.contract_id, review_window_end(context.at, windows))
-    for milestone in rows.load_where(
-        context.conn,
-        targets,
-        TargetState,
-        targets.c.contract_id == closed.contract_id,
-        targets.c.status == "released",
+    for milestone in rows.load_matching(
+        context.conn, targets, TargetState, contract_id=closed.contract_id, status="released"
     ):
         schedule_finalize(context, closed, milestone)
     return APPLIED

@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import Connection, or_, select
 
 from ledger.tables import transfers
-from policy.rows import load, load_where
+from policy.rows import load, load_matching
 from policy.state import ContractState, DisputeState, RefundRequestState, TargetState
 from policy.tables import contracts, disputes, inbox, outbox, refund_requests, targets
 from scheduler.tables import deadlines
@@ -106,20 +106,15 @@ def contract_timeline(conn: Connection, contract_id: str, *, where: str) -> Cont
         contract=contract,
         story=story,
         targets=sorted(
-            load_where(conn, targets, TargetState, targets.c.contract_id == contract_id),
+            load_matching(conn, targets, TargetState, contract_id=contract_id),
             key=lambda target: (target.paid_at, target.target_id),
         ),
         refund_requests=sorted(
-            load_where(
-                conn,
-                refund_requests,
-                RefundRequestState,
-                refund_requests.c.contract_id == contract_id,
-            ),
+            load_matching(conn, refund_requests, RefundRequestState, contract_id=contract_id),
             key=lambda request: (request.requested_at, request.request_id),
         ),
         disputes=sorted(
-            load_where(conn, disputes, DisputeState, disputes.c.contract_id == contract_id),
+            load_matching(conn, disputes, DisputeState, contract_id=contract_id),
             key=lambda dispute: (dispute.opened_at, dispute.dispute_id),
         ),
         open_deadlines=[
