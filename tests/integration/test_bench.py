@@ -46,6 +46,9 @@ def test_the_ledger_benchmark_reads_and_audits_a_sound_book_at_each_size() -> No
     points = result.metrics["points"]
     assert [point["transfers"] for point in points] == [1_000, 5_000]
     assert all(point["audit_ok"] and point["balance_read_us"] > 0 for point in points)
+    # Every size's ratios are against the smallest's, measured in the same rounds.
+    assert points[0]["balance_read_ratio"] == points[0]["audit_per_transfer_ratio"] == 1.0
+    assert result.ratio == points[-1]["balance_read_ratio"] > 0
 
 
 @pytest.mark.postgres
