@@ -208,22 +208,34 @@ def mark_fired(conn: Connection, deadline: DueDeadline, *, at: datetime, event_i
 
 def record_outcome(conn: Connection, deadline_id_: str, outcome: str) -> None:
     """Note why a fired deadline changed nothing (the reason code of its refusal)."""
-    conn.execute(
-        update(deadlines).where(deadlines.c.deadline_id == deadline_id_).values(outcome=outcome)
-    )
+    _RECORD_OUTCOME.run(conn, {"fired_id": deadline_id_, "new_outcome": outcome})
+
+
+_RECORD_OUTCOME = Prepared(
+    update(deadlines)
+    .where(deadlines.c.deadline_id == bindparam("fired_id"))
+    .values(outcome=bindparam("new_outcome"))
+)
 
 
 def cancel(conn: Connection, kind: str, subject_id: str, *, at: datetime, event_id: str) -> bool:
     """Retire a waiting deadline whose cause went away, so it never fires; True if it waited."""
-    result = conn.execute(
-        update(deadlines)
-        .where(
-            deadlines.c.deadline_id == deadline_id(kind, subject_id),
-            deadlines.c.fired_at.is_(None),
-        )
-        .values(fired_at=at, fired_by_event=event_id, outcome=CANCELLED)
+    changed = _CANCEL.run(
+        conn,
+        {"waiting_id": deadline_id(kind, subject_id), "cancelled_at": at, "cancelled_by": event_id},
     )
-    return result.rowcount == 1
+    return changed == 1
+
+
+_CANCEL = Prepared(
+    update(deadlines)
+    .where(deadlines.c.deadline_id == bindparam("waiting_id"), deadlines.c.fired_at.is_(None))
+    .values(
+        fired_at=bindparam("cancelled_at"),
+        fired_by_event=bindparam("cancelled_by"),
+        outcome=CANCELLED,
+    )
+)
 
 
 def find_deadline(conn: Connection, kind: str, subject_id: str) -> StoredDeadline | None:

@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import dataclasses
 
-from sqlalchemy import exists, select
+from sqlalchemy import bindparam, exists, select
 
+from ledger.prepared import Prepared
 from messages.inbound import DisputeOpenedEvent, DisputeResolvedEvent
 from messages.notifications import (
     DisputeOpenedNotice,
@@ -39,19 +40,24 @@ OVERDUE = "dispute.overdue"
 DISPUTE_TEAM = "dispute_team"
 
 
-def dispute_open_on(context: HandlerContext, target: TargetState) -> bool:
-    """Whether a dispute on the target is open (found through the contract's index)."""
-    return bool(
-        context.conn.scalar(
-            select(
-                exists().where(
-                    disputes.c.contract_id == target.contract_id,
-                    disputes.c.target_id == target.target_id,
-                    disputes.c.status == "open",
-                )
-            )
+# Prepared once (`ledger.prepared`): every refund request asks it.
+_OPEN_ON_TARGET = Prepared(
+    select(
+        exists().where(
+            disputes.c.contract_id == bindparam("contract_id"),
+            disputes.c.target_id == bindparam("target_id"),
+            disputes.c.status == "open",
         )
     )
+)
+
+
+def dispute_open_on(context: HandlerContext, target: TargetState) -> bool:
+    """Whether a dispute on the target is open (found through the contract's index)."""
+    (row,) = _OPEN_ON_TARGET.rows(
+        context.conn, {"contract_id": target.contract_id, "target_id": target.target_id}
+    )
+    return bool(row[0])
 
 
 def start_dispute(context: HandlerContext, contract: ContractState, dispute: DisputeState) -> None:
