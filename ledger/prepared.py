@@ -44,7 +44,10 @@ class _Compiled:
     sql: str
     binds: tuple[_Bind, ...]
     positional: bool
-    results: tuple[Processor | None, ...]
+    results: tuple[Processor | None, ...]  # empty when no column needs converting
+    # (name, processor) of each parameter when every one comes from the caller as it is (the
+    # common case, converted without looking for defaults or list items); None otherwise.
+    plain: tuple[tuple[str, Processor | None], ...] | None
 
 
 class Prepared:
@@ -57,6 +60,9 @@ class Prepared:
         self._bare_insert = _is_bare_insert(statement)
         self._compilers: dict[tuple[str, frozenset[str] | None], _Compiler] = {}
         self._compiled: dict[tuple[str, frozenset[str] | None, tuple[int, ...]], _Compiled] = {}
+        # The one text per dialect of a statement with no expanding IN and values of its own
+        # (most of them), or per column order of a bare INSERT: found with one lookup.
+        self._fixed: dict[tuple[str, tuple[str, ...]], _Compiled] = {}
 
     def rows(self, conn: Connection, params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
         """Every row the statement returns, its values converted as `execute` would."""
@@ -67,7 +73,7 @@ class Prepared:
             fetched = cursor.fetchall()
         finally:
             cursor.close()
-        if not any(compiled.results):
+        if not compiled.results:
             return [tuple(row) for row in fetched]
         return [
             tuple(
@@ -111,6 +117,10 @@ class Prepared:
         return compiled, _parameters(compiled, params)
 
     def _for(self, conn: Connection, params: Mapping[str, Any]) -> _Compiled:
+        fixed_key = (conn.dialect.name, tuple(params) if self._bare_insert else ())
+        fixed = self._fixed.get(fixed_key)
+        if fixed is not None:
+            return fixed
         dialect = conn.dialect
         # An INSERT with no values of its own compiles to the columns it is given.
         keys = frozenset(params) if self._bare_insert else None
@@ -125,6 +135,8 @@ class Prepared:
             found = self._compiled[(dialect.name, keys, lengths)] = compiler.for_lengths(
                 dict(zip(compiler.expanding, lengths, strict=True))
             )
+        if not compiler.expanding:
+            self._fixed[fixed_key] = found
         return found
 
 
@@ -155,10 +167,12 @@ class _Compiler:
         self.expanding = tuple(name for name, bind in compiled.binds.items() if bind.expanding)
         self._results: tuple[Processor | None, ...] = ()
         if isinstance(statement, Select):
-            self._results = tuple(
+            processors = tuple(
                 column.type.dialect_impl(dialect).result_processor(dialect, None)
                 for column in statement.selected_columns
             )
+            if any(processors):
+                self._results = processors
 
     def for_lengths(self, lengths: Mapping[str, int]) -> _Compiled:
         compiled, dialect = self._compiled, self._dialect
@@ -192,10 +206,24 @@ class _Compiler:
             else:
                 default = _UNSET if bind.required else bind.effective_value
                 binds.append(_Bind(name, processor, default, None))
-        return _Compiled(sql, tuple(binds), bool(compiled.positional), self._results)
+        plain = None
+        if all(bind.item is None and bind.default is _UNSET for bind in binds):
+            plain = tuple((bind.name, bind.processor) for bind in binds)
+        return _Compiled(sql, tuple(binds), bool(compiled.positional), self._results, plain)
 
 
 def _parameters(compiled: _Compiled, params: Mapping[str, Any]) -> Any:
+    if compiled.plain is not None:
+        try:
+            values = [
+                params[name] if process is None else process(params[name])
+                for name, process in compiled.plain
+            ]
+        except KeyError as missing:
+            raise exc.ArgumentError(f"a value is required for the parameter {missing}") from None
+        if compiled.positional:
+            return values
+        return dict(zip((name for name, _ in compiled.plain), values, strict=True))
     values = []
     for bind in compiled.binds:
         if bind.item is not None:
@@ -206,7 +234,7 @@ def _parameters(compiled: _Compiled, params: Mapping[str, Any]) -> Any:
             raise exc.ArgumentError(f"a value is required for the parameter {bind.name!r}")
         values.append(value if bind.processor is None else bind.processor(value))
     if compiled.positional:
-        return tuple(values)
+        return values
     return {bind.name: value for bind, value in zip(compiled.binds, values, strict=True)}
 
 
