@@ -35,11 +35,14 @@ def _refuse_constant(name: str) -> Any:
 def _refuse_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     # Readers disagree on which copy of a repeated key wins, so such a body means different
     # things to the publisher and to us; its hash would also differ from the one it meant.
-    result: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in result:
-            raise _NotStrictJson(f"key {key!r} appears more than once")
-        result[key] = value
+    result = dict(pairs)
+    if len(result) != len(pairs):
+        # Only a body with a repeated key gets here: the loop names it.
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise _NotStrictJson(f"key {key!r} appears more than once")
+            seen.add(key)
     return result
 
 

@@ -425,6 +425,16 @@ def test_bytes_that_are_not_json_are_refused(raw: bytes) -> None:
     assert "JSON" in str(error)
 
 
+def test_a_key_repeated_in_the_data_is_refused_and_named() -> None:
+    body = json.dumps(with_data("refund.requested"))
+    raw = body.replace('"reason":', '"reason": "other", "reason":', 1)
+
+    error = refused(raw.encode())
+
+    assert error.fields == ["body"]
+    assert "'reason' appears more than once" in str(error)
+
+
 @pytest.mark.parametrize("raw", [b"[]", b'"milestone.funded"', b"42", b"null", [1, 2]])
 def test_json_that_is_not_an_object_is_refused(raw: object) -> None:
     assert refused(raw).fields == ["body"]
