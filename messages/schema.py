@@ -234,7 +234,8 @@ def _asyncapi() -> dict[str, Any]:
         key = f"event.{event_type}"
         base = "TickMessage" if event_type == TICK_TYPE else "EventMessage"
         data_model = model.model_fields["data"].annotation
-        assert isinstance(data_model, type) and issubclass(data_model, BaseModel)
+        if not (isinstance(data_model, type) and issubclass(data_model, BaseModel)):
+            raise TypeError(f"{model.__name__}.data is not a pydantic model")
         messages[key] = {
             "name": event_type,
             "title": f"{event_type} event",

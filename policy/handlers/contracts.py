@@ -184,7 +184,9 @@ def handle_contract_closed(context: HandlerContext, event: ContractClosedEvent) 
 def fire_review_window(context: HandlerContext, contract_id: str) -> Outcome:
     """CC-7: the window to post reviews of the closed contract is over."""
     contract = lock_contract(context, contract_id)
-    assert contract.closed_at is not None  # only a close schedules this deadline
+    if contract.closed_at is None:
+        # Only a close schedules this deadline; raised, not asserted (python -O drops asserts).
+        raise RuntimeError(f"review window of {contract_id} fired but the contract is open")
     context.notify(
         both_sides(contract),
         ReviewWindowClosed(contract_id=contract.contract_id, closed_at=contract.closed_at),

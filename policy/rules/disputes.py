@@ -47,7 +47,9 @@ def opening_refusal(
         return None
     if released_counts_as_accepted(policy):
         return Rejected("already_released", f"{target.target_id} was released: accepted work")
-    assert target.released_at is not None  # a milestone past `funded` was released
+    if target.released_at is None:
+        # A milestone past `funded` was released; raised, not asserted (python -O drops asserts).
+        raise RuntimeError(f"{target.target_id} is {target.status} but has no release time")
     release_end = release_dispute_end(target.released_at, contract.closed_at, windows)
     if release_end is not None and at > release_end:
         return Rejected("window_expired", f"disputes closed at {release_end.isoformat()}")
