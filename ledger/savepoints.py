@@ -26,8 +26,12 @@ def savepoint(conn: Connection, name: str) -> Iterator[None]:
     try:
         yield
     except BaseException:
-        undoing.run(conn, {})
-        releasing.run(conn, {})
+        # A connection the server dropped is already invalidated: its transaction and the
+        # savepoint are gone, and a statement now would raise PendingRollbackError in place of
+        # the outage, which the workers retry until the database is back.
+        if not conn.invalidated:
+            undoing.run(conn, {})
+            releasing.run(conn, {})
         raise
     releasing.run(conn, {})
 

@@ -68,6 +68,10 @@ def _load_statement(table: Table, cls: type[Any], lock: bool) -> Prepared:
 
 def load_matching(conn: Connection, table: Table, cls: type[RowT], **equal_to: Any) -> list[RowT]:
     """Every row whose columns named in `equal_to` hold those values, in primary key order."""
+    if any(value is None for value in equal_to.values()):
+        # `= NULL` matches nothing in SQL; no caller needs IS NULL, so refuse rather than
+        # silently find no rows.
+        raise ValueError(f"load_matching compares with values, not None: {sorted(equal_to)}")
     columns = tuple(sorted(equal_to))
     statement = _MATCHING.get((table, cls, columns))
     if statement is None:

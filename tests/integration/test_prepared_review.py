@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 from sqlalchemy import Connection, Engine, text
-from sqlalchemy.exc import DBAPIError, PendingRollbackError
+from sqlalchemy.exc import DBAPIError
 
 from ledger.prepared import Prepared
 from ledger.savepoints import savepoint
@@ -27,15 +27,6 @@ def _terminate_backend_of(engine: Engine, conn: Connection) -> None:
         admin.rollback()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=PendingRollbackError,
-    reason=(
-        "ledger.savepoints.savepoint runs ROLLBACK TO / RELEASE on a connection the lost server "
-        "already invalidated: the PendingRollbackError this raises hides the OperationalError; "
-        "fix: skip both statements when conn.invalidated, then re-raise"
-    ),
-)
 def test_a_server_lost_inside_a_savepoint_is_raised_as_an_outage(pg_engine: Engine) -> None:
     # Book.post runs every posting in savepoint(conn, "recourse_book"); the workers' failure
     # policy retries an outage until the database is back, but dead-letters any other error
