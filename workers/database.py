@@ -16,6 +16,11 @@ VERSION_LOCATIONS = [
     Path(__file__).resolve().parent.parent / package / "migrations"
     for package in ("ledger", "policy", "scheduler")
 ]
+POOL_SIZE = 10
+MAX_OVERFLOW = 20
+POOL_CAPACITY = POOL_SIZE + MAX_OVERFLOW
+"""The most connections a PostgreSQL engine's pool holds at once, so also the most that a
+database restart can leave stale in it."""
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
@@ -28,9 +33,13 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         # statement itself on SQLite.
         engine.dialect.do_begin = _sqlite_begin  # type: ignore[method-assign]
         return engine
-    kwargs.setdefault("pool_pre_ping", True)
-    kwargs.setdefault("pool_size", 10)
-    kwargs.setdefault("max_overflow", 20)
+    # No pool_pre_ping: a check before every checkout is one more round trip per event, to catch
+    # connections that only a database restart leaves stale. The worker's unit of work retries
+    # an event on a lost connection at once instead (workers.unit_of_work); the relay and the
+    # scheduler retry a failed round after their pause, so a restart costs each of them one
+    # logged failure.
+    kwargs.setdefault("pool_size", POOL_SIZE)
+    kwargs.setdefault("max_overflow", MAX_OVERFLOW)
     return create_engine(url, **kwargs)
 
 

@@ -8,6 +8,15 @@ contracts' hot rows, a serialization failure) are tried again here at once: the 
 sees the other's commit, and a duplicate then stops at the inbox. Only when that keeps failing
 does the error reach the worker's failure policy.
 
+A pooled connection whose server session ended (a database restart, a terminated backend)
+fails on its first statement and is invalidated, and the event is tried again at once on
+another connection: cheaper than the pool checking every connection before lending it
+(`pool_pre_ping`, one more round trip on every event) for what happens once per restart. A
+restart leaves every pooled connection stale, so this goes on for up to as many connections as
+the pool holds. A server that does not answer fails to connect instead, and that error reaches
+the failure policy as an outage. What the lost session did rolled back with it, unless its
+COMMIT got through; the next attempt then stops at the inbox as a duplicate.
+
 On SQLite (the embedded mode) every transaction begins IMMEDIATE (`workers.database`), so the
 worker threads' writers queue on the file's lock instead of failing.
 """
@@ -26,6 +35,7 @@ from messages import parse_event
 from messages.inbound import Envelope
 from policy.apply import ApplyResult, apply_event
 from policy.config import PolicySet
+from workers.database import POOL_CAPACITY
 from workers.errors import is_contention
 from workers.metrics import EngineMetrics
 
@@ -68,11 +78,16 @@ class EventProcessor:
 
     def apply(self, event: Envelope) -> ApplyResult:
         attempt = 1
+        lost_connections = 0
         while True:
             try:
                 with self.engine.begin() as conn:
                     return apply_event(conn, event, self.policies)
             except DBAPIError as exc:
+                if exc.connection_invalidated and lost_connections < POOL_CAPACITY:
+                    lost_connections += 1
+                    log.info("event.connection_lost", lost=lost_connections, error=str(exc.orig))
+                    continue
                 if not is_contention(exc) or attempt >= self._attempts:
                     raise
                 log.info("event.contention", attempt=attempt, error=str(exc.orig))
