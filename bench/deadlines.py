@@ -114,10 +114,12 @@ def claim_plan(conn: Connection, *, tick_at: datetime = TICK_AT, analyze: bool =
     caller rolls back, so nothing stays locked)."""
     from policy.handlers.ticks import CLAIM_BATCH
 
-    query = claim_query(tick_at, kinds=sorted(DEADLINE_HANDLERS), limit=CLAIM_BATCH)
-    compiled = query.compile(dialect=conn.dialect, compile_kwargs={"render_postcompile": True})
+    query = claim_query(CLAIM_BATCH).params(tick_at=tick_at, kinds=sorted(DEADLINE_HANDLERS))
+    compiled = query.compile(dialect=conn.dialect)
+    # The statement as it runs: the kinds' list expanded into one parameter each.
+    expanded = compiled.construct_expanded_state(compiled.params)
     options = "(ANALYZE, BUFFERS) " if analyze else ""
-    rows = conn.exec_driver_sql(f"EXPLAIN {options}{compiled}", dict(compiled.params))
+    rows = conn.exec_driver_sql(f"EXPLAIN {options}{expanded.statement}", expanded.parameters)
     return "\n".join(str(row[0]) for row in rows)
 
 

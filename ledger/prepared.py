@@ -182,9 +182,10 @@ class _Compiler:
         positions = list(compiled.positiontup or [])
         expanded_from: dict[str, str] = {}
         if lengths:
-            state = compiled.construct_expanded_state(
-                {name: [None] * length for name, length in lengths.items()}
-            )
+            # Only the lists' lengths shape the text; every other value may be a placeholder.
+            placeholders: dict[str, Any] = dict.fromkeys(compiled.binds)
+            placeholders.update({name: [None] * length for name, length in lengths.items()})
+            state = compiled.construct_expanded_state(placeholders)
             sql = state.statement
             positions = list(state.positiontup or [])
             for original, names in state.parameter_expansion.items():

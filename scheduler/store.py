@@ -133,9 +133,11 @@ _REARM = Prepared(
 
 
 def claim_query(
-    tick_at: datetime, *, kinds: Collection[str] | None = None, limit: int = 1000
+    limit: int, *, with_kinds: bool = True
 ) -> Select[tuple[str, str, str, str | None, datetime]]:
-    """The statement that claims due deadlines (`claim_due` runs it; a benchmark explains it).
+    """The statement that claims due deadlines (`claim_due` runs it; a benchmark explains it),
+    with the bound parameters `tick_at` and, `with_kinds`, the list `kinds`. The limit is
+    written into the text, so the planner always knows how few rows it walks.
 
     It walks the `deadlines_due` index in its own order and stops after `limit` rows, locking
     each; rows another transaction holds are skipped rather than waited for.
@@ -148,14 +150,18 @@ def claim_query(
             deadlines.c.contract_id,
             deadlines.c.due_at,
         )
-        .where(deadlines.c.fired_at.is_(None), deadlines.c.due_at <= tick_at)
+        .where(deadlines.c.fired_at.is_(None), deadlines.c.due_at <= bindparam("tick_at"))
         .order_by(deadlines.c.due_at, deadlines.c.deadline_id)
         .limit(limit)
         .with_for_update(skip_locked=True)
     )
-    if kinds is not None:
-        query = query.where(deadlines.c.kind.in_(sorted(kinds)))
+    if with_kinds:
+        query = query.where(deadlines.c.kind.in_(bindparam("kinds", expanding=True)))
     return query
+
+
+# Prepared once per limit (`ledger.prepared`): every tick claims at least once.
+_CLAIMS: dict[tuple[int, bool], Prepared] = {}
 
 
 def claim_due(
@@ -172,8 +178,19 @@ def claim_due(
     """
     if kinds is not None and not kinds:
         return []
-    query = claim_query(tick_at, kinds=kinds, limit=limit)
-    return [DueDeadline(**row) for row in conn.execute(query).mappings()]
+    params: dict[str, object] = {"tick_at": tick_at}
+    if kinds is not None:
+        params["kinds"] = sorted(kinds)
+    statement = _CLAIMS.get((limit, kinds is not None))
+    if statement is None:
+        statement = _CLAIMS[(limit, kinds is not None)] = Prepared(
+            claim_query(limit, with_kinds=kinds is not None)
+        )
+    found = statement.rows(conn, params)
+    return [
+        DueDeadline(deadline_id, kind, subject_id, contract_id, due_at)
+        for deadline_id, kind, subject_id, contract_id, due_at in found
+    ]
 
 
 # Prepared once: a tick marks each deadline it fires, so this runs once a deadline.

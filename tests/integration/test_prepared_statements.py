@@ -141,3 +141,20 @@ def test_a_connection_without_a_transaction_begins_one_like_execute(engine: Engi
         conn.rollback()
         assert BY_NAMES.rows(conn, {"names": ["a"]}) == []
         conn.rollback()
+
+
+def test_an_expanding_in_beside_other_parameters(engine: Engine) -> None:
+    flagged_among = Prepared(
+        select(probes.c.name)
+        .where(
+            probes.c.name.in_(bindparam("names", expanding=True)),
+            probes.c.flag == bindparam("flag"),
+            probes.c.at <= bindparam("until"),
+        )
+        .order_by(probes.c.name)
+    )
+    with engine.begin() as conn:
+        INSERT.run_many(conn, [probe("a", flag=True), probe("b"), probe("c", flag=True)])
+        found = flagged_among.rows(conn, {"names": ["a", "b", "c"], "flag": True, "until": AT})
+        assert found == [("a",), ("c",)]
+        assert flagged_among.rows(conn, {"names": ["b"], "flag": True, "until": AT}) == []
