@@ -15,8 +15,11 @@ from __future__ import annotations
 
 import multiprocessing
 import re
+import shutil
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -97,13 +100,27 @@ def publish_in_parallel(
     return time.monotonic() - started, started
 
 
+@contextmanager
+def worker_logs() -> Iterator[Path]:
+    """A folder for the workers' logs, removed after a run that finished and kept after one that
+    failed: a run that never sees its last events committed has them retrying (an event whose
+    subject was not there yet goes back to the end of the queue), and only the log says which."""
+    folder = Path(tempfile.mkdtemp(prefix="recourse-bench-workers-"))
+    try:
+        yield folder
+    except Exception as exc:
+        exc.add_note(f"the workers' logs are kept in {folder}")
+        raise
+    shutil.rmtree(folder, ignore_errors=True)
+
+
 def measure_workers(events: int, shape: WorkerShape) -> dict[str, float]:
     """Events a second through the workers, publish to commit."""
     with (
         pg_database() as database_url,
         rabbit_vhost() as broker_url,
-        tempfile.TemporaryDirectory(prefix="recourse-bench-workers-") as logs,
-        running(database_url, broker_url, Path(logs), shape=shape),
+        worker_logs() as logs,
+        running(database_url, broker_url, logs, shape=shape),
     ):
         engine = make_engine(database_url)
         try:
