@@ -12,8 +12,8 @@ What that gives up, on purpose and only for these statements: engine events and 
 not see them. What it keeps: the caller's transaction (the same DBAPI connection; a
 connection with no transaction begins one, as `execute` would), SQLAlchemy's exception classes
 (a driver error is raised as the `sqlalchemy.exc` error `execute` would raise, so callers that
-catch `IntegrityError` or `OperationalError` behave the same), and a connection that lost its
-server is invalidated so the pool never hands it out again.
+catch `IntegrityError` or `OperationalError` behave the same), and a lost server invalidates
+the connection and every older one in its pool, so the pool never lends them out again.
 """
 
 from __future__ import annotations
@@ -268,6 +268,10 @@ def _translated(
         connection_invalidated=disconnected,
         dialect=conn.dialect,
     )
-    if disconnected:
+    if disconnected and not conn.invalidated:
+        # As `Connection.execute` does on a disconnect: every connection the pool opened before
+        # now is stale too (a restart ended all their sessions), so the pool replaces each at
+        # its next checkout instead of lending it out to fail once more.
+        conn.engine.pool._invalidate(conn.connection, error)
         conn.invalidate(error)
     return translated

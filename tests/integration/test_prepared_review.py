@@ -4,8 +4,9 @@ and `begin_nested` on the real PostgreSQL, found in review."""
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import Connection, Engine, text
+from sqlalchemy import Connection, Engine, create_engine, text
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.pool import NullPool
 
 from ledger.prepared import Prepared
 from ledger.savepoints import savepoint
@@ -53,3 +54,29 @@ def test_begin_nested_raises_the_same_loss_as_an_outage(pg_engine: Engine) -> No
         ONE.rows(conn, {})
     assert raised.value.connection_invalidated
     assert is_outage(raised.value)
+
+
+def test_a_server_lost_under_a_prepared_statement_retires_the_whole_pool(
+    pg_engine: Engine,
+) -> None:
+    # A restart ends every session at once: as with Connection.execute, the first statement to
+    # find out invalidates the pool's older connections too, so no later checkout fails again.
+    held = [pg_engine.connect() for _ in range(3)]
+    for conn in held:
+        ONE.rows(conn, {})
+    pids = [BACKEND_PID.rows(conn, {})[0][0] for conn in held]
+    for conn in held:
+        conn.close()
+    admin = create_engine(pg_engine.url, poolclass=NullPool)
+    with admin.connect() as conn:
+        for pid in pids:
+            conn.execute(text("SELECT pg_terminate_backend(:pid, 5000)"), {"pid": pid})
+        conn.rollback()
+    admin.dispose()
+    with pytest.raises(DBAPIError) as raised, pg_engine.connect() as conn:
+        ONE.rows(conn, {})
+    assert is_outage(raised.value)
+    for _ in range(3):
+        with pg_engine.connect() as conn:
+            assert ONE.rows(conn, {}) == [(1,)]
+            conn.rollback()
