@@ -168,6 +168,18 @@ def test_sc1_funding_refusals(case: str) -> None:
     assert _reason(outcome) == "invalid_state"
 
 
+def test_sc1_a_funding_charged_before_the_close_is_accepted_when_it_arrives_after_it() -> None:
+    """SC-1, judged by the events' time: the close was handled first, the funding happened
+    first."""
+    closed = close_contract(_contract(), FUNDED + SECOND)
+    assert isinstance(closed, ContractState)
+    funding = fund_milestone(
+        closed, _funding(closed, 50000), SPECTRUM.fees, FUNDED, existing=None, payment=None
+    )
+    assert not isinstance(funding, Rejected)
+    assert funding.milestone.held_in_escrow_minor == 50000
+
+
 def test_sc1_release_pays_the_creator_the_amount_less_the_creator_fee() -> None:
     """SC-1: escrow -> creator 460.00, escrow -> fees 40.00."""
     contract, milestone = _funded(_contract())
