@@ -180,7 +180,8 @@ class _Compiler:
         # Each name in the SQL text, and the bind parameter whose type converts its value.
         source: dict[str, BindParameter[Any]] = dict(compiled.binds)
         positions = list(compiled.positiontup or [])
-        expanded_from: dict[str, str] = {}
+        # Each expanded name: its list parameter and the index of its value in the list.
+        expanded_from: dict[str, tuple[str, int]] = {}
         if lengths:
             # Only the lists' lengths shape the text; every other value may be a placeholder.
             placeholders: dict[str, Any] = dict.fromkeys(compiled.binds)
@@ -189,8 +190,8 @@ class _Compiler:
             sql = state.statement
             positions = list(state.positiontup or [])
             for original, names in state.parameter_expansion.items():
-                for name in names:
-                    expanded_from[name] = original
+                for index, name in enumerate(names):
+                    expanded_from[name] = (original, index)
         if compiled.positional:
             names = positions
         else:
@@ -198,12 +199,11 @@ class _Compiler:
             names = [name for name in candidates if f"%({name})s" in sql]
         binds = []
         for name in names:
-            bind = source[expanded_from.get(name, name)]
+            item = expanded_from.get(name)
+            bind = source[item[0] if item is not None else name]
             processor = bind.type.dialect_impl(dialect).bind_processor(dialect)
-            if name in expanded_from:
-                original = expanded_from[name]
-                index = int(name.rsplit("_", 1)[1]) - 1
-                binds.append(_Bind(name, processor, _UNSET, (original, index)))
+            if item is not None:
+                binds.append(_Bind(name, processor, _UNSET, item))
             else:
                 default = _UNSET if bind.required else bind.effective_value
                 binds.append(_Bind(name, processor, default, None))
@@ -257,7 +257,7 @@ def _translated(
     conn: Connection, cursor: Any, compiled: _Compiled, params: Any, error: Exception
 ) -> exc.StatementError:
     """The error `Connection.execute` would raise for `error`; a connection whose server went
-    away is invalidated first, so the pool opens a new one instead of reusing it."""
+    away is invalidated first, with the pool's older ones, so the pool opens new ones."""
     dbapi_connection = conn.connection.dbapi_connection
     disconnected = conn.dialect.is_disconnect(cast(Any, error), dbapi_connection, cursor)
     translated = exc.DBAPIError.instance(
