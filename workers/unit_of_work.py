@@ -3,10 +3,10 @@ outbox rows of an event commit together or not at all.
 
 `engine.begin()` is the unit of work: it commits when the block ends normally and rolls back
 on any exception, so a handler that raises (an unknown subject, a ledger guard) leaves no trace.
-Two transactions that collide (a racing duplicate of the same event, a deadlock between two
-contracts' hot rows, a serialization failure) are tried again here at once: the next attempt
-sees the other's commit, and a duplicate then stops at the inbox. Only when that keeps failing
-does the error reach the worker's failure policy.
+A racing duplicate of the same event waits on the other's inbox row and then finds it (the
+insert skips an existing key). Two transactions that collide (a deadlock between two contracts'
+hot rows, a serialization failure) are tried again here at once: the next attempt sees the
+other's commit. Only when that keeps failing does the error reach the worker's failure policy.
 
 A pooled connection whose server session ended (a database restart, a terminated backend)
 fails on its first statement and is invalidated, and the event is tried again at once on
