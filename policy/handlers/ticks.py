@@ -1,7 +1,18 @@
-"""`deadline.tick`: fire every due deadline once, oldest first, however late the tick is."""
+"""`deadline.tick`: fire every due deadline once, oldest first, however late the tick is.
+
+A deadline whose handler raises (a bug, a row that breaks an invariant) must not hold back
+every deadline due after it: the tick fires everything first in one go; if anything raised, it
+undoes that and fires again, each deadline in its own savepoint, skipping the ones that raise.
+They stay waiting, logged at every tick, and fire once fixed. A database error is not such a
+failure: it leaves the tick, which is tried again whole.
+"""
 
 from __future__ import annotations
 
+import structlog
+from sqlalchemy.exc import DBAPIError
+
+from ledger.savepoints import savepoint
 from messages.inbound import DeadlineTickEvent
 from policy.context import HandlerContext
 from policy.outcomes import APPLIED, Outcome, Rejected
@@ -10,18 +21,59 @@ from scheduler.store import DueDeadline, claim_due, mark_fired, record_outcome
 
 CLAIM_BATCH = 500
 
+log = structlog.get_logger(__name__)
+
 
 @handles("deadline.tick")
 def handle_tick(context: HandlerContext, event: DeadlineTickEvent) -> Outcome:
-    # Claim until nothing due is left, rather than until a batch comes back short: a deadline
-    # that fires may schedule another one that is already due at this tick.
-    while due := claim_due(
-        context.conn, event.occurred_at, kinds=DEADLINE_HANDLERS.keys(), limit=CLAIM_BATCH
-    ):
-        for deadline in due:
-            if mark_fired(context.conn, deadline, at=event.occurred_at, event_id=event.event_id):
-                _fire(context, deadline)
+    try:
+        # One savepoint for the whole tick: the common case pays two statements, not two for
+        # every deadline.
+        with savepoint(context.conn, "recourse_tick"):
+            _fire_due(context, event, isolate=False)
+    except DBAPIError:
+        raise
+    except Exception:  # any handler's failure: the second pass logs each one
+        _fire_due(context, event, isolate=True)
     return APPLIED
+
+
+def _fire_due(context: HandlerContext, event: DeadlineTickEvent, *, isolate: bool) -> None:
+    failed: set[str] = set()
+    # Claim until nothing due is left, rather than until a batch comes back short: a deadline
+    # that fires may schedule another one that is already due at this tick. Deadlines that
+    # raised stay due and are left out, so the loop ends.
+    while due := [
+        deadline
+        for deadline in claim_due(
+            context.conn, event.occurred_at, kinds=DEADLINE_HANDLERS.keys(), limit=CLAIM_BATCH
+        )
+        if deadline.deadline_id not in failed
+    ]:
+        for deadline in due:
+            if not isolate:
+                _mark_and_fire(context, event, deadline)
+                continue
+            try:
+                with savepoint(context.conn, "recourse_deadline"):
+                    _mark_and_fire(context, event, deadline)
+            except DBAPIError:
+                raise
+            except Exception:  # logged; the deadline stays due
+                log.exception(
+                    "deadline.failed",
+                    deadline_id=deadline.deadline_id,
+                    kind=deadline.kind,
+                    tick_event_id=event.event_id,
+                )
+                failed.add(deadline.deadline_id)
+
+
+def _mark_and_fire(
+    context: HandlerContext, event: DeadlineTickEvent, deadline: DueDeadline
+) -> None:
+    if mark_fired(context.conn, deadline, at=event.occurred_at, event_id=event.event_id):
+        _fire(context, deadline)
 
 
 def _fire(context: HandlerContext, deadline: DueDeadline) -> None:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import Engine, func, select
 
 from messages import parse_event
 from policy.apply import ApplyResult, apply_event
@@ -17,12 +17,14 @@ from policy.context import HandlerContext
 from policy.handlers import ticks
 from policy.outcomes import APPLIED, Outcome
 from policy.registry import fires
+from policy.tables import outbox
 from scheduler.store import Deadline, cancel, find_deadline, schedule_deadline
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 RECORD = "test.ticks.record"
 REFUSE = "test.ticks.refuse"
 CHAIN = "test.ticks.chain"
+BROKEN = "test.ticks.broken"
 
 
 @dataclass(frozen=True)
@@ -63,6 +65,14 @@ def _chain(context: HandlerContext, subject_id: str) -> Outcome:
     FIRINGS.append(Firing(subject_id, context.at, context.cause_id, context.contract_id))
     context.schedule(RECORD, f"after-{subject_id}", context.at + timedelta(minutes=1))
     return APPLIED
+
+
+@fires(BROKEN)
+def _broken(context: HandlerContext, subject_id: str) -> Outcome:
+    # Writes first (a notification, a deadline), then fails like a bug would.
+    context.reject("invalid_state", ["support"], subject_id=subject_id)
+    context.schedule(RECORD, f"from-{subject_id}", context.at)
+    raise RuntimeError(f"broken handler for {subject_id}")
 
 
 @pytest.fixture(autouse=True)
@@ -233,3 +243,31 @@ def test_a_kind_no_handler_knows_waits_for_a_worker_that_knows_it(
         waiting = find_deadline(conn, "test.ticks.from_a_newer_release", "u1")
     assert waiting is not None
     assert waiting.fired_at is None
+
+
+def test_a_deadline_whose_handler_raises_holds_back_no_other_and_waits_for_a_fix(
+    sqlite_engine: Engine, clock: Clockwork
+) -> None:
+    clock.schedule("b0", T0 - timedelta(hours=1))
+    clock.schedule("x1", T0, kind=BROKEN)
+    clock.schedule("b2", T0 + timedelta(minutes=1))
+
+    def fired_at(kind: str, subject: str) -> datetime | None:
+        with sqlite_engine.begin() as conn:
+            stored = find_deadline(conn, kind, subject)
+        assert stored is not None
+        return stored.fired_at
+
+    first, second = T0 + timedelta(hours=1), T0 + timedelta(hours=3)
+    assert clock.tick(first).status == "applied"
+    assert (fired_at(RECORD, "b0"), fired_at(RECORD, "b2")) == (first, first)
+    assert fired_at(BROKEN, "x1") is None
+    clock.schedule("b3", T0 + timedelta(hours=2))
+    assert clock.tick(second).status == "applied"
+    assert fired_at(RECORD, "b3") == second
+    assert fired_at(BROKEN, "x1") is None
+
+    with sqlite_engine.begin() as conn:
+        # Nothing the failed firings wrote is left: not their notice, not their deadline.
+        assert find_deadline(conn, RECORD, "from-x1") is None
+        assert conn.execute(select(func.count()).select_from(outbox)).scalar_one() == 0
