@@ -275,13 +275,20 @@ def supervise_workers(
 def from_environment() -> tuple[Runtime, threading.Event]:
     """What every long-running command starts with: logging, a stop event wired to SIGINT and
     SIGTERM, and the runtime the environment describes."""
+    settings, stop = _started()
+    return Runtime.build(settings), stop
+
+
+def _started() -> tuple[Settings, threading.Event]:
+    """The settings, with logging configured from them, and a stop event that SIGINT and
+    SIGTERM set."""
     from workers.logging import configure_logging
 
     settings = load_settings()
     configure_logging(settings.log_format, settings.log_level)
     stop = threading.Event()
     stop_on_signals(stop)
-    return Runtime.build(settings), stop
+    return settings, stop
 
 
 def serve_until_done(runtime: Runtime, body: Callable[[], None]) -> None:
@@ -296,10 +303,7 @@ def serve_until_done(runtime: Runtime, body: Callable[[], None]) -> None:
 
 
 def supervise_from_environment(processes: int, threads: int | None) -> None:
-    from workers.logging import configure_logging
-
-    settings = load_settings()
-    configure_logging(settings.log_format, settings.log_level)
-    stop = threading.Event()
-    stop_on_signals(stop)
+    """`recourse worker --processes N`: the same start as `from_environment`, then the
+    supervisor of N worker processes in place of one runtime."""
+    settings, stop = _started()
     supervise_workers(processes, threads or settings.worker_threads, settings.metrics_port, stop)
