@@ -60,26 +60,29 @@ class Held:
     code: TransferCode
 
 
+DEBIT_ACCOUNT = accounts.alias("debit_account")
+CREDIT_ACCOUNT = accounts.alias("credit_account")
+WITH_ACCOUNTS = transfers.join(
+    DEBIT_ACCOUNT, DEBIT_ACCOUNT.c.id == transfers.c.debit_account_id
+).join(CREDIT_ACCOUNT, CREDIT_ACCOUNT.c.id == transfers.c.credit_account_id)
+"""Transfers joined to their two accounts, whose names are `DEBIT_ACCOUNT.c.name` and
+`CREDIT_ACCOUNT.c.name`: how every reader of entries names them."""
+
+
 def _entries() -> Select[Any]:
-    debit = accounts.alias("debit_account")
-    credit = accounts.alias("credit_account")
     held = transfers.alias("held")
     return select(
         transfers.c.transfer_id,
         transfers.c.kind,
-        debit.c.name.label("debit"),
-        credit.c.name.label("credit"),
+        DEBIT_ACCOUNT.c.name.label("debit"),
+        CREDIT_ACCOUNT.c.name.label("credit"),
         transfers.c.amount_minor,
         transfers.c.currency,
         transfers.c.code,
         transfers.c.event_id,
         transfers.c.occurred_at,
         held.c.transfer_id.label("pending_id"),
-    ).select_from(
-        transfers.join(debit, debit.c.id == transfers.c.debit_account_id)
-        .join(credit, credit.c.id == transfers.c.credit_account_id)
-        .outerjoin(held, held.c.id == transfers.c.pending_id)
-    )
+    ).select_from(WITH_ACCOUNTS.outerjoin(held, held.c.id == transfers.c.pending_id))
 
 
 _ENTRIES = _entries()

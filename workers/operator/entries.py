@@ -13,7 +13,8 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, select
 
-from ledger.tables import accounts, transfers
+from ledger.journal import CREDIT_ACCOUNT, DEBIT_ACCOUNT, WITH_ACCOUNTS
+from ledger.tables import transfers
 from policy.tables import inbox
 
 DEADLINE_CAUSE = "deadline:"
@@ -46,26 +47,20 @@ def transfer_lines(conn: Connection, criterion: ColumnElement[bool] | None) -> l
     """The transfers matching `criterion` (none when it is None), in the order they happened."""
     if criterion is None:
         return []
-    debit = accounts.alias("debit_account")
-    credit = accounts.alias("credit_account")
     query = (
         select(
             transfers.c.transfer_id,
             transfers.c.kind,
             transfers.c.occurred_at,
-            debit.c.name.label("debit"),
-            credit.c.name.label("credit"),
+            DEBIT_ACCOUNT.c.name.label("debit"),
+            CREDIT_ACCOUNT.c.name.label("credit"),
             transfers.c.amount_minor,
             transfers.c.currency,
             transfers.c.code,
             transfers.c.event_id,
             inbox.c.type.label("event_type"),
         )
-        .select_from(
-            transfers.join(debit, debit.c.id == transfers.c.debit_account_id)
-            .join(credit, credit.c.id == transfers.c.credit_account_id)
-            .outerjoin(inbox, inbox.c.event_id == transfers.c.event_id)
-        )
+        .select_from(WITH_ACCOUNTS.outerjoin(inbox, inbox.c.event_id == transfers.c.event_id))
         .where(criterion)
         .order_by(transfers.c.occurred_at, transfers.c.id)
     )
