@@ -23,6 +23,10 @@ POOL_CAPACITY = POOL_SIZE + MAX_OVERFLOW
 database restart can leave stale in it."""
 
 
+IDLE_IN_TRANSACTION_TIMEOUT_MS = 60_000
+"""How long PostgreSQL lets a session sit idle inside a transaction before ending it."""
+
+
 def make_engine(url: str, **kwargs: Any) -> Engine:
     """An engine with the settings each backend needs to keep the books safe."""
     if url.startswith("sqlite"):
@@ -40,7 +44,15 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     # logged failure.
     kwargs.setdefault("pool_size", POOL_SIZE)
     kwargs.setdefault("max_overflow", MAX_OVERFLOW)
-    return create_engine(url, **kwargs)
+    # A transaction left open by a stuck thread holds its contract's row locks, and every event
+    # of that contract would queue behind it for good: the server ends such a session instead,
+    # the transaction rolls back, and its event is redelivered. Units of work take
+    # milliseconds; the tick publisher's lock lives on an idle session outside any transaction.
+    connect_args = dict(kwargs.pop("connect_args", {}))
+    connect_args.setdefault(
+        "options", f"-c idle_in_transaction_session_timeout={IDLE_IN_TRANSACTION_TIMEOUT_MS}"
+    )
+    return create_engine(url, connect_args=connect_args, **kwargs)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
