@@ -31,7 +31,8 @@ def load(
 ) -> RowT | None:
     """The row with primary key `key` as a `cls`, locked FOR UPDATE when `lock` (PostgreSQL)."""
     row = _load_statement(table, cls, lock).first(conn, {"key": key})
-    return cls(**dict(zip(_names(cls), row, strict=True))) if row is not None else None
+    # The columns are selected in the order of the class's fields.
+    return cls(*row) if row is not None else None
 
 
 def relock(conn: Connection, table: Table, cls: type[RowT], key: str) -> RowT:
@@ -48,7 +49,7 @@ def relock(conn: Connection, table: Table, cls: type[RowT], key: str) -> RowT:
 # per-statement work costs more than running the statement on SQLite, and every event loads and
 # saves a few rows.
 _LOADS: dict[tuple[Table, type[Any], bool], Prepared] = {}
-_SAVES: dict[tuple[Table, tuple[str, ...]], Prepared] = {}
+_SAVES: dict[tuple[Table, type[Any]], _Save] = {}
 _INSERTS: dict[Table, Prepared] = {}
 _MATCHING: dict[tuple[Table, type[Any], tuple[str, ...]], Prepared] = {}
 
@@ -81,7 +82,7 @@ def load_matching(conn: Connection, table: Table, cls: type[RowT], **equal_to: A
             .order_by(table.c[_key(table)])
         )
     found = statement.rows(conn, {f"match_{name}": value for name, value in equal_to.items()})
-    return [cls(**dict(zip(_names(cls), row, strict=True))) for row in found]
+    return [cls(*row) for row in found]
 
 
 def insert_row(conn: Connection, table: Table, obj: StateRow) -> None:
@@ -109,17 +110,29 @@ def _names(cls: type[Any]) -> tuple[str, ...]:
 
 def save_row(conn: Connection, table: Table, obj: StateRow) -> None:
     """Write every field of `obj` back to its row (found by primary key)."""
-    values = _fields(obj)
-    key = _key(table)
-    names = tuple(name for name in values if name != key)
-    statement = _SAVES.get((table, names))
-    if statement is None:
+    plan = _SAVES.get((table, type(obj)))
+    if plan is None:
+        key = _key(table)
+        names = tuple(name for name in _names(type(obj)) if name != key)
         # Bound names differ from the column names, which SQLAlchemy reserves for SET.
-        statement = _SAVES[(table, names)] = Prepared(
-            update(table)
-            .where(table.c[key] == bindparam("row_key"))
-            .values({name: bindparam(f"new_{name}") for name in names})
+        plan = _SAVES[(table, type(obj))] = _Save(
+            key=key,
+            fields=tuple((name, f"new_{name}") for name in names),
+            statement=Prepared(
+                update(table)
+                .where(table.c[key] == bindparam("row_key"))
+                .values({name: bindparam(f"new_{name}") for name in names})
+            ),
         )
-    params = {f"new_{name}": values[name] for name in names}
-    params["row_key"] = values[key]
-    statement.run(conn, params)
+    params = {param: getattr(obj, name) for name, param in plan.fields}
+    params["row_key"] = getattr(obj, plan.key)
+    plan.statement.run(conn, params)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Save:
+    """How a state class's row is written back: its key, each field with its bound name."""
+
+    key: str
+    fields: tuple[tuple[str, str], ...]
+    statement: Prepared
