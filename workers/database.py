@@ -44,15 +44,33 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     # logged failure.
     kwargs.setdefault("pool_size", POOL_SIZE)
     kwargs.setdefault("max_overflow", MAX_OVERFLOW)
+    engine = create_engine(url, **kwargs)
     # A transaction left open by a stuck thread holds its contract's row locks, and every event
-    # of that contract would queue behind it for good: the server ends such a session instead,
-    # the transaction rolls back, and its event is redelivered. Units of work take
-    # milliseconds; the tick publisher's lock lives on an idle session outside any transaction.
-    connect_args = dict(kwargs.pop("connect_args", {}))
-    connect_args.setdefault(
-        "options", f"-c idle_in_transaction_session_timeout={IDLE_IN_TRANSACTION_TIMEOUT_MS}"
-    )
-    return create_engine(url, connect_args=connect_args, **kwargs)
+    # of that contract would queue behind it for good: the server ends such a session instead
+    # and the transaction rolls back. Units of work take milliseconds; the relay lifts the
+    # limit for its own batches (they wait on broker confirms) and the tick publisher's lock
+    # lives on a session outside any transaction.
+    event.listen(engine, "connect", _set_idle_in_transaction_timeout)
+    return engine
+
+
+def _set_idle_in_transaction_timeout(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    # Only where nobody chose a value: one from the URL's `options`, `connect_args`, PGOPTIONS,
+    # the role, the database or the server's configuration has another source, and is kept.
+    cursor.execute("SELECT setting, source FROM pg_settings WHERE name = %s", (_IDLE_SETTING,))
+    setting, source = cursor.fetchone()
+    if setting == "0" and source == "default":
+        cursor.execute(
+            f"SET idle_in_transaction_session_timeout = {IDLE_IN_TRANSACTION_TIMEOUT_MS}"
+        )
+    cursor.close()
+    # The connection is not in autocommit: end the transaction the statements opened, so the
+    # setting holds for the session and the pool gets the connection idle.
+    dbapi_connection.commit()
+
+
+_IDLE_SETTING = "idle_in_transaction_session_timeout"
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

@@ -156,6 +156,12 @@ class OutboxRelay:
     def relay_batch(self) -> int:
         """Publish one batch and mark it sent; returns how many rows it sent."""
         with self.engine.begin() as conn:
+            if conn.dialect.name == "postgresql":
+                # The transaction sits idle while the broker confirms each publish, which can
+                # take long (a memory alarm blocks publishers): ending the session then would
+                # lose the marks and publish the batch again and again. It holds only outbox
+                # rows, taken with SKIP LOCKED, so it may wait.
+                conn.exec_driver_sql("SET LOCAL idle_in_transaction_session_timeout = 0")
             rows = [
                 OutboxNotification(row.seq, row.notification_id, row.type, row.body)
                 for row in conn.execute(
