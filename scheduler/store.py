@@ -133,11 +133,12 @@ _REARM = Prepared(
 
 
 def claim_query(
-    limit: int, *, with_kinds: bool = True
+    limit: int, *, with_kinds: bool = True, with_excluded: bool = False
 ) -> Select[tuple[str, str, str, str | None, datetime]]:
     """The statement that claims due deadlines (`claim_due` runs it; a benchmark explains it),
-    with the bound parameters `tick_at` and, `with_kinds`, the list `kinds`. The limit is
-    written into the text, so the planner always knows how few rows it walks.
+    with the bound parameters `tick_at` and, `with_kinds`, the list `kinds`, and,
+    `with_excluded`, the list `excluded` of deadline ids to pass over. The limit is written into
+    the text, so the planner always knows how few rows it walks.
 
     It walks the `deadlines_due` index in its own order and stops after `limit` rows, locking
     each; rows another transaction holds are skipped rather than waited for.
@@ -157,11 +158,13 @@ def claim_query(
     )
     if with_kinds:
         query = query.where(deadlines.c.kind.in_(bindparam("kinds", expanding=True)))
+    if with_excluded:
+        query = query.where(deadlines.c.deadline_id.not_in(bindparam("excluded", expanding=True)))
     return query
 
 
-# Prepared once per limit (`ledger.prepared`): every tick claims at least once.
-_CLAIMS: dict[tuple[int, bool], Prepared] = {}
+# Prepared once per limit and shape (`ledger.prepared`): every tick claims at least once.
+_CLAIMS: dict[tuple[int, bool, bool], Prepared] = {}
 
 
 def claim_due(
@@ -169,22 +172,28 @@ def claim_due(
     tick_at: datetime,
     *,
     kinds: Collection[str] | None = None,
+    excluded: Collection[str] = (),
     limit: int = 1000,
 ) -> list[DueDeadline]:
     """Lock and return up to `limit` unfired deadlines with `due_at <= tick_at`, oldest first.
 
     `kinds` limits the claim to the kinds the caller can fire: a worker of an older release
-    then leaves a newer kind for the workers that know it instead of failing on it.
+    then leaves a newer kind for the workers that know it instead of failing on it. `excluded`
+    passes over deadlines by id (those whose firing failed in this tick), so that however many
+    there are, the ones due after them are still reached.
     """
     if kinds is not None and not kinds:
         return []
     params: dict[str, object] = {"tick_at": tick_at}
     if kinds is not None:
         params["kinds"] = sorted(kinds)
-    statement = _CLAIMS.get((limit, kinds is not None))
+    if excluded:
+        params["excluded"] = sorted(excluded)
+    shape = (limit, kinds is not None, bool(excluded))
+    statement = _CLAIMS.get(shape)
     if statement is None:
-        statement = _CLAIMS[(limit, kinds is not None)] = Prepared(
-            claim_query(limit, with_kinds=kinds is not None)
+        statement = _CLAIMS[shape] = Prepared(
+            claim_query(limit, with_kinds=kinds is not None, with_excluded=bool(excluded))
         )
     found = statement.rows(conn, params)
     return [

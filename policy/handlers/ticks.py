@@ -1,16 +1,17 @@
 """`deadline.tick`: fire every due deadline once, oldest first, however late the tick is.
 
-A deadline whose handler raises (a bug, a row that breaks an invariant) must not hold back
-every deadline due after it: the tick fires everything first in one go; if anything raised, it
-undoes that and fires again, each deadline in its own savepoint, skipping the ones that raise.
-They stay waiting, logged at every tick, and fire once fixed. A database error is not such a
-failure: it leaves the tick, which is tried again whole.
+A deadline whose handler raises (a bug, a row that breaks an invariant, a database constraint
+that refuses its write) must not hold back every deadline due after it: the tick fires
+everything first in one go; if anything raised, it undoes that and fires again, each deadline
+in its own savepoint, skipping the ones that raise. They stay waiting, logged at every tick,
+and fire once fixed. A database that is away or a collision with another transaction is not
+such a failure: it leaves the tick, which is tried again whole.
 """
 
 from __future__ import annotations
 
 import structlog
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from ledger.savepoints import savepoint
 from messages.inbound import DeadlineTickEvent
@@ -31,25 +32,36 @@ def handle_tick(context: HandlerContext, event: DeadlineTickEvent) -> Outcome:
         # every deadline.
         with savepoint(context.conn, "recourse_tick"):
             _fire_due(context, event, isolate=False)
-    except DBAPIError:
-        raise
-    except Exception:  # any handler's failure: the second pass logs each one
+    except Exception as exc:  # any handler's failure: the second pass logs each one
+        if _passing(exc):
+            raise
         _fire_due(context, event, isolate=True)
     return APPLIED
+
+
+def _passing(exc: Exception) -> bool:
+    """Whether `exc` is the database's state rather than a deadline's: away (lost, refusing
+    connections) or colliding with another transaction (deadlock, serialization, lock
+    timeout, all OperationalError), which a retry of the whole tick gets past. A refused
+    constraint, bad data or SQL is the deadline's own, the same at every retry."""
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    return isinstance(exc, OperationalError | InterfaceError)
 
 
 def _fire_due(context: HandlerContext, event: DeadlineTickEvent, *, isolate: bool) -> None:
     failed: set[str] = set()
     # Claim until nothing due is left, rather than until a batch comes back short: a deadline
     # that fires may schedule another one that is already due at this tick. Deadlines that
-    # raised stay due and are left out, so the loop ends.
-    while due := [
-        deadline
-        for deadline in claim_due(
-            context.conn, event.occurred_at, kinds=DEADLINE_HANDLERS.keys(), limit=CLAIM_BATCH
-        )
-        if deadline.deadline_id not in failed
-    ]:
+    # raised stay due and are passed over by the claim itself, so the loop ends and however
+    # many failed, the ones due after them are reached.
+    while due := claim_due(
+        context.conn,
+        event.occurred_at,
+        kinds=DEADLINE_HANDLERS.keys(),
+        excluded=failed,
+        limit=CLAIM_BATCH,
+    ):
         for deadline in due:
             if not isolate:
                 _mark_and_fire(context, event, deadline)
@@ -57,9 +69,9 @@ def _fire_due(context: HandlerContext, event: DeadlineTickEvent, *, isolate: boo
             try:
                 with savepoint(context.conn, "recourse_deadline"):
                     _mark_and_fire(context, event, deadline)
-            except DBAPIError:
-                raise
-            except Exception:  # logged; the deadline stays due
+            except Exception as exc:  # logged; the deadline stays due
+                if _passing(exc):
+                    raise
                 log.exception(
                     "deadline.failed",
                     deadline_id=deadline.deadline_id,

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, func, insert, select
 
 from messages import parse_event
 from policy.apply import ApplyResult, apply_event
@@ -19,12 +19,14 @@ from policy.outcomes import APPLIED, Outcome
 from policy.registry import fires
 from policy.tables import outbox
 from scheduler.store import Deadline, cancel, find_deadline, schedule_deadline
+from scheduler.tables import deadlines
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 RECORD = "test.ticks.record"
 REFUSE = "test.ticks.refuse"
 CHAIN = "test.ticks.chain"
 BROKEN = "test.ticks.broken"
+REFUSED_BY_DATABASE = "test.ticks.refused_by_database"
 
 
 @dataclass(frozen=True)
@@ -73,6 +75,13 @@ def _broken(context: HandlerContext, subject_id: str) -> Outcome:
     context.reject("invalid_state", ["support"], subject_id=subject_id)
     context.schedule(RECORD, f"from-{subject_id}", context.at)
     raise RuntimeError(f"broken handler for {subject_id}")
+
+
+@fires(REFUSED_BY_DATABASE)
+def _refused_by_database(context: HandlerContext, subject_id: str) -> Outcome:
+    # A write the database refuses (a NOT NULL column left empty), as a broken row would be.
+    context.conn.execute(insert(deadlines).values(deadline_id=f"bad-{subject_id}"))
+    return APPLIED
 
 
 @pytest.fixture(autouse=True)
@@ -271,3 +280,45 @@ def test_a_deadline_whose_handler_raises_holds_back_no_other_and_waits_for_a_fix
         # Nothing the failed firings wrote is left: not their notice, not their deadline.
         assert find_deadline(conn, RECORD, "from-x1") is None
         assert conn.execute(select(func.count()).select_from(outbox)).scalar_one() == 0
+
+
+def _fired_at(engine: Engine, kind: str, subject: str) -> datetime | None:
+    with engine.begin() as conn:
+        stored = find_deadline(conn, kind, subject)
+    assert stored is not None
+    return stored.fired_at
+
+
+def test_more_failing_deadlines_than_one_claim_takes_hold_back_none_due_after_them(
+    sqlite_engine: Engine, clock: Clockwork, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(ticks, "CLAIM_BATCH", 2)
+    clock.schedule("x1", T0, kind=BROKEN)
+    clock.schedule("x2", T0 + timedelta(seconds=1), kind=BROKEN)
+    clock.schedule("b3", T0 + timedelta(seconds=2))
+
+    at = T0 + timedelta(hours=1)
+    assert clock.tick(at).status == "applied"
+
+    assert _fired_at(sqlite_engine, RECORD, "b3") == at
+    assert _fired_at(sqlite_engine, BROKEN, "x1") is None
+    assert _fired_at(sqlite_engine, BROKEN, "x2") is None
+
+
+@pytest.mark.parametrize(
+    "backend", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+)
+def test_a_deadline_whose_write_the_database_refuses_holds_back_no_other(
+    backend: str, request: pytest.FixtureRequest
+) -> None:
+    engine = request.getfixturevalue("sqlite_engine" if backend == "sqlite" else "pg_engine")
+    assert isinstance(engine, Engine)
+    clock = Clockwork(engine)
+    clock.schedule("z1", T0, kind=REFUSED_BY_DATABASE)
+    clock.schedule("b2", T0 + timedelta(minutes=1))
+
+    at = T0 + timedelta(hours=1)
+    assert clock.tick(at).status == "applied"
+
+    assert _fired_at(engine, RECORD, "b2") == at
+    assert _fired_at(engine, REFUSED_BY_DATABASE, "z1") is None
