@@ -123,6 +123,12 @@ def test_the_deployed_processes_run_a_story_end_to_end(
         "the first scheduler to lead",
     )
     processes.start("scheduler-b", "scheduler", metrics_port=scheduler_ports["scheduler-b"])
+    # Up before anything is asserted of it: the story below can be handled faster than the
+    # second scheduler starts its metrics endpoint.
+    wait_until(
+        lambda: scrape(scheduler_ports["scheduler-b"], "recourse_scheduler_leader") is not None,
+        "the second scheduler to report",
+    )
 
     published = processes.command("publish", str(STORY))
     assert published.returncode == 0, published.stderr
