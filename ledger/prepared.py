@@ -22,7 +22,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
-from sqlalchemy import Connection, Dialect, exc
+from sqlalchemy import Connection, Dialect, Table, exc
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import BindParameter, ClauseElement
 from sqlalchemy.sql.expression import Select
@@ -140,6 +141,35 @@ class Prepared:
         return found
 
 
+class InsertIfMissing:
+    """`INSERT ... ON CONFLICT DO NOTHING` into `table`, prepared for PostgreSQL and SQLite: a
+    row whose key is there already (or is being inserted by a transaction this one then waits
+    for) inserts nothing. `key` names the unique columns to check; none means any."""
+
+    def __init__(self, table: Table, *, key: Sequence[str] | None = None) -> None:
+        self._by_dialect = {
+            "postgresql": Prepared(
+                postgresql.insert(table).on_conflict_do_nothing(index_elements=key)
+            ),
+            "sqlite": Prepared(sqlite.insert(table).on_conflict_do_nothing(index_elements=key)),
+        }
+
+    def run(self, conn: Connection, params: Mapping[str, Any]) -> int:
+        """Insert one row; 1 if it went in, 0 if its key was there."""
+        return self._for(conn).run(conn, params)
+
+    def run_many(self, conn: Connection, many: Sequence[Mapping[str, Any]]) -> None:
+        self._for(conn).run_many(conn, many)
+
+    def _for(self, conn: Connection) -> Prepared:
+        found = self._by_dialect.get(conn.dialect.name)
+        if found is None:
+            raise NotImplementedError(
+                f"Recourse runs on PostgreSQL and SQLite, not {conn.dialect.name}"
+            )
+        return found
+
+
 def _is_bare_insert(statement: ClauseElement) -> bool:
     return bool(
         getattr(statement, "is_insert", False)
@@ -243,7 +273,10 @@ def _cursor(conn: Connection) -> Any:
     if not conn.in_transaction():
         # `execute` would begin one here (autobegin): the caller commits it.
         conn.begin()
-    return conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    dbapi_connection = conn.connection.dbapi_connection
+    if dbapi_connection is None:
+        raise exc.ResourceClosedError("the connection's driver connection is closed")
+    return dbapi_connection.cursor()
 
 
 def _run(conn: Connection, cursor: Any, compiled: _Compiled, converted: Any) -> None:

@@ -11,11 +11,10 @@ from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Insert, Table, bindparam, select
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Connection, bindparam, select
 
 from ledger.accounts import check_account
-from ledger.prepared import Prepared
+from ledger.prepared import InsertIfMissing, Prepared
 from ledger.tables import SHARD_COUNT, accounts, balances
 
 AccountKey = tuple[str, str]  # (name, currency)
@@ -102,7 +101,7 @@ def open_accounts(conn: Connection, keys: Collection[AccountKey]) -> dict[Accoun
         )
     # Another transaction may open the same account at the same moment: the database then
     # makes this insert wait for it and skips the row, and the select below finds theirs.
-    _insert_missing(conn, accounts, account_rows, ["name", "currency"])
+    _INSERT_MISSING[accounts].run_many(conn, account_rows)
     opened = find_accounts(conn, missing)
     balance_rows = [
         {
@@ -118,25 +117,13 @@ def open_accounts(conn: Connection, keys: Collection[AccountKey]) -> dict[Accoun
         for account in opened.values()
         for shard in range(SHARD_COUNT if account.hot else 1)
     ]
-    _insert_missing(conn, balances, balance_rows, ["account_id", "shard"])
+    _INSERT_MISSING[balances].run_many(conn, balance_rows)
     return found | opened
 
 
-def _insert_missing(
-    conn: Connection, table: Table, rows: list[dict[str, Any]], key: list[str]
-) -> None:
-    dialect = conn.dialect.name
-    statement = _INSERT_MISSING.get((dialect, table))
-    if statement is None:
-        if dialect == "postgresql":
-            built: Insert = postgresql.insert(table).on_conflict_do_nothing(index_elements=key)
-        elif dialect == "sqlite":
-            built = sqlite.insert(table).on_conflict_do_nothing(index_elements=key)
-        else:
-            raise NotImplementedError(f"the ledger runs on PostgreSQL and SQLite, not {dialect}")
-        statement = _INSERT_MISSING[(dialect, table)] = Prepared(built)
-    statement.run_many(conn, rows)
-
-
-# Prepared once per dialect and table (each table is always keyed on the same columns).
-_INSERT_MISSING: dict[tuple[str, Table], Prepared] = {}
+# Another transaction may open the same account at the same moment: the database then makes
+# the insert wait for it and skips the row.
+_INSERT_MISSING = {
+    accounts: InsertIfMissing(accounts, key=["name", "currency"]),
+    balances: InsertIfMissing(balances, key=["account_id", "shard"]),
+}

@@ -12,10 +12,9 @@ from dataclasses import dataclass
 from typing import Literal
 
 from sqlalchemy import Connection, bindparam, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 
 import policy.handlers  # noqa: F401  (registers every handler)
-from ledger.prepared import Prepared
+from ledger.prepared import InsertIfMissing, Prepared
 from ledger.savepoints import savepoint
 from messages.inbound import Envelope
 from messages.notifications import ReasonCode
@@ -48,10 +47,7 @@ def body_digest(body: dict[str, object]) -> str:
 _SEEN = Prepared(select(inbox.c.body_sha256).where(inbox.c.event_id == bindparam("event_id")))
 # The inbox row goes in unless it is there: a second copy of the event, even one committed by
 # another worker while this insert waited on its key, inserts nothing and is then looked at.
-_RECORD = {
-    "postgresql": Prepared(postgresql.insert(inbox).on_conflict_do_nothing()),
-    "sqlite": Prepared(sqlite.insert(inbox).on_conflict_do_nothing()),
-}
+_RECORD = InsertIfMissing(inbox)
 # Bound names differ from the column names, which SQLAlchemy reserves for SET.
 _REJECTED = Prepared(
     update(inbox)
@@ -92,7 +88,7 @@ def apply_event(
     contract_id = _contract_of(event)
     # The inbox row goes in first: a second worker holding the same event blocks on its key
     # until this transaction ends, then finds it and stops.
-    inserted = _RECORD[conn.dialect.name].run(
+    inserted = _RECORD.run(
         conn,
         {
             "event_id": event.event_id,

@@ -14,9 +14,8 @@ from datetime import datetime
 from typing import Literal
 
 from sqlalchemy import Connection, Select, bindparam, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 
-from ledger.prepared import Prepared
+from ledger.prepared import InsertIfMissing, Prepared
 from scheduler.tables import deadlines
 
 FIRED = "fired"
@@ -79,7 +78,7 @@ def schedule_deadline(conn: Connection, deadline: Deadline) -> ScheduleResult:
     # Most deadlines are new: the insert is then all it takes. One stored already (or by
     # another transaction while this insert waited on its key) inserts nothing and is read,
     # locked, below.
-    if _STORE[conn.dialect.name].run(conn, columns):
+    if _STORE.run(conn, columns):
         return "stored"
     existing = _EXISTING.first(conn, {"id": deadline.deadline_id})
     if existing is None:
@@ -106,10 +105,7 @@ def _columns(deadline: Deadline) -> dict[str, object]:
 
 # Prepared once (`ledger.prepared`): events schedule deadlines all the time, and SQLAlchemy's
 # per-statement work costs more than running these statements on SQLite.
-_STORE = {
-    "postgresql": Prepared(postgresql.insert(deadlines).on_conflict_do_nothing()),
-    "sqlite": Prepared(sqlite.insert(deadlines).on_conflict_do_nothing()),
-}
+_STORE = InsertIfMissing(deadlines)
 _EXISTING = Prepared(
     select(deadlines.c.due_at, deadlines.c.fired_at, deadlines.c.outcome)
     .where(deadlines.c.deadline_id == bindparam("id"))
