@@ -81,9 +81,15 @@ def accounts_by_id(conn: Connection, ids: Iterable[int]) -> dict[int, Account]:
     return {account.id: account for account in found}
 
 
-def open_accounts(conn: Connection, keys: Collection[AccountKey]) -> dict[AccountKey, Account]:
-    """The accounts called `keys`, opening those that do not exist yet."""
-    found = find_accounts(conn, keys)
+def open_accounts(
+    conn: Connection,
+    keys: Collection[AccountKey],
+    found: dict[AccountKey, Account] | None = None,
+) -> dict[AccountKey, Account]:
+    """The accounts called `keys`, opening those that do not exist yet. `found`: what
+    `find_accounts` just returned for them in this transaction, to save looking again."""
+    if found is None:
+        found = find_accounts(conn, keys)
     missing = sorted(set(keys) - found.keys())
     if not missing:
         return found

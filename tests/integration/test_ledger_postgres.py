@@ -321,6 +321,58 @@ def test_racing_resolutions_of_one_hold_let_exactly_one_through(pg_engine: Engin
         assert audit(conn).ok
 
 
+def test_racing_copies_of_a_transfer_with_a_non_hot_side_queue_on_its_lock(
+    pg_engine: Engine,
+) -> None:
+    """Without a savepoint (every account exists, one side is not hot): each copy waits on the
+    escrow's row lock, then finds the winner's row and does nothing."""
+    with pg_engine.begin() as conn:
+        Book(conn).post(
+            [
+                transfer("fund", "external:card", "escrow:m1", 5_000),
+                transfer("open", "external:card", "user:u1", 1),
+            ]
+        )
+    release = transfer("release", "escrow:m1", "user:u1", 3_000)
+
+    def post(_index: int) -> str:
+        with pg_engine.begin() as conn:
+            Book(conn).post([release])
+        return "ok"
+
+    assert race(10, post) == ["ok"] * 10
+    with pg_engine.begin() as conn:
+        book = Book(conn)
+        assert book.balance("escrow:m1", "USD").available_minor == 2_000
+        assert book.balance("user:u1", "USD").available_minor == 3_001
+        assert audit(conn).ok
+
+
+def test_racing_resolutions_of_a_hold_on_a_non_hot_account_let_exactly_one_through(
+    pg_engine: Engine,
+) -> None:
+    with pg_engine.begin() as conn:
+        book = Book(conn)
+        book.post([transfer("fund", "external:card", "user:u2", 900)])
+        book.hold(transfer("h", "user:u2", "platform:payouts", 900))
+
+    def resolve(index: int) -> str:
+        with pg_engine.begin() as conn:
+            book = Book(conn)
+            if index % 2:
+                book.void_pending("h", transfer_id=f"v{index}", event_id="e", occurred_at=AT)
+            else:
+                book.post_pending("h", transfer_id=f"p{index}", event_id="e", occurred_at=AT)
+        return "resolved"
+
+    outcomes = race(10, resolve)
+
+    assert outcomes.count("resolved") == 1
+    assert all(isinstance(o, PendingAlreadyResolved) for o in outcomes if o != "resolved")
+    with pg_engine.begin() as conn:
+        assert audit(conn).ok
+
+
 def ids_in_shards() -> tuple[str, str, str]:
     """Two transfer ids in one shard and a third in another."""
     by_shard: dict[int, list[str]] = {}

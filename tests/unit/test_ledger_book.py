@@ -362,3 +362,65 @@ def test_threads_racing_on_one_sqlite_file_spend_escrow_exactly_once_without_loc
     with sqlite_engine.begin() as conn:
         assert Book(conn).balance("escrow:m1", "USD").available_minor == 0
         assert audit(conn).ok
+
+
+def traced(conn: Connection) -> list[str]:
+    """Every statement SQLite runs on `conn` from now on."""
+    seen: list[str] = []
+    dbapi_connection = conn.connection.dbapi_connection
+    assert dbapi_connection is not None
+    dbapi_connection.set_trace_callback(seen.append)
+    return seen
+
+
+def test_a_posting_between_existing_accounts_with_a_lock_takes_no_savepoint(
+    conn: Connection, book: Book
+) -> None:
+    book.post([transfer("fund", "external:card", "escrow:m1", 5_000)])
+    book.hold(transfer("h", "escrow:m1", "user:u1", 1_000))
+    statements = traced(conn)
+
+    book.post([transfer("release", "escrow:m1", "user:u1", 2_000)])
+    book.post_pending("h", transfer_id="p", event_id="e", occurred_at=AT)
+
+    assert not [sql for sql in statements if "SAVEPOINT" in sql], statements
+    assert book.balance("user:u1", "USD").available_minor == 3_000
+
+
+def test_postings_that_open_accounts_or_join_two_hot_ones_take_a_savepoint(
+    conn: Connection, book: Book
+) -> None:
+    book.post([transfer("open", "external:card", "platform:fees", 1)])
+    statements = traced(conn)
+
+    book.post([transfer("new", "external:card", "escrow:m9", 100)])
+    opening = [sql for sql in statements if sql.startswith("SAVEPOINT")]
+    book.post([transfer("hot", "external:card", "platform:fees", 100)])
+
+    assert opening == ["SAVEPOINT recourse_book"]
+    assert [sql for sql in statements if sql.startswith("SAVEPOINT")] == [
+        "SAVEPOINT recourse_book"
+    ] * 2
+
+
+def test_a_refusal_without_a_savepoint_writes_nothing_and_the_transaction_goes_on(
+    conn: Connection, book: Book
+) -> None:
+    book.post([transfer("fund", "external:card", "escrow:m1", 500)])
+    book.post([transfer("open", "external:card", "user:u1", 1)])
+    before = conn.scalar(select(func.count()).select_from(transfers))
+
+    with pytest.raises(Overdraft):
+        book.post(
+            [
+                transfer("ok", "escrow:m1", "user:u1", 400),
+                transfer("too-much", "escrow:m1", "user:u1", 400),
+            ]
+        )
+    book.freeze("user:u1", "USD")
+    with pytest.raises(AccountFrozen):
+        book.post([transfer("frozen", "escrow:m1", "user:u1", 100)])
+
+    assert conn.scalar(select(func.count()).select_from(transfers)) == before
+    assert book.balance("escrow:m1", "USD").available_minor == 500
+    assert audit(conn).ok
