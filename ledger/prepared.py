@@ -20,13 +20,16 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
 from sqlalchemy import Connection, Dialect, Table, exc
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import BindParameter, ClauseElement
 from sqlalchemy.sql.expression import Select
+
+from ledger.driver_errors import translated
+from ledger.pipelining import open_pipeline, pipeline_for_write
 
 Processor = Callable[[Any], Any]
 _UNSET = object()
@@ -71,7 +74,11 @@ class Prepared:
         cursor = _cursor(conn)
         try:
             _run(conn, cursor, compiled, converted)
-            fetched = cursor.fetchall()
+            try:
+                # In pipeline mode the answer (and a queued write's failure) comes here.
+                fetched = cursor.fetchall()
+            except conn.dialect.loaded_dbapi.Error as error:
+                raise translated(conn, cursor, compiled.sql, converted, error) from error
         finally:
             cursor.close()
         if not compiled.results:
@@ -94,7 +101,26 @@ class Prepared:
         cursor = _cursor(conn)
         try:
             _run(conn, cursor, compiled, converted)
+            pipeline = open_pipeline(conn)
+            if pipeline is not None:
+                # The row count comes with the answer: have it (and the queued writes') now.
+                try:
+                    pipeline.sync()
+                except conn.dialect.loaded_dbapi.Error as error:
+                    raise translated(conn, cursor, compiled.sql, converted, error) from error
             return int(cursor.rowcount)
+        finally:
+            cursor.close()
+
+    def write(self, conn: Connection, params: Mapping[str, Any]) -> None:
+        """Execute once, for a statement whose result nobody reads: inside
+        `ledger.pipelining.deferred_writes` on PostgreSQL it is queued, and answered with the
+        next statement that needs an answer; elsewhere it runs at once."""
+        compiled, converted = self._bound(conn, params)
+        pipeline_for_write(conn)
+        cursor = _cursor(conn)
+        try:
+            _run(conn, cursor, compiled, converted)
         finally:
             cursor.close()
 
@@ -104,12 +130,14 @@ class Prepared:
             return
         compiled = self._for(conn, many[0])
         converted = [_parameters(compiled, params) for params in many]
+        # Inside deferred_writes the rows ride the pipeline with no sync of their own.
+        pipeline_for_write(conn)
         cursor = _cursor(conn)
         try:
             try:
                 cursor.executemany(compiled.sql, converted)
             except conn.dialect.loaded_dbapi.Error as error:
-                raise _translated(conn, cursor, compiled, converted, error) from error
+                raise translated(conn, cursor, compiled.sql, converted, error) from error
         finally:
             cursor.close()
 
@@ -283,28 +311,4 @@ def _run(conn: Connection, cursor: Any, compiled: _Compiled, converted: Any) -> 
     try:
         cursor.execute(compiled.sql, converted)
     except conn.dialect.loaded_dbapi.Error as error:
-        raise _translated(conn, cursor, compiled, converted, error) from error
-
-
-def _translated(
-    conn: Connection, cursor: Any, compiled: _Compiled, params: Any, error: Exception
-) -> exc.StatementError:
-    """The error `Connection.execute` would raise for `error`; a connection whose server went
-    away is invalidated first, with the pool's older ones, so the pool opens new ones."""
-    dbapi_connection = conn.connection.dbapi_connection
-    disconnected = conn.dialect.is_disconnect(cast(Any, error), dbapi_connection, cursor)
-    translated = exc.DBAPIError.instance(
-        compiled.sql,
-        params,
-        error,
-        conn.dialect.loaded_dbapi.Error,
-        connection_invalidated=disconnected,
-        dialect=conn.dialect,
-    )
-    if disconnected and not conn.invalidated:
-        # As `Connection.execute` does on a disconnect: every connection the pool opened before
-        # now is stale too (a restart ended all their sessions), so the pool replaces each at
-        # its next checkout instead of lending it out to fail once more.
-        conn.engine.pool._invalidate(conn.connection, error)
-        conn.invalidate(error)
-    return translated
+        raise translated(conn, cursor, compiled.sql, converted, error) from error

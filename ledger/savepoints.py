@@ -5,6 +5,10 @@ compiles a new statement for every one it opens and releases: several times the 
 statement itself on SQLite. The same SQL with a name of our own is prepared once and sent to
 the driver as it is. Savepoints of one name may nest: SQL releases or rolls back to the
 innermost of that name.
+
+Inside `ledger.pipelining.deferred_writes`, writes before the savepoint are answered when it
+opens (a failure of theirs is not the block's to undo), and the block's own before it is
+released, so a failure among them still rolls back to it.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from contextlib import contextmanager
 
 from sqlalchemy import Connection, text
 
+from ledger.pipelining import abandon, sync
 from ledger.prepared import Prepared
 
 
@@ -25,7 +30,10 @@ def savepoint(conn: Connection, name: str) -> Iterator[None]:
     opening.run(conn, {})
     try:
         yield
+        sync(conn)
     except BaseException:
+        # Out of pipeline mode first: a failed pipeline refuses every statement until synced.
+        abandon(conn)
         # A connection the server dropped is already invalidated: its transaction and the
         # savepoint are gone, and a statement now would raise PendingRollbackError in place of
         # the outage, which the workers retry until the database is back.
@@ -33,7 +41,7 @@ def savepoint(conn: Connection, name: str) -> Iterator[None]:
             undoing.run(conn, {})
             releasing.run(conn, {})
         raise
-    releasing.run(conn, {})
+    releasing.write(conn, {})
 
 
 _BY_NAME: dict[str, tuple[Prepared, Prepared, Prepared]] = {}

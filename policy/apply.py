@@ -128,7 +128,7 @@ def apply_event(
         except UnknownSubject:
             outcome = context.reject("unknown_subject", ["support"])
     if isinstance(outcome, Rejected):
-        _REJECTED.run(
+        _REJECTED.write(
             conn,
             {
                 "row_event_id": event.event_id,
@@ -138,7 +138,7 @@ def apply_event(
         )
         return ApplyResult(event.event_id, event.type, "rejected", outcome.reason)
     if context.contract_id != contract_id:
-        _CONTRACT.run(
+        _CONTRACT.write(
             conn, {"row_event_id": event.event_id, "new_contract_id": context.contract_id}
         )
     return ApplyResult(event.event_id, event.type, "applied")

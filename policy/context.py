@@ -104,7 +104,7 @@ class HandlerContext:
             recipients=sorted(set(recipients)),
             data=data,
         )
-        _OUTBOX_INSERT.run(
+        _OUTBOX_INSERT.write(
             self.conn,
             {
                 "notification_id": notification.notification_id,

@@ -89,7 +89,7 @@ def insert_row(conn: Connection, table: Table, obj: StateRow) -> None:
     statement = _INSERTS.get(table)
     if statement is None:
         statement = _INSERTS[table] = Prepared(insert(table))
-    statement.run(conn, _fields(obj))
+    statement.write(conn, _fields(obj))
 
 
 def _fields(obj: StateRow) -> dict[str, Any]:
@@ -126,7 +126,7 @@ def save_row(conn: Connection, table: Table, obj: StateRow) -> None:
         )
     params = {param: getattr(obj, name) for name, param in plan.fields}
     params["row_key"] = getattr(obj, plan.key)
-    plan.statement.run(conn, params)
+    plan.statement.write(conn, params)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

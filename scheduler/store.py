@@ -88,7 +88,7 @@ def schedule_deadline(conn: Connection, deadline: Deadline) -> ScheduleResult:
         return "already_fired"
     if fired_at is None and due_at == deadline.due_at:
         return "unchanged"
-    _REARM.run(conn, {f"new_{name}": value for name, value in columns.items()})
+    _REARM.write(conn, {f"new_{name}": value for name, value in columns.items()})
     return "moved" if fired_at is None else "rearmed"
 
 
@@ -230,7 +230,7 @@ def mark_fired(conn: Connection, deadline: DueDeadline, *, at: datetime, event_i
 
 def record_outcome(conn: Connection, deadline_id_: str, outcome: str) -> None:
     """Note why a fired deadline changed nothing (the reason code of its refusal)."""
-    _RECORD_OUTCOME.run(conn, {"fired_id": deadline_id_, "new_outcome": outcome})
+    _RECORD_OUTCOME.write(conn, {"fired_id": deadline_id_, "new_outcome": outcome})
 
 
 _RECORD_OUTCOME = Prepared(

@@ -17,6 +17,11 @@ the pool holds. A server that does not answer fails to connect instead, and that
 the failure policy as an outage. What the lost session did rolled back with it, unless its
 COMMIT got through; the next attempt then stops at the inbox as a duplicate.
 
+On PostgreSQL the writes whose answer nobody reads travel with the next statement that needs
+one (`ledger.pipelining`): an event then waits on the server about ten times instead of
+fifteen. A failed write raises at that later statement or at the end of the block, and rolls
+the whole event back, as it would have where it was written.
+
 On SQLite (the embedded mode) every transaction begins IMMEDIATE (`workers.database`), so the
 worker threads' writers queue on the file's lock instead of failing.
 """
@@ -31,6 +36,7 @@ import structlog
 from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError
 
+from ledger.pipelining import deferred_writes
 from messages import parse_event
 from messages.inbound import Envelope
 from policy.apply import ApplyResult, apply_event
@@ -81,7 +87,7 @@ class EventProcessor:
         lost_connections = 0
         while True:
             try:
-                with self.engine.begin() as conn:
+                with self.engine.begin() as conn, deferred_writes(conn):
                     return apply_event(conn, event, self.policies)
             except DBAPIError as exc:
                 if exc.connection_invalidated and lost_connections < POOL_CAPACITY:

@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import Engine, select
 
 from ledger import Book
+from ledger.pipelining import deferred_writes
 from messages import parse_event
 from policy.apply import ApplyResult, apply_event
 from policy.config import load_policies
@@ -36,7 +37,7 @@ class Driver:
             "schema_version": 1,
             "data": data,
         }
-        with self.engine.begin() as conn:
+        with self.engine.begin() as conn, deferred_writes(conn):
             return apply_event(conn, parse_event(body), self.policies)
 
     def fund_one_milestone(self, amount_minor: int, processor_fee_minor: int = 0) -> None:

@@ -15,6 +15,7 @@ from types import ModuleType
 import pytest
 from sqlalchemy import Engine, select
 
+from ledger.pipelining import deferred_writes
 from messages import parse_event
 from policy.apply import ApplyResult, apply_event
 from policy.config import load_policies
@@ -72,7 +73,7 @@ def tick(engine: Engine, event_id: str, at: datetime) -> ApplyResult:
         "schema_version": 1,
         "data": {},
     }
-    with engine.begin() as conn:
+    with engine.begin() as conn, deferred_writes(conn):
         return apply_event(conn, parse_event(body), load_policies())
 
 

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, select
 
+from ledger.pipelining import deferred_writes
 from messages import parse_event
 from policy.apply import ApplyResult, apply_event
 from policy.config import load_policies
@@ -40,7 +41,7 @@ class Driver:
             "schema_version": 1,
             "data": data,
         }
-        with self.engine.begin() as conn:
+        with self.engine.begin() as conn, deferred_writes(conn):
             result = apply_event(conn, parse_event(body), self.policies)
         assert result.status != "rejected", result
         return result

@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import Engine, func, insert, select
 
+from ledger.pipelining import deferred_writes
 from messages import parse_event
 from policy.apply import ApplyResult, apply_event
 from policy.config import load_policies
@@ -117,7 +118,7 @@ class Clockwork:
             "schema_version": 1,
             "data": {},
         }
-        with self.engine.begin() as conn:
+        with self.engine.begin() as conn, deferred_writes(conn):
             return apply_event(conn, parse_event(body), self.policies)
 
 

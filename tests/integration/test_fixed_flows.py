@@ -17,6 +17,7 @@ import pytest
 from sqlalchemy import Engine, select
 
 from ledger import Book, TransferCode, audit
+from ledger.pipelining import deferred_writes
 from messages import parse_event
 from policy import rows
 from policy.apply import ApplyResult, apply_event
@@ -46,7 +47,7 @@ class Driver:
             "schema_version": 1,
             "data": data,
         }
-        with self.engine.begin() as conn:
+        with self.engine.begin() as conn, deferred_writes(conn):
             return apply_event(conn, parse_event(body), self.policies)
 
     def tick(self, at: datetime) -> ApplyResult:

@@ -14,6 +14,7 @@ import pytest
 from sqlalchemy import Engine, select
 
 from ledger import Book
+from ledger.pipelining import deferred_writes
 from messages import parse_event
 from policy import rows
 from policy.apply import ApplyResult, apply_event
@@ -48,7 +49,7 @@ class Driver:
             "schema_version": 1,
             "data": data,
         }
-        with self.engine.begin() as conn:
+        with self.engine.begin() as conn, deferred_writes(conn):
             return apply_event(conn, parse_event(body), self.policies)
 
     def balance(self, name: str) -> int:
@@ -221,7 +222,7 @@ def test_cc1_a_redelivered_invoice_is_paid_once(engine: Driver) -> None:
     }
     statuses = []
     for _ in range(2):
-        with engine.engine.begin() as conn:
+        with engine.engine.begin() as conn, deferred_writes(conn):
             statuses.append(apply_event(conn, parse_event(body), engine.policies).status)
     assert statuses == ["applied", "duplicate"]
     assert engine.balance(EXPERT) == AMOUNT
