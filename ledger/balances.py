@@ -54,7 +54,9 @@ class Locked:
         and keep the flag read when they were looked up)."""
         if account.hot:
             return account
-        return replace(account, frozen=account.id in self.frozen)
+        frozen = account.id in self.frozen
+        # Nearly always unchanged: no copy then (a dataclass copy costs as much as the lookup).
+        return account if account.frozen == frozen else replace(account, frozen=frozen)
 
 
 def lock_accounts(conn: Connection, touched: Iterable[Account]) -> Locked:
