@@ -11,6 +11,7 @@ way), so indexes, constraints and triggers cost what they cost the engine.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import multiprocessing
@@ -26,6 +27,7 @@ import psycopg
 from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
 
+from bench.cpu import CpuMeter, CpuSplit
 from ledger.registry import open_accounts
 
 AT = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
@@ -71,31 +73,56 @@ def _transaction_values(
     return event_id, body, digest, debit, credit, 1_000 + number % 9_000
 
 
-def _pg_worker(dsn: str, prefix: str, numbers: range, accounts: Sequence[int], start: Any) -> None:
+@dataclass(frozen=True, slots=True)
+class _Gates:
+    """Where the reference's threads meet the parent: all connected (the clock starts), all
+    done (it stops), and released to disconnect once the parent has read their CPU time (a
+    server process that ended can no longer be read)."""
+
+    start: Any
+    finish: Any
+    release: Any
+
+
+def _pg_worker(
+    dsn: str, prefix: str, numbers: range, accounts: Sequence[int], gates: _Gates
+) -> None:
     with psycopg.connect(dsn) as conn:
         # Every connection is open before the clock starts, as the workers' pools are.
-        start.wait()
-        for number in numbers:
-            event_id, body, digest, debit, credit, amount = _transaction_values(
-                prefix, number, accounts
-            )
-            with conn.transaction(), conn.cursor() as cursor:
-                cursor.execute(INBOX, (event_id, digest, body, AT, f"c-{number}"))
-                # Balance rows in id order, as the ledger locks them, so no two deadlock.
-                for account, debits, credits in sorted([(debit, amount, 0), (credit, 0, amount)]):
-                    cursor.execute(BALANCE, (debits, credits, account))
-                cursor.execute(TRANSFER, (f"{event_id}#1", debit, credit, amount, event_id, AT))
-                cursor.execute(TRANSFER, (f"{event_id}#2", credit, debit, 1, event_id, AT))
-                cursor.execute(BALANCE, (1, 0, credit))
-                cursor.execute(OUTBOX, (f"{event_id}:n", AT, body, event_id, f"c-{number}"))
+        gates.start.wait()
+        try:
+            _pg_transactions(conn, prefix, numbers, accounts)
+        except BaseException:
+            gates.finish.abort()  # the parent stops waiting for this thread
+            raise
+        gates.finish.wait()
+        gates.release.wait()
+
+
+def _pg_transactions(
+    conn: psycopg.Connection[Any], prefix: str, numbers: range, accounts: Sequence[int]
+) -> None:
+    for number in numbers:
+        event_id, body, digest, debit, credit, amount = _transaction_values(
+            prefix, number, accounts
+        )
+        with conn.transaction(), conn.cursor() as cursor:
+            cursor.execute(INBOX, (event_id, digest, body, AT, f"c-{number}"))
+            # Balance rows in id order, as the ledger locks them, so no two deadlock.
+            for account, debits, credits in sorted([(debit, amount, 0), (credit, 0, amount)]):
+                cursor.execute(BALANCE, (debits, credits, account))
+            cursor.execute(TRANSFER, (f"{event_id}#1", debit, credit, amount, event_id, AT))
+            cursor.execute(TRANSFER, (f"{event_id}#2", credit, debit, 1, event_id, AT))
+            cursor.execute(BALANCE, (1, 0, credit))
+            cursor.execute(OUTBOX, (f"{event_id}:n", AT, body, event_id, f"c-{number}"))
 
 
 def _pg_process(
-    dsn: str, prefix: str, numbers: range, threads: int, *, accounts: Sequence[int], start: Any
+    dsn: str, prefix: str, numbers: range, threads: int, *, accounts: Sequence[int], gates: _Gates
 ) -> None:
     workers = [
         threading.Thread(
-            target=_pg_worker, args=(dsn, prefix, numbers[index::threads], accounts, start)
+            target=_pg_worker, args=(dsn, prefix, numbers[index::threads], accounts, gates)
         )
         for index in range(threads)
     ]
@@ -109,6 +136,7 @@ def _pg_process(
 class ReferenceResult:
     transactions: int
     seconds: float
+    cpu: CpuSplit | None = None
 
     @property
     def per_second(self) -> float:
@@ -116,34 +144,49 @@ class ReferenceResult:
 
 
 def postgres_reference(
-    engine: Engine, *, transactions: int, processes: int, threads: int, prefix: str = "ref"
+    engine: Engine,
+    *,
+    transactions: int,
+    processes: int,
+    threads: int,
+    prefix: str = "ref",
+    meter: CpuMeter | None = None,
 ) -> ReferenceResult:
-    """Run `transactions` reference transactions over processes x threads connections."""
+    """Run `transactions` reference transactions over processes x threads connections; with a
+    `meter`, say whose CPU they took."""
     accounts = open_reference_accounts(engine)
     url = make_url(engine.url.render_as_string(hide_password=False))
     dsn = url.set(drivername="postgresql").render_as_string(hide_password=False)
     context = multiprocessing.get_context("spawn")
     numbers = range(transactions)
-    start = context.Barrier(processes * threads + 1)
+    parties = processes * threads + 1
+    gates = _Gates(context.Barrier(parties), context.Barrier(parties), context.Event())
     children = [
         context.Process(
             target=_pg_process,
             args=(dsn, prefix, numbers[index::processes], threads),
-            kwargs={"accounts": accounts, "start": start},
+            kwargs={"accounts": accounts, "gates": gates},
         )
         for index in range(processes)
     ]
     for child in children:
         child.start()
-    start.wait(timeout=BARRIER_TIMEOUT_S)
+    gates.start.wait(timeout=BARRIER_TIMEOUT_S)
+    if meter is not None:
+        meter.start()
     started = time.perf_counter()
+    # A thread that failed breaks the barrier: its process's exit code says so below.
+    with contextlib.suppress(threading.BrokenBarrierError):
+        gates.finish.wait(timeout=BARRIER_TIMEOUT_S + transactions / 10)
+    seconds = time.perf_counter() - started
+    cpu = meter.stop() if meter is not None else None
+    gates.release.set()
     for child in children:
         child.join()
-    seconds = time.perf_counter() - started
     failed = [child.exitcode for child in children if child.exitcode]
     if failed:
         raise RuntimeError(f"reference processes failed with exit codes {failed}")
-    return ReferenceResult(transactions, seconds)
+    return ReferenceResult(transactions, seconds, cpu)
 
 
 def sqlite_reference(

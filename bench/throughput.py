@@ -18,7 +18,7 @@ import re
 import shutil
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -26,8 +26,9 @@ from typing import Any
 import pika
 
 from bench import workload
+from bench.cpu import CpuMeter
 from bench.deployment import WorkerShape, encode, publish_all, running, wait_handled
-from bench.reference import postgres_reference
+from bench.reference import ReferenceResult, postgres_reference
 from bench.results import BenchResult
 from bench.servers import pg_database, rabbit_vhost
 from messages.transport import EVENTS_QUEUE
@@ -78,10 +79,14 @@ def _publish_share(broker_url: str, events: int, index: int, publishers: int, re
 
 
 def publish_in_parallel(
-    broker_url: str, events: int, publishers: int = PUBLISHERS
+    broker_url: str,
+    events: int,
+    publishers: int = PUBLISHERS,
+    *,
+    on_start: Callable[[], None] | None = None,
 ) -> tuple[float, float]:
     """Publish the workload from `publishers` processes; the seconds it took and the
-    monotonic time the first publish could start."""
+    monotonic time the first publish could start (when `on_start` is called)."""
     context = multiprocessing.get_context("spawn")
     ready = context.Barrier(publishers + 1)
     children = [
@@ -92,6 +97,8 @@ def publish_in_parallel(
         child.start()
     # The clock starts once every publisher has its messages encoded.
     ready.wait(timeout=READY_TIMEOUT_S)
+    if on_start is not None:
+        on_start()
     started = time.monotonic()
     for child in children:
         child.join()
@@ -114,21 +121,23 @@ def worker_logs() -> Iterator[Path]:
     shutil.rmtree(folder, ignore_errors=True)
 
 
-def measure_workers(events: int, shape: WorkerShape) -> dict[str, float]:
-    """Events a second through the workers, publish to commit."""
+def measure_workers(events: int, shape: WorkerShape) -> dict[str, Any]:
+    """Events a second through the workers, publish to commit, and whose CPU they took."""
+    meter = CpuMeter()
     with (
         pg_database() as database_url,
         rabbit_vhost() as broker_url,
         worker_logs() as logs,
-        running(database_url, broker_url, logs, shape=shape),
+        running(database_url, broker_url, logs, shape=shape) as engine_processes,
     ):
         engine = make_engine(database_url)
         try:
             # Publishers declare the queues; consumers come once the workers see them.
             publish_all(broker_url, [])
             wait_consumers(broker_url, shape.processes)
-            publish_seconds, started = publish_in_parallel(broker_url, events)
+            publish_seconds, started = publish_in_parallel(broker_url, events, on_start=meter.start)
             finished = wait_handled(engine, events, timeout_s=max(120.0, events / 10))
+            cpu = meter.stop([process.pid for process in engine_processes.processes.values()])
         finally:
             engine.dispose()
     seconds = finished - started
@@ -138,10 +147,12 @@ def measure_workers(events: int, shape: WorkerShape) -> dict[str, float]:
         "events_per_s": round(events / seconds, 1),
         "publish_s": round(publish_seconds, 3),
         "publish_per_s": round(events / publish_seconds, 1),
+        "cpu_per_event": cpu.per_unit(events),
+        "idle_share": cpu.idle_share,
     }
 
 
-def measure_reference(transactions: int, shape: WorkerShape) -> float:
+def measure_reference(transactions: int, shape: WorkerShape) -> ReferenceResult:
     with pg_database() as url:
         engine = make_engine(url)
         try:
@@ -151,14 +162,17 @@ def measure_reference(transactions: int, shape: WorkerShape) -> float:
                 transactions=transactions,
                 processes=shape.processes,
                 threads=shape.threads,
-            ).per_second
+                meter=CpuMeter(),
+            )
         finally:
             engine.dispose()
 
 
 def run(events: int, shape: WorkerShape) -> BenchResult:
     workers = measure_workers(events, shape)
-    reference = measure_reference(events, shape)
+    measured = measure_reference(events, shape)
+    reference = measured.per_second
+    reference_cpu = measured.cpu.per_unit(events) if measured.cpu is not None else {}
     ratio = workers["events_per_s"] / reference
     notes = []
     if workers["publish_per_s"] < 1.2 * workers["events_per_s"]:
@@ -172,10 +186,29 @@ def run(events: int, shape: WorkerShape) -> BenchResult:
         met=ratio >= GOAL_RATIO,
         metrics=workers
         | shape.as_json()
-        | {"connections": shape.connections, "reference_tx_per_s": round(reference, 1)},
+        | {
+            "connections": shape.connections,
+            "reference_tx_per_s": round(reference, 1),
+            "reference_cpu_per_tx": reference_cpu,
+        },
         notes=[
             f"{shape.processes} worker processes x {shape.threads} threads;"
             f" reference on {shape.connections} connections",
+            _cpu_note(workers["cpu_per_event"], reference_cpu),
             *notes,
         ],
+    )
+
+
+def _cpu_note(event: dict[str, float], transaction: dict[str, float]) -> str:
+    """Whose CPU an event took, beside the reference transaction's: with every core busy, the
+    ratio is one total over the other."""
+    return (
+        f"CPU an event: {event['total_us']:,} us (workers {event['engine_us']:,},"
+        f" PostgreSQL {event['postgresql_us']:,}, RabbitMQ {event['rabbitmq_us']:,},"
+        f" publishers {event['benchmark_children_us']:,},"
+        f" rest {event['rest_of_machine_us']:,}); a reference transaction:"
+        f" {transaction.get('total_us', 0):,} us (psycopg loops"
+        f" {transaction.get('benchmark_children_us', 0):,},"
+        f" PostgreSQL {transaction.get('postgresql_us', 0):,})"
     )

@@ -60,6 +60,14 @@ def test_the_throughput_benchmark_commits_every_event_through_the_workers() -> N
     assert result.metrics["events_per_s"] > 0
     assert result.metrics["reference_tx_per_s"] > 0
     assert (result.metrics["processes"], result.metrics["threads"]) == (1, 2)
+    # Whose CPU: the workers, their database and broker, and the publishers all spent some.
+    event = result.metrics["cpu_per_event"]
+    assert min(event["engine_us"], event["postgresql_us"], event["rabbitmq_us"]) > 0
+    assert event["benchmark_children_us"] > 0
+    assert event["total_us"] >= event["engine_us"] + event["postgresql_us"]
+    transaction = result.metrics["reference_cpu_per_tx"]
+    assert transaction["engine_us"] == 0
+    assert min(transaction["benchmark_children_us"], transaction["postgresql_us"]) > 0
 
 
 @pytest.mark.postgres
