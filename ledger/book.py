@@ -5,6 +5,12 @@ refused nothing of it remains and the caller's transaction goes on: a movement c
 everything before its first write, and the two that cannot (one that opens an account first,
 one between two hot accounts, which no row lock serialises against a racing copy of itself)
 run in a savepoint.
+
+One race is left to the caller: two transactions recording *conflicting* copies of one transfer
+id (other fields, other non-hot accounts, so no lock they share) both pass their checks, and
+the later insert fails on the unique index with IntegrityError, its transaction lost. Transfer
+ids are derived from event ids, so this takes a bug upstream; the workers treat the error as a
+collision and try the event again, which then meets TransferConflict.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ from ledger.errors import (
     TransferConflict,
 )
 from ledger.journal import Entry
+from ledger.pipelining import sync
 from ledger.registry import (
     Account,
     AccountKey,
@@ -218,7 +225,10 @@ class Book:
         # Two transactions may record the same transfer id, or resolve the same hold, at once.
         # The unique index makes the later insert wait and then fail once the first commits;
         # one more pass, in a fresh savepoint, then finds that row and answers as for any
-        # repeat (a no-op, TransferConflict or PendingAlreadyResolved).
+        # repeat (a no-op, TransferConflict or PendingAlreadyResolved). Writes queued before
+        # this movement (ledger.pipelining) answer first, outside the retry: a failure of theirs
+        # is not a racing copy of ours, and has lost the transaction anyway.
+        sync(self._conn)
         for attempt in range(2):
             try:
                 with savepoint(self._conn, "recourse_book"):

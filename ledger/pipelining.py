@@ -30,7 +30,7 @@ from contextlib import AbstractContextManager, contextmanager, suppress
 from typing import Any
 
 from psycopg import Pipeline
-from sqlalchemy import Connection
+from sqlalchemy import Connection, exc
 
 from ledger.driver_errors import translated
 
@@ -97,7 +97,7 @@ def sync(conn: Connection) -> None:
     try:
         pipeline.sync()
     except conn.dialect.loaded_dbapi.Error as error:
-        raise translated(conn, None, _QUEUED, None, error) from error
+        raise failure(conn, None, _QUEUED, None, error) from error
 
 
 def settle(conn: Connection) -> None:
@@ -112,6 +112,18 @@ def settle(conn: Connection) -> None:
         manager.__exit__(None, None, None)
     except conn.dialect.loaded_dbapi.Error as error:
         raise translated(conn, None, _QUEUED, None, error) from error
+
+
+def failure(
+    conn: Connection, cursor: Any, sql: str, params: Any, error: Exception
+) -> exc.StatementError:
+    """The `sqlalchemy.exc` error to raise for a driver's `error` on `conn`, pipeline mode
+    left first. A failed pipeline still owes an "aborted" answer for every statement queued
+    after the failure, and would fail the next statement (a savepoint's rollback, say) with
+    PipelineAborted: an OperationalError with no SQL state, which the workers would take for
+    an outage, retried for ever, in place of this error."""
+    abandon(conn)
+    return translated(conn, cursor, sql, params, error)
 
 
 def abandon(conn: Connection) -> None:

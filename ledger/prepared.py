@@ -28,8 +28,7 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import BindParameter, ClauseElement
 from sqlalchemy.sql.expression import Select
 
-from ledger.driver_errors import translated
-from ledger.pipelining import open_pipeline, pipeline_for_write
+from ledger.pipelining import failure, open_pipeline, pipeline_for_write
 
 Processor = Callable[[Any], Any]
 _UNSET = object()
@@ -78,7 +77,7 @@ class Prepared:
                 # In pipeline mode the answer (and a queued write's failure) comes here.
                 fetched = cursor.fetchall()
             except conn.dialect.loaded_dbapi.Error as error:
-                raise translated(conn, cursor, compiled.sql, converted, error) from error
+                raise failure(conn, cursor, compiled.sql, converted, error) from error
         finally:
             cursor.close()
         if not compiled.results:
@@ -107,7 +106,7 @@ class Prepared:
                 try:
                     pipeline.sync()
                 except conn.dialect.loaded_dbapi.Error as error:
-                    raise translated(conn, cursor, compiled.sql, converted, error) from error
+                    raise failure(conn, cursor, compiled.sql, converted, error) from error
             return int(cursor.rowcount)
         finally:
             cursor.close()
@@ -137,7 +136,7 @@ class Prepared:
             try:
                 cursor.executemany(compiled.sql, converted)
             except conn.dialect.loaded_dbapi.Error as error:
-                raise translated(conn, cursor, compiled.sql, converted, error) from error
+                raise failure(conn, cursor, compiled.sql, converted, error) from error
         finally:
             cursor.close()
 
@@ -311,4 +310,4 @@ def _run(conn: Connection, cursor: Any, compiled: _Compiled, converted: Any) -> 
     try:
         cursor.execute(compiled.sql, converted)
     except conn.dialect.loaded_dbapi.Error as error:
-        raise translated(conn, cursor, compiled.sql, converted, error) from error
+        raise failure(conn, cursor, compiled.sql, converted, error) from error

@@ -24,6 +24,7 @@ from ledger import (
     PendingAlreadyResolved,
     Transfer,
     TransferCode,
+    TransferConflict,
     audit,
 )
 from ledger.tables import SHARD_COUNT, metadata, transfers
@@ -345,6 +346,42 @@ def test_racing_copies_of_a_transfer_with_a_non_hot_side_queue_on_its_lock(
         book = Book(conn)
         assert book.balance("escrow:m1", "USD").available_minor == 2_000
         assert book.balance("user:u1", "USD").available_minor == 3_001
+        assert audit(conn).ok
+
+
+def test_racing_conflicting_copies_of_a_transfer_id_post_one_and_refuse_the_others(
+    pg_engine: Engine,
+) -> None:
+    """Copies with other accounts share no lock: a loser that passed its checks fails on the
+    unique index (IntegrityError, its transaction lost), one that came later meets
+    TransferConflict; either way the id is posted once (ledger.book's docstring)."""
+    with pg_engine.begin() as conn:
+        Book(conn).post(
+            [transfer(f"fund-{i}", "external:card", f"escrow:m{i}", 1_000) for i in range(6)]
+        )
+
+    def post(index: int) -> str:
+        with pg_engine.begin() as conn:
+            Book(conn).post([transfer("same-id", f"escrow:m{index}", "user:u1", 100 + index)])
+        return "posted"
+
+    outcomes = race(6, post)
+
+    assert outcomes.count("posted") == 1, outcomes
+    assert all(
+        isinstance(outcome, IntegrityError | TransferConflict)
+        for outcome in outcomes
+        if outcome != "posted"
+    ), outcomes
+    with pg_engine.begin() as conn:
+        assert (
+            conn.scalar(
+                select(func.count())
+                .select_from(transfers)
+                .where(transfers.c.transfer_id == "same-id")
+            )
+            == 1
+        )
         assert audit(conn).ok
 
 

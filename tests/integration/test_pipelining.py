@@ -182,6 +182,27 @@ def test_sqlalchemy_savepoints_inside_deferred_writes(engine: Engine) -> None:
     assert notes(engine) == ["kept", "released"]
 
 
+def test_a_failure_reported_by_a_read_leaves_pipeline_mode_so_a_savepoint_can_roll_back(
+    engine: Engine,
+) -> None:
+    """The read that reports a queued write's failure leaves pipeline mode at once: else the
+    rollback to the savepoint would meet the pipeline's "aborted" state, an OperationalError
+    the workers would take for an outage, in place of the IntegrityError."""
+    with engine.begin() as conn:
+        INSERT.write(conn, {"id": 1, "note": "there"})
+
+    with engine.begin() as conn, deferred_writes(conn):
+        nested = conn.begin_nested()
+        INSERT.write(conn, {"id": 1, "note": "duplicate"})
+        with pytest.raises(IntegrityError):
+            NOTES.rows(conn, {})
+        assert open_pipeline(conn) is None
+        nested.rollback()
+        INSERT.write(conn, {"id": 2, "note": "after"})
+
+    assert notes(engine) == ["there", "after"]
+
+
 def test_an_exception_in_the_block_rolls_back_and_leaves_the_connection_usable(
     engine: Engine,
 ) -> None:
