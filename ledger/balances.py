@@ -73,6 +73,11 @@ def lock_accounts(conn: Connection, touched: Iterable[Account]) -> Locked:
     if not ids:
         return Locked({}, frozenset())
     rows = _LOCK.rows(conn, {"ids": ids})
+    if len(rows) != len(ids):
+        # An account opens with its balance row; without it nothing would be locked, checked
+        # or moved, and the posting would record transfers that no balance shows.
+        missing = sorted(set(ids) - {int(row[0]) for row in rows})
+        raise RuntimeError(f"accounts {missing} have no balance row: the ledger is damaged")
     return Locked(
         available={int(account_id): int(available) for account_id, available, _ in rows},
         frozen=frozenset(int(account_id) for account_id, _, frozen in rows if frozen),

@@ -424,3 +424,15 @@ def test_a_refusal_without_a_savepoint_writes_nothing_and_the_transaction_goes_o
     assert conn.scalar(select(func.count()).select_from(transfers)) == before
     assert book.balance("escrow:m1", "USD").available_minor == 500
     assert audit(conn).ok
+
+
+def test_an_account_that_lost_its_balance_row_is_refused_not_posted_to(
+    conn: Connection, book: Book
+) -> None:
+    book.post([transfer("fund", "external:card", "escrow:m1", 500)])
+    book.post([transfer("open", "external:card", "user:u1", 1)])
+    user_id = conn.scalar(select(accounts.c.id).where(accounts.c.name == "user:u1"))
+    conn.execute(balances.delete().where(balances.c.account_id == user_id))
+
+    with pytest.raises(RuntimeError, match="no balance row"):
+        book.post([transfer("release", "escrow:m1", "user:u1", 100)])
