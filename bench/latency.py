@@ -16,10 +16,8 @@ from __future__ import annotations
 
 import multiprocessing
 import statistics
-import tempfile
 import time
 from itertools import islice
-from pathlib import Path
 from typing import Any
 
 import pika
@@ -29,7 +27,7 @@ from bench import workload
 from bench.deployment import WorkerShape, encode, publish_all, running, wait_handled
 from bench.results import BenchResult
 from bench.servers import pg_database, rabbit_vhost
-from bench.throughput import READY_TIMEOUT_S, wait_consumers
+from bench.throughput import READY_TIMEOUT_S, wait_consumers, worker_logs
 from messages.publisher import EventPublisher
 from messages.transport import NOTIFICATIONS_EXCHANGE
 from policy.tables import outbox
@@ -144,11 +142,11 @@ def measure_engine(rate: float, seconds: float, shape: WorkerShape) -> dict[str,
     with (
         pg_database() as database_url,
         rabbit_vhost() as broker_url,
-        tempfile.TemporaryDirectory(prefix="recourse-bench-latency-") as logs,
+        worker_logs() as logs,
         running(
             database_url,
             broker_url,
-            Path(logs),
+            logs,
             shape=shape,
             relay=True,
             RELAY_IDLE_SECONDS=RELAY_IDLE_SECONDS,

@@ -14,6 +14,10 @@ connection with no transaction begins one, as `execute` would), SQLAlchemy's exc
 (a driver error is raised as the `sqlalchemy.exc` error `execute` would raise, so callers that
 catch `IntegrityError` or `OperationalError` behave the same), and a lost server invalidates
 the connection and every older one in its pool, so the pool never lends them out again.
+
+`write` (and `run_many`) is for a statement whose result nobody reads: inside
+`ledger.pipelining.deferred_writes` on PostgreSQL it is queued in the driver's pipeline instead
+of waited for, and `run` and `rows` take every queued write through with them.
 """
 
 from __future__ import annotations
