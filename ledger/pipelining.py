@@ -102,12 +102,9 @@ def sync(conn: Connection) -> None:
 
 def settle(conn: Connection) -> None:
     """Have every queued write answered and leave pipeline mode; the first failure raises."""
-    if conn.dialect.driver != "psycopg" or conn.invalidated:
+    manager = _take_open(conn)
+    if manager is None:
         return
-    found = conn.connection.info.pop(_OPEN, None)
-    if found is None:
-        return
-    manager, _ = found
     try:
         manager.__exit__(None, None, None)
     except conn.dialect.loaded_dbapi.Error as error:
@@ -130,12 +127,9 @@ def abandon(conn: Connection) -> None:
     """Leave pipeline mode after a failure, without raising: the transaction (or the savepoint's
     block) is being undone, so what the queued writes answer no longer matters, and a statement
     sent while a failed pipeline waits for its sync would fail too."""
-    if conn.dialect.driver != "psycopg" or conn.invalidated:
+    manager = _take_open(conn)
+    if manager is None:
         return
-    found = conn.connection.info.pop(_OPEN, None)
-    if found is None:
-        return
-    manager, _ = found
     # The failure being handled is the one that matters; this one would be its echo.
     with suppress(Exception):
         manager.__exit__(None, None, None)
@@ -146,6 +140,15 @@ def settle_before_execute(conn: Connection, *_args: Any) -> None:
     pipeline mode, after every queued write was answered."""
     if not conn.invalidated and _OPEN in conn.connection.info:
         settle(conn)
+
+
+def _take_open(conn: Connection) -> AbstractContextManager[Pipeline] | None:
+    """The context manager of the pipeline open on `conn`, forgotten by the connection: the
+    caller leaves pipeline mode with it."""
+    if conn.dialect.driver != "psycopg" or conn.invalidated:
+        return None
+    found = conn.connection.info.pop(_OPEN, None)
+    return None if found is None else found[0]
 
 
 def _open(conn: Connection, info: dict[Any, Any]) -> Pipeline:
