@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from bench import latency, ledger_growth, memory, replay, throughput, ticks
+from bench import in_process, latency, ledger_growth, memory, replay, throughput, ticks
 from bench.cli import main
 from bench.deployment import WorkerShape
 
@@ -106,3 +106,11 @@ def test_one_command_runs_the_chosen_benchmarks_and_writes_their_results(
     assert doc["machine"]["postgresql"]
     printed = capsys.readouterr().out
     assert "replay" in printed and str(written) in printed
+
+
+@pytest.mark.postgres
+def test_the_in_process_diagnostic_times_events_through_the_unit_of_work() -> None:
+    result = in_process.measure(30, warm_up=10)
+    assert result.events == 30
+    assert result.cpu_us > 0
+    assert result.wall_us > 0
