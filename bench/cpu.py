@@ -2,11 +2,16 @@
 benchmark's own children (publishers or reference loops), and the rest of the machine.
 
 On a machine whose cores are all busy, events a second is CPU per event turned upside down;
-this says whose CPU it was. Linux only (`/proc`): a process's own user and system time, the
-time of the children this process waited for (`cutime`, `cstime`: the publishers and reference
-processes, which have exited by the end), and the machine's busy time (`/proc/stat`).
-PostgreSQL is every `postgres` process on the server and RabbitMQ every `beam.smp`, whoever
-their work was for: other sessions on a shared machine are counted with them.
+this says whose CPU it was. Linux only (`/proc`): each process's own user and system time read
+at the start and the stop, plus the time of the children this process waited for meanwhile
+(`cutime`, `cstime`: the publishers, which end before the stop), less what those children had
+spent before the start. The machine's busy time comes from `/proc/stat`, without steal time
+(the hypervisor's, no process's here). PostgreSQL is every `postgres` process and RabbitMQ every
+`beam.smp`, whoever their work was for: other sessions on a shared machine count with them.
+The CPU of a process that ends during the run and is not this process's child (a PostgreSQL
+backend of a closed connection, a worker that died) is not seen by process and falls into the
+rest; `rest` is the machine's busy time less everything counted, so a negative rest would mean
+something was counted twice.
 """
 
 from __future__ import annotations
@@ -52,9 +57,10 @@ def _waited_children_seconds() -> float:
 def _machine_busy_seconds() -> tuple[float, float]:
     """(busy, all) CPU seconds of every core since boot."""
     values = [int(v) for v in Path("/proc/stat").read_text("ascii").split("\n", 1)[0].split()[1:]]
-    idle = values[3] + values[4]  # idle, iowait
-    total = sum(values[:8])  # guest time is already inside user time
-    return (total - idle) / TICKS_PER_SECOND, total / TICKS_PER_SECOND
+    # user, nice, system, idle, iowait, irq, softirq, steal; guest time is inside user time.
+    user, nice, system, idle, iowait, irq, softirq, steal = values[:8]
+    busy = user + nice + system + irq + softirq
+    return busy / TICKS_PER_SECOND, (busy + idle + iowait + steal) / TICKS_PER_SECOND
 
 
 def _descendants(processes: dict[int, _Process], roots: Collection[int]) -> set[int]:
@@ -153,7 +159,7 @@ class CpuMeter:
             )
         )
         machine = busy - self._busy[0]
-        rest = max(0.0, machine - engine - postgresql - rabbitmq - children)
+        rest = machine - engine - postgresql - rabbitmq - children
         all_seconds = total - self._busy[1]
         return CpuSplit(
             seconds=round(time.monotonic() - self._at, 3),

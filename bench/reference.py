@@ -11,7 +11,6 @@ way), so indexes, constraints and triggers cost what they cost the engine.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import multiprocessing
@@ -87,16 +86,19 @@ class _Gates:
 def _pg_worker(
     dsn: str, prefix: str, numbers: range, accounts: Sequence[int], gates: _Gates
 ) -> None:
-    with psycopg.connect(dsn) as conn:
-        # Every connection is open before the clock starts, as the workers' pools are.
-        gates.start.wait()
-        try:
+    try:
+        with psycopg.connect(dsn) as conn:
+            # Every connection is open before the clock starts, as the workers' pools are.
+            gates.start.wait(timeout=BARRIER_TIMEOUT_S)
             _pg_transactions(conn, prefix, numbers, accounts)
-        except BaseException:
-            gates.finish.abort()  # the parent stops waiting for this thread
-            raise
-        gates.finish.wait()
-        gates.release.wait()
+            # The parent's wait is the bounded one: its timeout breaks the barrier for all.
+            gates.finish.wait()
+            gates.release.wait(timeout=BARRIER_TIMEOUT_S)
+    except BaseException:
+        # Nobody waits for a thread that cannot come: the parent sees the broken barriers.
+        gates.start.abort()
+        gates.finish.abort()
+        raise
 
 
 def _pg_transactions(
@@ -120,16 +122,25 @@ def _pg_transactions(
 def _pg_process(
     dsn: str, prefix: str, numbers: range, threads: int, *, accounts: Sequence[int], gates: _Gates
 ) -> None:
+    failures: list[BaseException] = []
+
+    def work(share: range) -> None:
+        try:
+            _pg_worker(dsn, prefix, share, accounts, gates)
+        except BaseException as exc:
+            failures.append(exc)
+            raise
+
     workers = [
-        threading.Thread(
-            target=_pg_worker, args=(dsn, prefix, numbers[index::threads], accounts, gates)
-        )
-        for index in range(threads)
+        threading.Thread(target=work, args=(numbers[index::threads],)) for index in range(threads)
     ]
     for worker in workers:
         worker.start()
     for worker in workers:
         worker.join()
+    if failures:
+        # A thread's exception does not change its process's exit code: this does.
+        raise SystemExit(f"{len(failures)} reference thread(s) failed: {failures[0]!r}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,21 +182,27 @@ def postgres_reference(
     ]
     for child in children:
         child.start()
-    gates.start.wait(timeout=BARRIER_TIMEOUT_S)
-    if meter is not None:
-        meter.start()
-    started = time.perf_counter()
-    # A thread that failed breaks the barrier: its process's exit code says so below.
-    with contextlib.suppress(threading.BrokenBarrierError):
+    completed = False
+    cpu = None
+    try:
+        gates.start.wait(timeout=BARRIER_TIMEOUT_S)
+        if meter is not None:
+            meter.start()
+        started = time.perf_counter()
         gates.finish.wait(timeout=BARRIER_TIMEOUT_S + transactions / 10)
-    seconds = time.perf_counter() - started
-    cpu = meter.stop() if meter is not None else None
-    gates.release.set()
-    for child in children:
-        child.join()
+        seconds = time.perf_counter() - started
+        cpu = meter.stop() if meter is not None else None
+        completed = True
+    except threading.BrokenBarrierError:
+        pass  # a thread failed (or never came): the exit codes below say which
+    finally:
+        # Always let the threads go, so no child is left waiting for ever.
+        gates.release.set()
+        for child in children:
+            child.join()
     failed = [child.exitcode for child in children if child.exitcode]
-    if failed:
-        raise RuntimeError(f"reference processes failed with exit codes {failed}")
+    if failed or not completed:
+        raise RuntimeError(f"the reference did not complete; process exit codes {failed}")
     return ReferenceResult(transactions, seconds, cpu)
 
 
