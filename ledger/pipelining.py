@@ -56,8 +56,8 @@ def deferred_writes(conn: Connection) -> Iterator[None]:
     info = conn.connection.info
     info[_DEFERRING] = True
     try:
-        # Opened at once, so the transaction's BEGIN travels with its first statement.
-        _open(conn, info)
+        # The pipeline opens at the first write: psycopg waits for BEGIN's answer in pipeline
+        # mode too, so opening it earlier would save nothing.
         yield
         settle(conn)
     except BaseException:
@@ -70,15 +70,11 @@ def deferred_writes(conn: Connection) -> Iterator[None]:
 def pipeline_for_write(conn: Connection) -> Pipeline | None:
     """The pipeline a write on `conn` joins (opened now inside `deferred_writes`), or None when
     writes run at once."""
-    if conn.dialect.driver != "psycopg" or conn.invalidated:
-        return None
+    found = open_pipeline(conn)
+    if found is not None or conn.dialect.driver != "psycopg" or conn.invalidated:
+        return found
     info = conn.connection.info
-    found: tuple[AbstractContextManager[Pipeline], Pipeline] | None = info.get(_OPEN)
-    if found is not None:
-        return found[1]
-    if not info.get(_DEFERRING):
-        return None
-    return _open(conn, info)
+    return _open(conn, info) if info.get(_DEFERRING) else None
 
 
 def open_pipeline(conn: Connection) -> Pipeline | None:
