@@ -64,7 +64,7 @@ def test_the_throughput_benchmark_commits_every_event_through_the_workers() -> N
     event = result.metrics["cpu_per_event"]
     assert min(event["engine_us"], event["postgresql_us"], event["rabbitmq_us"]) > 0
     assert event["benchmark_children_us"] > 0
-    assert event["total_us"] >= event["engine_us"] + event["postgresql_us"]
+    assert abs(event["total_us"] - sum(v for k, v in event.items() if k != "total_us")) <= 6
     transaction = result.metrics["reference_cpu_per_tx"]
     assert transaction["engine_us"] == 0
     assert min(transaction["benchmark_children_us"], transaction["postgresql_us"]) > 0

@@ -43,7 +43,10 @@ def test_a_waited_child_counts_only_what_it_spent_after_the_start() -> None:
     assert split.engine == 0.0
     per_event = split.per_unit(10)
     assert per_event["benchmark_children_us"] == round(split.children / 10 * 1e6)
-    assert per_event["total_us"] >= per_event["benchmark_children_us"]
+    # The machine's busy time and the processes' own times come from different counters, so
+    # neither bounds the other exactly; the total is the parts' sum, the rest included.
+    parts = sum(value for name, value in per_event.items() if name != "total_us")
+    assert abs(per_event["total_us"] - parts) <= len(per_event)
 
 
 def test_an_engine_process_alive_at_the_stop_is_counted_as_the_engine() -> None:
