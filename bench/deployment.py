@@ -5,22 +5,28 @@ database and vhost, fed by `messages.publisher.EventPublisher`."""
 from __future__ import annotations
 
 import contextlib
+import multiprocessing
 import os
+import re
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pika
 from sqlalchemy import Engine, func, select
 
+from bench import workload
 from messages import parse_event
 from messages.publisher import EventPublisher
-from messages.transport import dramatiq_message_body, new_message_id, route_for
+from messages.transport import EVENTS_QUEUE, dramatiq_message_body, new_message_id, route_for
 from policy.tables import inbox
 from workers.database import make_engine, migrate
 
@@ -28,6 +34,8 @@ RECOURSE = [sys.executable, "-c", "from workers.cli import app; app()"]
 # A worker process finishes its messages for up to 30 s, and its supervisor waits 40 s.
 STOP_TIMEOUT_S = 45.0
 POLL_S = 0.05
+READY_TIMEOUT_S = 60.0
+PUBLISHERS = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,8 +76,13 @@ class EngineProcesses:
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
 
     def start(self, name: str, *args: str) -> subprocess.Popen[bytes]:
+        """Start `recourse ARGS...` as `name`."""
+        return self.start_command(name, [*RECOURSE, *args])
+
+    def start_command(self, name: str, command: list[str]) -> subprocess.Popen[bytes]:
+        """Start `command` as `name`, its output in `name`.log."""
         log = (self.logs / f"{name}.log").open("wb")
-        process = subprocess.Popen([*RECOURSE, *args], env=self.env, stdout=log, stderr=log)
+        process = subprocess.Popen(command, env=self.env, stdout=log, stderr=log)
         self.processes[name] = process
         return process
 
@@ -170,3 +183,85 @@ def publish_all(broker_url: str, messages: Iterable[Encoded]) -> int:
             publisher.publish_raw(body, queue=queue)
             sent += 1
     return sent
+
+
+def wait_consumers(broker_url: str, count: int, timeout_s: float = READY_TIMEOUT_S) -> None:
+    """Wait until `count` consumers listen on the events queue (the workers are up)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            connection = pika.BlockingConnection(pika.URLParameters(broker_url))
+            try:
+                declared = connection.channel().queue_declare(EVENTS_QUEUE, passive=True)
+                if declared.method.consumer_count >= count:
+                    return
+            finally:
+                connection.close()
+        except pika.exceptions.ChannelClosedByBroker:
+            pass  # the queue is not declared yet
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"fewer than {count} consumers on {EVENTS_QUEUE}")
+        time.sleep(0.2)
+
+
+def _publisher_share(envelope: dict[str, Any], publishers: int) -> int:
+    """Which publisher sends `envelope`: every event of a contract (its disputes and requests
+    too, whose ids carry the contract's number) goes through the same one; ticks through the
+    first."""
+    ids = [str(value) for key, value in envelope["data"].items() if key.endswith("_id")]
+    numbers = [re.findall(r"\d+", value) for value in ids]
+    found = [int(digits[-1]) for digits in numbers if digits]
+    return found[0] % publishers if found else 0
+
+
+def _publish_share(broker_url: str, events: int, index: int, publishers: int, ready: Any) -> None:
+    share = [
+        encode(envelope)
+        for envelope in workload.events(events)
+        if _publisher_share(envelope, publishers) == index
+    ]
+    ready.wait()
+    publish_all(broker_url, share)
+
+
+def publish_in_parallel(
+    broker_url: str,
+    events: int,
+    publishers: int = PUBLISHERS,
+    *,
+    on_start: Callable[[], None] | None = None,
+) -> tuple[float, float]:
+    """Publish the workload from `publishers` processes; the seconds it took and the
+    monotonic time the first publish could start (when `on_start` is called)."""
+    context = multiprocessing.get_context("spawn")
+    ready = context.Barrier(publishers + 1)
+    children = [
+        context.Process(target=_publish_share, args=(broker_url, events, index, publishers, ready))
+        for index in range(publishers)
+    ]
+    for child in children:
+        child.start()
+    # The clock starts once every publisher has its messages encoded.
+    ready.wait(timeout=READY_TIMEOUT_S)
+    if on_start is not None:
+        on_start()
+    started = time.monotonic()
+    for child in children:
+        child.join()
+    if any(child.exitcode for child in children):
+        raise RuntimeError("a publisher failed")
+    return time.monotonic() - started, started
+
+
+@contextmanager
+def worker_logs() -> Iterator[Path]:
+    """A folder for the workers' logs, removed after a run that finished and kept after one that
+    failed: a run that never sees its last events committed has them retrying (an event whose
+    subject was not there yet goes back to the end of the queue), and only the log says which."""
+    folder = Path(tempfile.mkdtemp(prefix="recourse-bench-workers-"))
+    try:
+        yield folder
+    except Exception as exc:
+        exc.add_note(f"the workers' logs are kept in {folder}")
+        raise
+    shutil.rmtree(folder, ignore_errors=True)

@@ -24,10 +24,18 @@ import pika
 from sqlalchemy import Engine, func, select
 
 from bench import workload
-from bench.deployment import WorkerShape, encode, publish_all, running, wait_handled
+from bench.deployment import (
+    READY_TIMEOUT_S,
+    WorkerShape,
+    encode,
+    publish_all,
+    running,
+    wait_consumers,
+    wait_handled,
+    worker_logs,
+)
 from bench.results import BenchResult
 from bench.servers import pg_database, rabbit_vhost
-from bench.throughput import READY_TIMEOUT_S, wait_consumers, worker_logs
 from messages.publisher import EventPublisher
 from messages.transport import NOTIFICATIONS_EXCHANGE
 from policy.tables import outbox

@@ -15,10 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from bench import workload
-from bench.deployment import WorkerShape, encode, handled, publish_all, running
+from bench.deployment import WorkerShape, encode, handled, publish_all, running, wait_consumers
 from bench.results import BenchResult
 from bench.servers import pg_database, rabbit_vhost
-from bench.throughput import wait_consumers
 from workers.database import make_engine
 
 GOAL_GROWTH = 1.10

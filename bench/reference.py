@@ -17,6 +17,7 @@ import multiprocessing
 import sqlite3
 import threading
 import time
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -61,15 +62,34 @@ def open_reference_accounts(engine: Engine, count: int = ACCOUNTS) -> list[int]:
 
 
 def _transaction_values(
-    prefix: str, number: int, accounts: Sequence[int]
-) -> tuple[str, str, str, int, int, int]:
-    event_id = f"{prefix}-{number}"
+    event_id: str, number: int, accounts: Sequence[int]
+) -> tuple[str, str, int, int, int]:
     body = json.dumps({"event_id": event_id, "type": "milestone.funded", "n": number})
     digest = hashlib.sha256(body.encode()).hexdigest()
     # Neighbouring transactions touch different rows, as events of different contracts do.
     debit = accounts[(2 * number) % len(accounts)]
     credit = accounts[(2 * number + 1) % len(accounts)]
-    return event_id, body, digest, debit, credit, 1_000 + number % 9_000
+    return body, digest, debit, credit, 1_000 + number % 9_000
+
+
+def reference_transaction(
+    conn: psycopg.Connection[Any], event_id: str, accounts: Sequence[int], number: int | None = None
+) -> None:
+    """One reference transaction for `event_id`, committed: inbox row, two transfers, three
+    balance moves in id order, outbox row. `number` picks the accounts (a hash of the id when
+    not given)."""
+    if number is None:
+        number = zlib.crc32(event_id.encode())
+    body, digest, debit, credit, amount = _transaction_values(event_id, number, accounts)
+    with conn.transaction(), conn.cursor() as cursor:
+        cursor.execute(INBOX, (event_id, digest, body, AT, f"c-{number}"))
+        # Balance rows in id order, as the ledger locks them, so no two deadlock.
+        for account, debits, credits in sorted([(debit, amount, 0), (credit, 0, amount)]):
+            cursor.execute(BALANCE, (debits, credits, account))
+        cursor.execute(TRANSFER, (f"{event_id}#1", debit, credit, amount, event_id, AT))
+        cursor.execute(TRANSFER, (f"{event_id}#2", credit, debit, 1, event_id, AT))
+        cursor.execute(BALANCE, (1, 0, credit))
+        cursor.execute(OUTBOX, (f"{event_id}:n", AT, body, event_id, f"c-{number}"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,18 +125,7 @@ def _pg_transactions(
     conn: psycopg.Connection[Any], prefix: str, numbers: range, accounts: Sequence[int]
 ) -> None:
     for number in numbers:
-        event_id, body, digest, debit, credit, amount = _transaction_values(
-            prefix, number, accounts
-        )
-        with conn.transaction(), conn.cursor() as cursor:
-            cursor.execute(INBOX, (event_id, digest, body, AT, f"c-{number}"))
-            # Balance rows in id order, as the ledger locks them, so no two deadlock.
-            for account, debits, credits in sorted([(debit, amount, 0), (credit, 0, amount)]):
-                cursor.execute(BALANCE, (debits, credits, account))
-            cursor.execute(TRANSFER, (f"{event_id}#1", debit, credit, amount, event_id, AT))
-            cursor.execute(TRANSFER, (f"{event_id}#2", credit, debit, 1, event_id, AT))
-            cursor.execute(BALANCE, (1, 0, credit))
-            cursor.execute(OUTBOX, (f"{event_id}:n", AT, body, event_id, f"c-{number}"))
+        reference_transaction(conn, f"{prefix}-{number}", accounts, number)
 
 
 def _pg_process(
@@ -222,9 +231,8 @@ def sqlite_reference(
     started = time.perf_counter()
     connection.execute("BEGIN")
     for number in range(transactions):
-        event_id, body, digest, debit, credit, amount = _transaction_values(
-            prefix, number, accounts
-        )
+        event_id = f"{prefix}-{number}"
+        body, digest, debit, credit, amount = _transaction_values(event_id, number, accounts)
         at = AT.isoformat()
         connection.execute("SAVEPOINT event")
         connection.execute(inbox_sql, (event_id, digest, body, at, f"c-{number}"))

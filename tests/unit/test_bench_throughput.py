@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.throughput import worker_logs
+from bench.deployment import worker_logs
 
 
 def test_the_logs_of_a_finished_run_are_removed() -> None:
