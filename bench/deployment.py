@@ -24,6 +24,7 @@ import pika
 from sqlalchemy import Engine, func, select
 
 from bench import workload
+from bench.cpu import CpuMeter
 from messages import parse_event
 from messages.publisher import EventPublisher
 from messages.transport import EVENTS_QUEUE, dramatiq_message_body, new_message_id, route_for
@@ -265,3 +266,65 @@ def worker_logs() -> Iterator[Path]:
         exc.add_note(f"the workers' logs are kept in {folder}")
         raise
     shutil.rmtree(folder, ignore_errors=True)
+
+
+def feed_and_time(
+    engine: Engine,
+    broker_url: str,
+    events: int,
+    *,
+    consumers: int,
+    start_consumers: Callable[[], list[int]],
+    backlog: bool,
+) -> dict[str, Any]:
+    """Feed the workload to consumers that `start_consumers` starts (returning the pids whose
+    process trees are the engine), and time it until every event is committed.
+
+    Live (`backlog=False`): the consumers listen first, then the publishers send while they
+    work, and the clock runs from the first publish. Backlog: every event is queued before the
+    consumers start, as after an outage, and the clock runs from the first commit (the events
+    committed by then are not counted), so neither the publishers nor the consumers' start-up
+    are in the figure.
+    """
+    meter = CpuMeter()
+    publish_seconds = None
+    if backlog:
+        publish_in_parallel(broker_url, events)
+        roots = start_consumers()
+        started, already = _first_commit(engine)
+        meter.start()
+    else:
+        roots = start_consumers()
+        # Publishers declare the queues; consumers come once the workers see them.
+        publish_all(broker_url, [])
+        wait_consumers(broker_url, consumers)
+        publish_seconds, started = publish_in_parallel(broker_url, events, on_start=meter.start)
+        already = 0
+    finished = wait_handled(engine, events, timeout_s=max(120.0, events / 10))
+    counted = events - already
+    cpu = meter.stop(roots)
+    seconds = finished - started
+    figures: dict[str, Any] = {
+        "events": events,
+        "counted_events": counted,
+        "seconds": round(seconds, 3),
+        "events_per_s": round(counted / seconds, 1),
+        "cpu_per_event": cpu.per_unit(counted),
+        "idle_share": cpu.idle_share,
+    }
+    if publish_seconds is not None:
+        figures |= {
+            "publish_s": round(publish_seconds, 3),
+            "publish_per_s": round(events / publish_seconds, 1),
+        }
+    return figures
+
+
+def _first_commit(engine: Engine, timeout_s: float = READY_TIMEOUT_S) -> tuple[float, int]:
+    """Wait for the first committed event: the monotonic time it was seen, and how many then."""
+    deadline = time.monotonic() + timeout_s
+    while (count := handled(engine)) == 0:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"no event committed after {timeout_s:.0f} s")
+        time.sleep(POLL_S / 5)
+    return time.monotonic(), count

@@ -14,15 +14,11 @@ from typing import Any
 
 from sqlalchemy.engine import make_url
 
-from bench.cpu import CpuMeter
 from bench.deployment import (
     EngineProcesses,
     WorkerShape,
     engine_env,
-    publish_all,
-    publish_in_parallel,
-    wait_consumers,
-    wait_handled,
+    feed_and_time,
     worker_logs,
 )
 from bench.reference import open_reference_accounts
@@ -30,9 +26,9 @@ from bench.servers import pg_database, rabbit_vhost
 from workers.database import make_engine, migrate
 
 
-def measure(events: int, shape: WorkerShape) -> dict[str, Any]:
-    """Events a second through the floor's actors, publish to commit, and whose CPU they took."""
-    meter = CpuMeter()
+def measure(events: int, shape: WorkerShape, *, backlog: bool = False) -> dict[str, Any]:
+    """Events a second through the floor's actors, publish to commit (or draining a queued
+    backlog), and whose CPU they took."""
     with pg_database() as database_url, rabbit_vhost() as broker_url, worker_logs() as logs:
         engine = make_engine(database_url)
         processes = None
@@ -47,33 +43,30 @@ def measure(events: int, shape: WorkerShape) -> dict[str, Any]:
                 FLOOR_ACCOUNTS=",".join(str(account) for account in accounts),
             )
             processes = EngineProcesses(env, logs)
-            worker = processes.start_command(
-                "floor",
-                [
-                    sys.executable,
-                    "-m",
-                    "dramatiq",
-                    "bench.floor_worker",
-                    "--processes",
-                    str(shape.processes),
-                    "--threads",
-                    str(shape.threads),
-                ],
+            command = [
+                sys.executable,
+                "-m",
+                "dramatiq",
+                "bench.floor_worker",
+                "--processes",
+                str(shape.processes),
+                "--threads",
+                str(shape.threads),
+            ]
+            started_by = processes
+
+            def start_floor() -> list[int]:
+                return [started_by.start_command("floor", command).pid]
+
+            return feed_and_time(
+                engine,
+                broker_url,
+                events,
+                consumers=shape.processes,
+                start_consumers=start_floor,
+                backlog=backlog,
             )
-            # Publishers declare the queues; consumers come once the workers see them.
-            publish_all(broker_url, [])
-            wait_consumers(broker_url, shape.processes)
-            _, started = publish_in_parallel(broker_url, events, on_start=meter.start)
-            finished = wait_handled(engine, events, timeout_s=max(120.0, events / 10))
-            cpu = meter.stop([worker.pid])
         finally:
             if processes is not None:
                 processes.close()
             engine.dispose()
-    seconds = finished - started
-    return {
-        "events": events,
-        "seconds": round(seconds, 3),
-        "events_per_s": round(events / seconds, 1),
-        "cpu_per_event": cpu.per_unit(events),
-    }

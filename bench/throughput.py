@@ -13,17 +13,15 @@ transaction an event could cost, with plain psycopg.
 
 from __future__ import annotations
 
+from contextlib import ExitStack
 from typing import Any
 
 from bench import floor
 from bench.cpu import CpuMeter
 from bench.deployment import (
     WorkerShape,
-    publish_all,
-    publish_in_parallel,
+    feed_and_time,
     running,
-    wait_consumers,
-    wait_handled,
     worker_logs,
 )
 from bench.reference import ReferenceResult, postgres_reference
@@ -34,35 +32,32 @@ from workers.database import make_engine, migrate
 GOAL_RATIO = 0.5
 
 
-def measure_workers(events: int, shape: WorkerShape) -> dict[str, Any]:
-    """Events a second through the workers, publish to commit, and whose CPU they took."""
-    meter = CpuMeter()
+def measure_workers(events: int, shape: WorkerShape, *, backlog: bool = False) -> dict[str, Any]:
+    """Events a second through the workers, publish to commit (or draining a queued backlog),
+    and whose CPU they took."""
     with (
         pg_database() as database_url,
         rabbit_vhost() as broker_url,
         worker_logs() as logs,
-        running(database_url, broker_url, logs, shape=shape) as engine_processes,
+        ExitStack() as workers,
     ):
         engine = make_engine(database_url)
+
+        def start_workers() -> list[int]:
+            processes = workers.enter_context(running(database_url, broker_url, logs, shape=shape))
+            return [process.pid for process in processes.processes.values()]
+
         try:
-            # Publishers declare the queues; consumers come once the workers see them.
-            publish_all(broker_url, [])
-            wait_consumers(broker_url, shape.processes)
-            publish_seconds, started = publish_in_parallel(broker_url, events, on_start=meter.start)
-            finished = wait_handled(engine, events, timeout_s=max(120.0, events / 10))
-            cpu = meter.stop([process.pid for process in engine_processes.processes.values()])
+            return feed_and_time(
+                engine,
+                broker_url,
+                events,
+                consumers=shape.processes,
+                start_consumers=start_workers,
+                backlog=backlog,
+            )
         finally:
             engine.dispose()
-    seconds = finished - started
-    return {
-        "events": events,
-        "seconds": round(seconds, 3),
-        "events_per_s": round(events / seconds, 1),
-        "publish_s": round(publish_seconds, 3),
-        "publish_per_s": round(events / publish_seconds, 1),
-        "cpu_per_event": cpu.per_unit(events),
-        "idle_share": cpu.idle_share,
-    }
 
 
 def measure_reference(transactions: int, shape: WorkerShape) -> ReferenceResult:
@@ -83,15 +78,21 @@ def measure_reference(transactions: int, shape: WorkerShape) -> ReferenceResult:
 
 def run(events: int, shape: WorkerShape) -> BenchResult:
     workers = measure_workers(events, shape)
-    transport_floor = floor.measure(events, shape)
+    workers_backlog = measure_workers(events, shape, backlog=True)
+    floor_live = floor.measure(events, shape)
+    floor_backlog = floor.measure(events, shape, backlog=True)
     measured = measure_reference(events, shape)
     reference = measured.per_second
     reference_cpu = measured.cpu.per_unit(events) if measured.cpu is not None else {}
     ratio = workers["events_per_s"] / reference
-    floor_ratio = transport_floor["events_per_s"] / reference
+
+    def ratio_of(figures: dict[str, Any]) -> float:
+        return round(float(figures["events_per_s"]) / reference, 3)
+
     notes = []
-    if workers["publish_per_s"] < 1.2 * workers["events_per_s"]:
-        notes.append("the publishers barely kept ahead: the figure may be theirs")
+    for name, figures in (("the engine", workers), ("the floor", floor_live)):
+        if figures["publish_per_s"] < 1.2 * figures["events_per_s"]:
+            notes.append(f"the publishers barely kept ahead of {name}: the figure may be theirs")
     return BenchResult(
         name="throughput",
         figure=f"{workers['events_per_s']:,.0f} events/s",
@@ -105,17 +106,20 @@ def run(events: int, shape: WorkerShape) -> BenchResult:
             "connections": shape.connections,
             "reference_tx_per_s": round(reference, 1),
             "reference_cpu_per_tx": reference_cpu,
-            "floor_events_per_s": transport_floor["events_per_s"],
-            "floor_ratio": round(floor_ratio, 3),
-            "floor_cpu_per_event": transport_floor["cpu_per_event"],
+            "backlog": workers_backlog | {"ratio": ratio_of(workers_backlog)},
+            "floor": floor_live | {"ratio": ratio_of(floor_live)},
+            "floor_backlog": floor_backlog | {"ratio": ratio_of(floor_backlog)},
         },
         notes=[
             f"{shape.processes} worker processes x {shape.threads} threads;"
             f" reference on {shape.connections} connections",
             _cpu_note(workers["cpu_per_event"], reference_cpu),
-            f"transport floor (Dramatiq actors doing only the reference transaction, bench.floor):"
-            f" {transport_floor['events_per_s']:,.0f} events/s, ratio {floor_ratio:.2f};"
-            f" the engine reaches {ratio / floor_ratio:.2f} of it",
+            f"draining a queued backlog: {workers_backlog['events_per_s']:,.0f} events/s,"
+            f" ratio {ratio_of(workers_backlog):.2f}",
+            "transport floor (bench.floor: Dramatiq actors that only run the reference"
+            f" transaction): {floor_live['events_per_s']:,.0f} events/s live, ratio"
+            f" {ratio_of(floor_live):.2f}; {floor_backlog['events_per_s']:,.0f} events/s"
+            f" draining a backlog, ratio {ratio_of(floor_backlog):.2f}",
             *notes,
         ],
     )

@@ -68,11 +68,19 @@ def test_the_throughput_benchmark_commits_every_event_through_the_workers() -> N
     transaction = result.metrics["reference_cpu_per_tx"]
     assert transaction["engine_us"] == 0
     assert min(transaction["benchmark_children_us"], transaction["postgresql_us"]) > 0
-    # The transport's floor ran the same events through Dramatiq actors that only write the
-    # reference transaction: its own processes and the database spent CPU on them.
-    assert result.metrics["floor_events_per_s"] > 0 and result.metrics["floor_ratio"] > 0
-    floor_event = result.metrics["floor_cpu_per_event"]
-    assert min(floor_event["engine_us"], floor_event["postgresql_us"]) > 0
+    # The same events drained as a queued backlog, and through the transport's floor (Dramatiq
+    # actors that only write the reference transaction), live and as a backlog: each committed
+    # events, and its consumers and the database spent CPU on them.
+    for mode in ("backlog", "floor", "floor_backlog"):
+        figures = result.metrics[mode]
+        assert figures["events"] == 200 and 0 < figures["counted_events"] <= 200
+        assert figures["events_per_s"] > 0 and figures["ratio"] > 0
+        assert (
+            min(figures["cpu_per_event"]["engine_us"], figures["cpu_per_event"]["postgresql_us"])
+            > 0
+        )
+    # Live, every event is counted; a backlog leaves out what committed before its clock.
+    assert result.metrics["counted_events"] == result.metrics["floor"]["counted_events"] == 200
 
 
 @pytest.mark.postgres
