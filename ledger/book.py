@@ -40,6 +40,7 @@ from ledger.registry import (
     AccountKey,
     accounts_by_id,
     find_accounts,
+    forget_account,
     open_accounts,
 )
 from ledger.savepoints import savepoint
@@ -114,13 +115,13 @@ class Book:
         check_account(name, currency)
         key = (name, currency)
         account = open_accounts(self._conn, [key])[key]
-        self._set_frozen(account.id, frozen=True)
+        self._set_frozen(key, account.id, frozen=True)
 
     def unfreeze(self, name: str, currency: str) -> None:
         check_account(name, currency)
         account = find_accounts(self._conn, [(name, currency)]).get((name, currency))
         if account is not None:
-            self._set_frozen(account.id, frozen=False)
+            self._set_frozen((name, currency), account.id, frozen=False)
 
     def is_frozen(self, name: str, currency: str) -> bool:
         check_account(name, currency)
@@ -162,10 +163,11 @@ class Book:
         account = find_accounts(self._conn, [(name, currency)]).get((name, currency))
         return [] if account is None else journal.entries_of(self._conn, account.id)
 
-    def _set_frozen(self, account_id: int, *, frozen: bool) -> None:
+    def _set_frozen(self, key: AccountKey, account_id: int, *, frozen: bool) -> None:
         self._conn.execute(
             update(accounts).where(accounts.c.id == account_id).values(frozen=frozen)
         )
+        forget_account(self._conn, key)
 
     def _record_once(self, batch: list[Transfer], kind: TransferKind) -> None:
         keys = {(t.debit, t.currency) for t in batch} | {(t.credit, t.currency) for t in batch}

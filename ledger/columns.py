@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import DateTime, Dialect
@@ -46,13 +47,28 @@ class UtcDateTime(TypeDecorator[datetime]):
         return _sqlite_time
 
 
+# An event binds its own time to most of the rows it writes (inbox, transfers, outbox, state),
+# and reads back times it just wrote: a small cache answers the repeats. Equal aware datetimes
+# are the same instant, hence the same text; a naive one never equals an aware one, and raises
+# (which is never cached).
+_TEXT_CACHE = 4096
+
+
 def _sqlite_text(value: datetime | None) -> str | None:
-    if value is None:
-        return None
+    return None if value is None else _utc_text(value)
+
+
+@lru_cache(maxsize=_TEXT_CACHE)
+def _utc_text(value: datetime) -> str:
     if value.tzinfo is None:
         raise ValueError("naive datetime refused: every stored time is aware UTC")
     return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
 
 
 def _sqlite_time(value: str | None) -> datetime | None:
-    return None if value is None else datetime.fromisoformat(value).replace(tzinfo=UTC)
+    return None if value is None else _utc_time(value)
+
+
+@lru_cache(maxsize=_TEXT_CACHE)
+def _utc_time(value: str) -> datetime:
+    return datetime.fromisoformat(value).replace(tzinfo=UTC)

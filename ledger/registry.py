@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlalchemy import Connection, bindparam, select
 
+from ledger import read_cache
 from ledger.accounts import check_account
 from ledger.prepared import InsertIfMissing, Prepared
 from ledger.tables import SHARD_COUNT, accounts, balances
@@ -63,8 +64,19 @@ _BY_KEY = Prepared(
 _BY_ID = Prepared(select(*_COLUMNS).where(accounts.c.id.in_(bindparam("ids", expanding=True))))
 
 
+ACCOUNTS_CACHE = "ledger.accounts"
+
+
 def find_accounts(conn: Connection, keys: Collection[AccountKey]) -> dict[AccountKey, Account]:
     wanted = set(keys)
+    cached = read_cache.namespace(conn, ACCOUNTS_CACHE)
+    known: dict[AccountKey, Account] = {}
+    if cached is not None:
+        # Only accounts that exist are cached: one not found yet may be opened at any time.
+        known = {key: cached[key] for key in wanted if key in cached}
+        wanted -= known.keys()
+        if not wanted:
+            return known
     rows = _BY_KEY.rows(
         conn,
         {
@@ -73,7 +85,17 @@ def find_accounts(conn: Connection, keys: Collection[AccountKey]) -> dict[Accoun
         },
     )
     found = (_account(row) for row in rows)
-    return {(a.name, a.currency): a for a in found if (a.name, a.currency) in wanted}
+    fetched = {(a.name, a.currency): a for a in found if (a.name, a.currency) in wanted}
+    if cached is not None:
+        cached.update(fetched)
+    return known | fetched
+
+
+def forget_account(conn: Connection, key: AccountKey) -> None:
+    """Drop `key` from the read cache: its row was changed (frozen or unfrozen)."""
+    cached = read_cache.namespace(conn, ACCOUNTS_CACHE)
+    if cached is not None:
+        cached.pop(key, None)
 
 
 def accounts_by_id(conn: Connection, ids: Iterable[int]) -> dict[int, Account]:

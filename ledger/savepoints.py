@@ -18,6 +18,7 @@ from contextlib import contextmanager
 
 from sqlalchemy import Connection, text
 
+from ledger import read_cache
 from ledger.pipelining import abandon, sync
 from ledger.prepared import Prepared
 
@@ -40,6 +41,8 @@ def savepoint(conn: Connection, name: str) -> Iterator[None]:
         if not conn.invalidated:
             undoing.run(conn, {})
             releasing.run(conn, {})
+        # What the block wrote may have been cached (the replay's reads): it is gone now.
+        read_cache.forget(conn)
         raise
     releasing.write(conn, {})
 

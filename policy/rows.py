@@ -11,6 +11,7 @@ from typing import Any, ClassVar, Protocol, TypeVar
 
 from sqlalchemy import Connection, Select, Table, bindparam, insert, select, update
 
+from ledger import read_cache
 from ledger.prepared import Prepared
 
 
@@ -26,13 +27,36 @@ def _key(table: Table) -> str:
     return column.name
 
 
+ROWS_CACHE = "policy.rows"
+
+
 def load(
     conn: Connection, table: Table, cls: type[RowT], key: str, *, lock: bool = False
 ) -> RowT | None:
     """The row with primary key `key` as a `cls`, locked FOR UPDATE when `lock` (PostgreSQL)."""
+    cached = read_cache.namespace(conn, ROWS_CACHE)
+    if cached is not None:
+        # A single writer (the replay): the row is what this connection last read or wrote.
+        # Absence is cached too, since every state row is inserted through `insert_row`.
+        hit = cached.get((table.name, key), _MISS)
+        if hit is None or type(hit) is cls:
+            return hit
     row = _load_statement(table, cls, lock).first(conn, {"key": key})
     # The columns are selected in the order of the class's fields.
-    return cls(*row) if row is not None else None
+    found = cls(*row) if row is not None else None
+    if cached is not None:
+        cached[(table.name, key)] = found
+    return found
+
+
+_MISS = object()
+
+
+def _remember(conn: Connection, table: Table, obj: StateRow) -> None:
+    cached = read_cache.namespace(conn, ROWS_CACHE)
+    if cached is not None:
+        # State rows are frozen dataclasses: the object written is the value read back.
+        cached[(table.name, getattr(obj, _key(table)))] = obj
 
 
 def relock(conn: Connection, table: Table, cls: type[RowT], key: str) -> RowT:
@@ -90,6 +114,7 @@ def insert_row(conn: Connection, table: Table, obj: StateRow) -> None:
     if statement is None:
         statement = _INSERTS[table] = Prepared(insert(table))
     statement.write(conn, _fields(obj))
+    _remember(conn, table, obj)
 
 
 def _fields(obj: StateRow) -> dict[str, Any]:
@@ -127,6 +152,7 @@ def save_row(conn: Connection, table: Table, obj: StateRow) -> None:
     params = {param: getattr(obj, name) for name, param in plan.fields}
     params["row_key"] = getattr(obj, plan.key)
     plan.statement.write(conn, params)
+    _remember(conn, table, obj)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -17,7 +17,7 @@ from typing import Any
 
 from sqlalchemy import Engine, select
 
-from ledger import Book
+from ledger import Book, read_cache
 from ledger.accounts import owner_side_balances
 from messages import MalformedMessage, parse_event
 from policy.apply import apply_event
@@ -57,7 +57,8 @@ def replay_lines(
 ) -> ReplayReport:
     """Apply every line of `lines` in order and return the report."""
     report = ReplayReport()
-    with engine.connect() as conn:
+    # The replay's file is its own and it applies one event at a time: its reads may be cached.
+    with engine.connect() as conn, read_cache.single_writer(conn):
         transaction = conn.begin()
         pending = 0
         for number, line in enumerate(lines, start=1):

@@ -62,6 +62,21 @@ def test_a_naive_time_is_refused_and_none_passes() -> None:
     assert read(None) is None
 
 
+def test_the_cache_of_texts_never_lets_a_naive_time_through_nor_mixes_up_instants() -> None:
+    write = UtcDateTime().dialect_impl(SQLITE).bind_processor(SQLITE)
+    assert write is not None
+    aware = datetime(2026, 3, 6, 12, 0, tzinfo=UTC)
+    assert write(aware) == write(aware) == "2026-03-06 12:00:00.000000"
+    # The naive twin of a cached instant is not equal to it, so it is refused, every time.
+    for _ in range(2):
+        with pytest.raises(ValueError, match="naive"):
+            write(datetime(2026, 3, 6, 12, 0))
+    # One instant in another offset is the same text; another instant in that offset is not.
+    new_york = timezone(timedelta(hours=-5))
+    assert write(datetime(2026, 3, 6, 7, 0, tzinfo=new_york)) == "2026-03-06 12:00:00.000000"
+    assert write(datetime(2026, 3, 6, 12, 0, tzinfo=new_york)) == "2026-03-06 17:00:00.000000"
+
+
 def test_a_row_stored_without_microseconds_still_reads() -> None:
     read = UtcDateTime().dialect_impl(SQLITE).result_processor(SQLITE, None)
     assert read is not None

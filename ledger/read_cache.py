@@ -1,0 +1,49 @@
+"""Read caches for a connection that is the only writer of its database: the replay's.
+
+The replay owns its throwaway SQLite file and applies events one after another, so a row it
+read or wrote is still what the database holds when it looks again, and the look can be
+answered from memory. Workers never enable this: other transactions write beside theirs, and
+their reads take row locks that a cache would skip.
+
+A cache is written through (whoever writes the row puts the new value in), and forgotten
+whole when a savepoint rolls back (`ledger.savepoints`): the undone writes may have been
+cached. Each user keeps its values under a namespace of its own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy import Connection
+
+_INFO_KEY = "recourse.read_cache"
+
+
+@contextmanager
+def single_writer(conn: Connection) -> Iterator[None]:
+    """Cache reads on `conn` for the block: the caller promises nobody else writes meanwhile."""
+    conn.info[_INFO_KEY] = {}
+    try:
+        yield
+    finally:
+        conn.info.pop(_INFO_KEY, None)
+
+
+def namespace(conn: Connection, name: str) -> dict[Any, Any] | None:
+    """The cache `name` of `conn`, or None when the connection does not cache."""
+    caches: dict[str, dict[Any, Any]] | None = conn.info.get(_INFO_KEY)
+    if caches is None:
+        return None
+    found = caches.get(name)
+    if found is None:
+        found = caches[name] = {}
+    return found
+
+
+def forget(conn: Connection) -> None:
+    """Drop every cached value of `conn` (its writes since some point were undone)."""
+    caches: dict[str, dict[Any, Any]] | None = conn.info.get(_INFO_KEY)
+    if caches is not None:
+        caches.clear()
