@@ -6,8 +6,10 @@ answered from memory. Workers never enable this: other transactions write beside
 their reads take row locks that a cache would skip.
 
 A cache is written through (whoever writes the row puts the new value in), and forgotten
-whole when a savepoint rolls back (`ledger.savepoints`): the undone writes may have been
-cached. Each user keeps its values under a namespace of its own.
+whole on every rollback, of the transaction or to any savepoint: the undone writes may have
+been cached. SQLAlchemy's own savepoints (`begin_nested`) and transactions say so through the
+connection's events; `ledger.savepoints` runs its statements on the driver, past those events,
+and forgets by itself. Each user keeps its values under a namespace of its own.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, event
 
 _INFO_KEY = "recourse.read_cache"
 
@@ -25,10 +27,23 @@ _INFO_KEY = "recourse.read_cache"
 def single_writer(conn: Connection) -> Iterator[None]:
     """Cache reads on `conn` for the block: the caller promises nobody else writes meanwhile."""
     conn.info[_INFO_KEY] = {}
+
+    def on_rollback(rolled_back: Connection, *_: Any) -> None:
+        forget(rolled_back)
+
+    event.listen(conn, "rollback", on_rollback)
+    event.listen(conn, "rollback_savepoint", on_rollback)
     try:
         yield
     finally:
+        event.remove(conn, "rollback", on_rollback)
+        event.remove(conn, "rollback_savepoint", on_rollback)
         conn.info.pop(_INFO_KEY, None)
+
+
+def is_single_writer(conn: Connection) -> bool:
+    """Whether `conn` was promised to be its database's only writer (`single_writer`)."""
+    return _INFO_KEY in conn.info
 
 
 def namespace(conn: Connection, name: str) -> dict[Any, Any] | None:

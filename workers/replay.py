@@ -4,8 +4,8 @@ The clock is the messages' own `occurred_at`. A malformed line is reported with 
 and the validation error, and the replay goes on. Events are applied in file order inside a
 transaction that commits every `COMMIT_EVERY` events: the same handlers and SQL as the workers,
 without a round trip to disk per event. An event that is refused before it writes anything (a
-malformed line, an idempotency conflict) needs no savepoint; `apply_event` keeps the handler's
-own writes in one, so an unknown subject rolls back to a clean rejection.
+malformed line, an idempotency conflict) needs no savepoint; one whose subject is unknown is
+rejected with nothing of its own written (`_Batch` says how, without a savepoint per event).
 """
 
 from __future__ import annotations
@@ -15,14 +15,15 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Connection, Engine, select
 
 from ledger import Book, read_cache
 from ledger.accounts import owner_side_balances
 from messages import MalformedMessage, parse_event
-from policy.apply import apply_event
+from messages.inbound import Envelope
+from policy.apply import ApplyResult, apply_event
 from policy.config import PolicySet
-from policy.errors import IdempotencyConflict
+from policy.errors import IdempotencyConflict, UnknownSubject
 from policy.tables import outbox
 
 COMMIT_EVERY = 1000
@@ -59,8 +60,7 @@ def replay_lines(
     report = ReplayReport()
     # The replay's file is its own and it applies one event at a time: its reads may be cached.
     with engine.connect() as conn, read_cache.single_writer(conn):
-        transaction = conn.begin()
-        pending = 0
+        batch = _Batch(conn, policies)
         for number, line in enumerate(lines, start=1):
             if progress is not None:
                 progress(number)
@@ -73,9 +73,7 @@ def replay_lines(
                 report.dead_letters.append({"line": number, "error": str(exc)})
                 continue
             try:
-                # No savepoint of its own: apply_event refuses a conflict before it writes, and
-                # any other error ends the replay.
-                result = apply_event(conn, event, policies, on_unknown_subject="reject")
+                result = batch.apply(event)
             except IdempotencyConflict as exc:
                 report.dead_letters.append(
                     {"line": number, "error": f"idempotency_conflict: {exc}"}
@@ -85,12 +83,9 @@ def replay_lines(
                 report.rejections.append({"event_id": result.event_id, "reason": result.reason})
             elif result.status == "duplicate":
                 report.duplicates += 1
-            pending += 1
-            if pending >= COMMIT_EVERY:
-                transaction.commit()
-                transaction = conn.begin()
-                pending = 0
-        transaction.commit()
+            if len(batch) >= COMMIT_EVERY:
+                batch.commit()
+        batch.commit(last=True)
         with conn.begin():
             report.balances = owner_side_balances(Book(conn).balances())
             report.notifications = [
@@ -98,6 +93,66 @@ def replay_lines(
                 for row in conn.execute(select(outbox.c.body).order_by(outbox.c.seq))
             ]
     return report
+
+
+class _Batch:
+    """The events of one transaction, applied without a savepoint each until one needs it.
+
+    An event whose subject is unknown is rejected, and only what it wrote may be undone. A
+    savepoint around every event would do that at the cost of two statements an event, for
+    what is rare in a replay. So events are applied bare; when one turns out to name an
+    unknown subject, the transaction rolls back, the batch's earlier events are applied again
+    (the handlers read nothing but the database, the event and the policies, so they do
+    exactly what they did), and that event and the rest of the batch are applied inside
+    savepoints. An idempotency conflict is refused before anything is written, in either mode.
+    """
+
+    def __init__(self, conn: Connection, policies: PolicySet) -> None:
+        self._conn = conn
+        self._policies = policies
+        self._applied: list[Envelope] = []
+        self._careful = False
+        self._transaction = conn.begin()
+
+    def __len__(self) -> int:
+        return len(self._applied)
+
+    def apply(self, event: Envelope) -> ApplyResult:
+        if self._careful:
+            result = self._apply_in_savepoint(event)
+        else:
+            try:
+                result = apply_event(self._conn, event, self._policies)
+            except UnknownSubject:
+                self._redo_without(event)
+                self._careful = True
+                result = self._apply_in_savepoint(event)
+        self._applied.append(event)
+        return result
+
+    def commit(self, *, last: bool = False) -> None:
+        self._transaction.commit()
+        self._applied.clear()
+        self._careful = False
+        if not last:
+            self._transaction = self._conn.begin()
+
+    def _apply_in_savepoint(self, event: Envelope) -> ApplyResult:
+        return apply_event(self._conn, event, self._policies, on_unknown_subject="reject")
+
+    def _redo_without(self, failed: Envelope) -> None:
+        self._transaction.rollback()
+        # What the rolled-back writes put in the cache is gone from the file.
+        read_cache.forget(self._conn)
+        self._transaction = self._conn.begin()
+        for event in self._applied:
+            try:
+                apply_event(self._conn, event, self._policies)
+            except UnknownSubject as exc:
+                raise RuntimeError(
+                    f"replaying {event.event_id!r} again before {failed.event_id!r} found an"
+                    " unknown subject it had not found the first time"
+                ) from exc
 
 
 def _public_notification(body: dict[str, Any]) -> dict[str, Any]:

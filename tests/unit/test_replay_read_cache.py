@@ -24,6 +24,7 @@ from policy import rows
 from policy.config import load_policies
 from policy.state import ContractState
 from policy.tables import contracts
+from tests.e2e.story_generator import generate_load
 from workers import replay
 from workers.database import make_engine, migrate
 from workers.replay import replay_lines
@@ -76,6 +77,23 @@ def test_a_rollback_to_a_savepoint_forgets_what_the_block_cached(cached: Connect
     assert rows.load(cached, contracts, ContractState, "c2") is None
 
 
+def test_a_rollback_of_sqlalchemys_own_savepoint_or_transaction_forgets_too(
+    sqlite_engine: Engine,
+) -> None:
+    with sqlite_engine.connect() as conn, read_cache.single_writer(conn):
+        with conn.begin():
+            nested = conn.begin_nested()
+            rows.insert_row(conn, contracts, contract("c1"))
+            find_accounts(conn, [])  # the namespaces exist
+            nested.rollback()
+            assert rows.load(conn, contracts, ContractState, "c1") is None
+        transaction = conn.begin()
+        rows.insert_row(conn, contracts, contract("c2"))
+        transaction.rollback()
+        with conn.begin():
+            assert rows.load(conn, contracts, ContractState, "c2") is None
+
+
 def test_freezing_an_account_is_seen_through_the_cache(cached: Connection) -> None:
     book = Book(cached)
     book.freeze("user:u1", "USD")
@@ -106,7 +124,9 @@ def _replayed(folder: Path, name: str, lines: list[str]) -> dict[str, object]:
 def test_a_replay_reports_the_same_with_and_without_the_cache(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    lines = list(workload.lines(1_500))
+    # The bench's mix, and the fault runs' stories (withdrawals, points, chargebacks, add-ons),
+    # whose withdrawal handler rolls back a savepoint of SQLAlchemy's own.
+    lines = list(workload.lines(1_500)) + list(generate_load(200, 20, seed=4).causal_lines())
     envelopes = [json.loads(line) for line in lines]
     # Rejections roll back to the event's savepoint: funding of an unknown contract, work
     # started on an unknown milestone; and a duplicate.
@@ -127,3 +147,26 @@ def test_a_replay_reports_the_same_with_and_without_the_cache(
         "orphan-1",
         "stray-1",
     }
+
+
+def test_an_unknown_subject_mid_batch_is_rejected_as_if_each_event_committed_alone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The batch applies events without a savepoint each and, at an unknown subject, rolls back
+    # and applies its earlier events again: a batch of one event never has any to redo.
+    lines = list(generate_load(200, 20, seed=4).causal_lines())
+    envelopes = [json.loads(line) for line in lines]
+    funded = [e for e in envelopes if e["type"] == "milestone.funded"]
+    for number, envelope in enumerate(funded[:5]):
+        orphan = {**envelope, "event_id": f"orphan-{number}"}
+        orphan["data"] = {**envelope["data"], "contract_id": f"nope-{number}"}
+        lines.insert(50 + 97 * number, json.dumps(orphan))
+
+    batched = _replayed(tmp_path, "batched.sqlite", lines)
+    monkeypatch.setattr(replay, "COMMIT_EVERY", 1)
+    alone = _replayed(tmp_path, "alone.sqlite", lines)
+
+    assert batched == alone
+    rejected = batched["rejections"]
+    assert isinstance(rejected, list)
+    assert {r["event_id"] for r in rejected} >= {f"orphan-{number}" for number in range(5)}
