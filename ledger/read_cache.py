@@ -38,7 +38,8 @@ def single_writer(conn: Connection) -> Iterator[None]:
     finally:
         event.remove(conn, "rollback", on_rollback)
         event.remove(conn, "rollback_savepoint", on_rollback)
-        conn.info.pop(_INFO_KEY, None)
+        if not conn.invalidated:  # else its info cannot be reached (see `forget`)
+            conn.info.pop(_INFO_KEY, None)
 
 
 def is_single_writer(conn: Connection) -> bool:
@@ -59,6 +60,10 @@ def namespace(conn: Connection, name: str) -> dict[Any, Any] | None:
 
 def forget(conn: Connection) -> None:
     """Drop every cached value of `conn` (its writes since some point were undone)."""
+    if conn.invalidated:
+        # Its transaction is gone, and asking for its info now would raise in place of the
+        # error that invalidated it.
+        return
     caches: dict[str, dict[Any, Any]] | None = conn.info.get(_INFO_KEY)
     if caches is not None:
         caches.clear()

@@ -41,8 +41,8 @@ def savepoint(conn: Connection, name: str) -> Iterator[None]:
         if not conn.invalidated:
             undoing.run(conn, {})
             releasing.run(conn, {})
-        # What the block wrote may have been cached (the replay's reads): it is gone now.
-        read_cache.forget(conn)
+            # What the block wrote may have been cached (the replay's reads): it is gone now.
+            read_cache.forget(conn)
         raise
     releasing.write(conn, {})
 
