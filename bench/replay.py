@@ -31,7 +31,7 @@ def run(events: int) -> BenchResult:
         migrate(engine)
         started = time.perf_counter()
         with source.open(encoding="utf-8") as handle:
-            report = replay_lines(engine, handle.readlines(), load_policies())
+            report = replay_lines(engine, handle.readlines(), load_policies(), own_database=True)
         seconds = time.perf_counter() - started
         engine.dispose()
 

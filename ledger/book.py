@@ -231,9 +231,11 @@ class Book:
         # this movement (ledger.pipelining) answer first, outside the retry: a failure of theirs
         # is not a racing copy of ours, and has lost the transaction anyway.
         if read_cache.is_single_writer(self._conn):
-            # Nobody else writes (the replay): no racing copy to wait for and look at again. A
-            # refusal still undoes nothing it needs to: it comes before the transfers' writes,
-            # and the replay's own savepoint around the event takes the opened accounts back.
+            # Nobody else writes (the replay of its own file): no racing copy to wait for and
+            # look at again. A refusal comes before the transfers' writes, but accounts opened
+            # for them stay until something rolls back: the replay ends on a ledger error, and
+            # the one handler that goes on after one (withdrawals) holds in a savepoint of its
+            # own.
             work()
             return
         sync(self._conn)

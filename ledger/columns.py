@@ -48,21 +48,25 @@ class UtcDateTime(TypeDecorator[datetime]):
 
 
 # An event binds its own time to most of the rows it writes (inbox, transfers, outbox, state),
-# and reads back times it just wrote: a small cache answers the repeats. Equal aware datetimes
-# are the same instant, hence the same text; a naive one never equals an aware one, and raises
-# (which is never cached).
+# and reads back times it just wrote: a small cache answers the repeats. Only times in UTC
+# itself are cached: two times with one other tzinfo compare (and hash) by their wall clock,
+# ignoring `fold`, so the two 01:30 of a night the clocks go back would share an entry.
 _TEXT_CACHE = 4096
 
 
 def _sqlite_text(value: datetime | None) -> str | None:
-    return None if value is None else _utc_text(value)
+    if value is None:
+        return None
+    if value.tzinfo is UTC:
+        return _utc_text(value)
+    if value.tzinfo is None:
+        raise ValueError("naive datetime refused: every stored time is aware UTC")
+    return _utc_text(value.astimezone(UTC))
 
 
 @lru_cache(maxsize=_TEXT_CACHE)
 def _utc_text(value: datetime) -> str:
-    if value.tzinfo is None:
-        raise ValueError("naive datetime refused: every stored time is aware UTC")
-    return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+    return value.replace(tzinfo=None).isoformat(" ", "microseconds")
 
 
 def _sqlite_time(value: str | None) -> datetime | None:

@@ -39,10 +39,11 @@ def savepoint(conn: Connection, name: str) -> Iterator[None]:
         # savepoint are gone, and a statement now would raise PendingRollbackError in place of
         # the outage, which the workers retry until the database is back.
         if not conn.invalidated:
+            # What the block wrote may have been cached (the replay's reads): it goes now, first,
+            # so that a failing rollback statement cannot leave it behind.
+            read_cache.forget(conn)
             undoing.run(conn, {})
             releasing.run(conn, {})
-            # What the block wrote may have been cached (the replay's reads): it is gone now.
-            read_cache.forget(conn)
         raise
     releasing.write(conn, {})
 

@@ -52,11 +52,18 @@ def load(
 _MISS = object()
 
 
-def _remember(conn: Connection, table: Table, obj: StateRow) -> None:
+def _remember(conn: Connection, table: Table, obj: StateRow, *, inserted: bool) -> None:
     cached = read_cache.namespace(conn, ROWS_CACHE)
-    if cached is not None:
-        # State rows are frozen dataclasses: the object written is the value read back.
-        cached[(table.name, getattr(obj, _key(table)))] = obj
+    if cached is None:
+        return
+    key = (table.name, getattr(obj, _key(table)))
+    # State rows are frozen dataclasses holding UTC times and plain values: the object written
+    # is the value read back. An update is only cached over a row known to exist, since the
+    # UPDATE of a missing row writes nothing.
+    if inserted or cached.get(key) is not None:
+        cached[key] = obj
+    else:
+        cached.pop(key, None)
 
 
 def relock(conn: Connection, table: Table, cls: type[RowT], key: str) -> RowT:
@@ -114,7 +121,7 @@ def insert_row(conn: Connection, table: Table, obj: StateRow) -> None:
     if statement is None:
         statement = _INSERTS[table] = Prepared(insert(table))
     statement.write(conn, _fields(obj))
-    _remember(conn, table, obj)
+    _remember(conn, table, obj, inserted=True)
 
 
 def _fields(obj: StateRow) -> dict[str, Any]:
@@ -152,7 +159,7 @@ def save_row(conn: Connection, table: Table, obj: StateRow) -> None:
     params = {param: getattr(obj, name) for name, param in plan.fields}
     params["row_key"] = getattr(obj, plan.key)
     plan.statement.write(conn, params)
-    _remember(conn, table, obj)
+    _remember(conn, table, obj, inserted=False)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -85,6 +85,8 @@ def replay(
                 lines,
                 policies,
                 progress=lambda number: progress.update(task, completed=number),
+                # A database given with --db may have other writers (operators, workers).
+                own_database=database_url is None,
             )
         engine.dispose()
     if as_json:

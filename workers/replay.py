@@ -10,6 +10,7 @@ rejected with nothing of its own written (`_Batch` says how, without a savepoint
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -55,12 +56,21 @@ def replay_lines(
     policies: PolicySet,
     *,
     progress: Callable[[int], None] | None = None,
+    own_database: bool = False,
 ) -> ReplayReport:
-    """Apply every line of `lines` in order and return the report."""
+    """Apply every line of `lines` in order and return the report.
+
+    `own_database`: nobody else writes the database while the replay runs (a throwaway file,
+    as `recourse replay` makes without `--db`). The replay then caches its reads
+    (`ledger.read_cache`) and applies events without a savepoint each (`_Batch`); both would be
+    wrong with another writer between its commits.
+    """
     report = ReplayReport()
-    # The replay's file is its own and it applies one event at a time: its reads may be cached.
-    with engine.connect() as conn, read_cache.single_writer(conn):
-        batch = _Batch(conn, policies)
+    with contextlib.ExitStack() as stack:
+        conn = stack.enter_context(engine.connect())
+        if own_database:
+            stack.enter_context(read_cache.single_writer(conn))
+        batch = _Batch(conn, policies, bare=own_database)
         for number, line in enumerate(lines, start=1):
             if progress is not None:
                 progress(number)
@@ -100,18 +110,22 @@ class _Batch:
 
     An event whose subject is unknown is rejected, and only what it wrote may be undone. A
     savepoint around every event would do that at the cost of two statements an event, for
-    what is rare in a replay. So events are applied bare; when one turns out to name an
-    unknown subject, the transaction rolls back, the batch's earlier events are applied again
-    (the handlers read nothing but the database, the event and the policies, so they do
-    exactly what they did), and that event and the rest of the batch are applied inside
-    savepoints. An idempotency conflict is refused before anything is written, in either mode.
+    what is rare in a replay. So, on a database the replay owns, events are applied bare; when
+    one turns out to name an unknown subject, the transaction rolls back, the batch's earlier
+    events are applied again (the handlers read nothing but the database, the event and the
+    policies, so they do exactly what they did), and that event and the rest of the batch are
+    applied inside savepoints. An idempotency conflict is refused before anything is written,
+    in either mode.
     """
 
-    def __init__(self, conn: Connection, policies: PolicySet) -> None:
+    def __init__(self, conn: Connection, policies: PolicySet, *, bare: bool) -> None:
         self._conn = conn
         self._policies = policies
         self._applied: list[Envelope] = []
-        self._careful = False
+        # Bare events only when nobody else writes: another writer between the rollback and
+        # the events applied again could change what they do.
+        self._bare = bare
+        self._careful = not bare
         self._transaction = conn.begin()
 
     def __len__(self) -> int:
@@ -133,7 +147,7 @@ class _Batch:
     def commit(self, *, last: bool = False) -> None:
         self._transaction.commit()
         self._applied.clear()
-        self._careful = False
+        self._careful = not self._bare
         if not last:
             self._transaction = self._conn.begin()
 
@@ -141,9 +155,8 @@ class _Batch:
         return apply_event(self._conn, event, self._policies, on_unknown_subject="reject")
 
     def _redo_without(self, failed: Envelope) -> None:
+        # The rollback also empties the read cache (`ledger.read_cache` listens for it).
         self._transaction.rollback()
-        # What the rolled-back writes put in the cache is gone from the file.
-        read_cache.forget(self._conn)
         self._transaction = self._conn.begin()
         for event in self._applied:
             try:

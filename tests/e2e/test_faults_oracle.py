@@ -56,7 +56,8 @@ def without(load: Load, event_id: str) -> Load:
 def replayed(load: Load, folder: Path) -> Engine:
     engine = make_engine(f"sqlite:///{folder / 'actual.sqlite'}")
     migrate(engine)
-    replay_lines(engine, load.causal_lines(), load_policies())
+    # A file of its own, as `recourse replay` makes: the read cache and bare events.
+    replay_lines(engine, load.causal_lines(), load_policies(), own_database=True)
     return engine
 
 

@@ -24,7 +24,8 @@ EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 def _replay(engine: Engine, name: str) -> ReplayReport:
     lines = (EXAMPLES / name).read_text(encoding="utf-8").splitlines(keepends=True)
-    report = replay_lines(engine, lines, load_policies())
+    # A fresh file, as `recourse replay` makes one without --db.
+    report = replay_lines(engine, lines, load_policies(), own_database=True)
     with engine.connect() as conn:
         books = audit(conn)
     assert books.ok, books.problems
