@@ -5,16 +5,14 @@ database and vhost, fed by `messages.publisher.EventPublisher`."""
 from __future__ import annotations
 
 import contextlib
-import multiprocessing
 import os
-import re
 import shutil
 import signal
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,8 +21,6 @@ from typing import Any
 import pika
 from sqlalchemy import Engine, func, select
 
-from bench import workload
-from bench.cpu import CpuMeter
 from messages import parse_event
 from messages.publisher import EventPublisher
 from messages.transport import EVENTS_QUEUE, dramatiq_message_body, new_message_id, route_for
@@ -36,7 +32,6 @@ RECOURSE = [sys.executable, "-c", "from workers.cli import app; app()"]
 STOP_TIMEOUT_S = 45.0
 POLL_S = 0.05
 READY_TIMEOUT_S = 60.0
-PUBLISHERS = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,55 +200,6 @@ def wait_consumers(broker_url: str, count: int, timeout_s: float = READY_TIMEOUT
         time.sleep(0.2)
 
 
-def _publisher_share(envelope: dict[str, Any], publishers: int) -> int:
-    """Which publisher sends `envelope`: every event of a contract (its disputes and requests
-    too, whose ids carry the contract's number) goes through the same one; ticks through the
-    first."""
-    ids = [str(value) for key, value in envelope["data"].items() if key.endswith("_id")]
-    numbers = [re.findall(r"\d+", value) for value in ids]
-    found = [int(digits[-1]) for digits in numbers if digits]
-    return found[0] % publishers if found else 0
-
-
-def _publish_share(broker_url: str, events: int, index: int, publishers: int, ready: Any) -> None:
-    share = [
-        encode(envelope)
-        for envelope in workload.events(events)
-        if _publisher_share(envelope, publishers) == index
-    ]
-    ready.wait()
-    publish_all(broker_url, share)
-
-
-def publish_in_parallel(
-    broker_url: str,
-    events: int,
-    publishers: int = PUBLISHERS,
-    *,
-    on_start: Callable[[], None] | None = None,
-) -> tuple[float, float]:
-    """Publish the workload from `publishers` processes; the seconds it took and the
-    monotonic time the first publish could start (when `on_start` is called)."""
-    context = multiprocessing.get_context("spawn")
-    ready = context.Barrier(publishers + 1)
-    children = [
-        context.Process(target=_publish_share, args=(broker_url, events, index, publishers, ready))
-        for index in range(publishers)
-    ]
-    for child in children:
-        child.start()
-    # The clock starts once every publisher has its messages encoded.
-    ready.wait(timeout=READY_TIMEOUT_S)
-    if on_start is not None:
-        on_start()
-    started = time.monotonic()
-    for child in children:
-        child.join()
-    if any(child.exitcode for child in children):
-        raise RuntimeError("a publisher failed")
-    return time.monotonic() - started, started
-
-
 @contextmanager
 def worker_logs() -> Iterator[Path]:
     """A folder for the workers' logs, removed after a run that finished and kept after one that
@@ -266,65 +212,3 @@ def worker_logs() -> Iterator[Path]:
         exc.add_note(f"the workers' logs are kept in {folder}")
         raise
     shutil.rmtree(folder, ignore_errors=True)
-
-
-def feed_and_time(
-    engine: Engine,
-    broker_url: str,
-    events: int,
-    *,
-    consumers: int,
-    start_consumers: Callable[[], list[int]],
-    backlog: bool,
-) -> dict[str, Any]:
-    """Feed the workload to consumers that `start_consumers` starts (returning the pids whose
-    process trees are the engine), and time it until every event is committed.
-
-    Live (`backlog=False`): the consumers listen first, then the publishers send while they
-    work, and the clock runs from the first publish. Backlog: every event is queued before the
-    consumers start, as after an outage, and the clock runs from the first commit (the events
-    committed by then are not counted), so neither the publishers nor the consumers' start-up
-    are in the figure.
-    """
-    meter = CpuMeter()
-    publish_seconds = None
-    if backlog:
-        publish_in_parallel(broker_url, events)
-        roots = start_consumers()
-        started, already = _first_commit(engine)
-        meter.start()
-    else:
-        roots = start_consumers()
-        # Publishers declare the queues; consumers come once the workers see them.
-        publish_all(broker_url, [])
-        wait_consumers(broker_url, consumers)
-        publish_seconds, started = publish_in_parallel(broker_url, events, on_start=meter.start)
-        already = 0
-    finished = wait_handled(engine, events, timeout_s=max(120.0, events / 10))
-    counted = events - already
-    cpu = meter.stop(roots)
-    seconds = finished - started
-    figures: dict[str, Any] = {
-        "events": events,
-        "counted_events": counted,
-        "seconds": round(seconds, 3),
-        "events_per_s": round(counted / seconds, 1),
-        "cpu_per_event": cpu.per_unit(counted),
-        "idle_share": cpu.idle_share,
-    }
-    if publish_seconds is not None:
-        figures |= {
-            "publish_s": round(publish_seconds, 3),
-            "publish_per_s": round(events / publish_seconds, 1),
-        }
-    return figures
-
-
-def _first_commit(engine: Engine, timeout_s: float = READY_TIMEOUT_S) -> tuple[float, int]:
-    """Wait for the first committed event: the monotonic time it was seen, and how many then."""
-    deadline = time.monotonic() + timeout_s
-    while (count := handled(engine)) == 0:
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"no event committed after {timeout_s:.0f} s")
-        time.sleep(POLL_S / 5)
-    return time.monotonic(), count

@@ -14,13 +14,8 @@ from typing import Any
 
 from sqlalchemy.engine import make_url
 
-from bench.deployment import (
-    EngineProcesses,
-    WorkerShape,
-    engine_env,
-    feed_and_time,
-    worker_logs,
-)
+from bench.deployment import EngineProcesses, WorkerShape, engine_env, worker_logs
+from bench.feeding import feed_and_time
 from bench.reference import open_reference_accounts
 from bench.servers import pg_database, rabbit_vhost
 from workers.database import make_engine, migrate
@@ -31,7 +26,6 @@ def measure(events: int, shape: WorkerShape, *, backlog: bool = False) -> dict[s
     backlog), and whose CPU they took."""
     with pg_database() as database_url, rabbit_vhost() as broker_url, worker_logs() as logs:
         engine = make_engine(database_url)
-        processes = None
         try:
             migrate(engine)
             accounts = open_reference_accounts(engine)
@@ -53,20 +47,16 @@ def measure(events: int, shape: WorkerShape, *, backlog: bool = False) -> dict[s
                 "--threads",
                 str(shape.threads),
             ]
-            started_by = processes
-
-            def start_floor() -> list[int]:
-                return [started_by.start_command("floor", command).pid]
-
-            return feed_and_time(
-                engine,
-                broker_url,
-                events,
-                consumers=shape.processes,
-                start_consumers=start_floor,
-                backlog=backlog,
-            )
-        finally:
-            if processes is not None:
+            try:
+                return feed_and_time(
+                    engine,
+                    broker_url,
+                    events,
+                    consumers=shape.processes,
+                    start_consumers=lambda: [processes.start_command("floor", command).pid],
+                    backlog=backlog,
+                )
+            finally:
                 processes.close()
+        finally:
             engine.dispose()

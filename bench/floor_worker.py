@@ -24,6 +24,9 @@ from dramatiq.brokers.rabbitmq import RabbitmqBroker
 from bench.reference import reference_transaction
 from messages.transport import EVENT_ACTOR, EVENTS_QUEUE, TICK_ACTOR, TICKS_QUEUE
 
+# No middleware, so no retries: the reference transaction has nothing to wait for, and a failed
+# one is dead-lettered at once; the benchmark then times out waiting for it, and the kept logs
+# (`bench.deployment.worker_logs`) say why.
 _broker = RabbitmqBroker(url=os.environ["BROKER_URL"], confirm_delivery=True, middleware=[])
 dramatiq.set_broker(_broker)
 

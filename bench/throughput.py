@@ -18,12 +18,8 @@ from typing import Any
 
 from bench import floor
 from bench.cpu import CpuMeter
-from bench.deployment import (
-    WorkerShape,
-    feed_and_time,
-    running,
-    worker_logs,
-)
+from bench.deployment import WorkerShape, running, worker_logs
+from bench.feeding import feed_and_time
 from bench.reference import ReferenceResult, postgres_reference
 from bench.results import BenchResult
 from bench.servers import pg_database, rabbit_vhost
