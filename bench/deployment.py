@@ -200,15 +200,26 @@ def wait_consumers(broker_url: str, count: int, timeout_s: float = READY_TIMEOUT
         time.sleep(0.2)
 
 
+KEPT_MARK = "KEPT"
+
+
 @contextmanager
 def worker_logs() -> Iterator[Path]:
     """A folder for the workers' logs, removed after a run that finished and kept after one that
-    failed: a run that never sees its last events committed has them retrying (an event whose
-    subject was not there yet goes back to the end of the queue), and only the log says which."""
+    failed (or that `keep_logs` marked): a run that never sees its last events committed has
+    them retrying (an event whose subject was not there yet goes back to the end of the
+    queue), and only the log says which."""
     folder = Path(tempfile.mkdtemp(prefix="recourse-bench-workers-"))
     try:
         yield folder
     except Exception as exc:
         exc.add_note(f"the workers' logs are kept in {folder}")
         raise
-    shutil.rmtree(folder, ignore_errors=True)
+    if not (folder / KEPT_MARK).exists():
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def keep_logs(folder: Path, why: str) -> Path:
+    """Keep `folder` (from `worker_logs`) after a run that finished: `why` goes in its KEPT."""
+    (folder / KEPT_MARK).write_text(why + "\n", encoding="utf-8")
+    return folder

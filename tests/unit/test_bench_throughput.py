@@ -1,4 +1,5 @@
-"""The throughput benchmark keeps the workers' logs of a run that failed, and only of one."""
+"""The benchmarks keep the workers' logs of a run that failed, or that missed its goal, and only
+of those."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.deployment import worker_logs
+from bench.deployment import keep_logs, worker_logs
 
 
 def test_the_logs_of_a_finished_run_are_removed() -> None:
@@ -25,3 +26,14 @@ def test_the_logs_of_a_failed_run_are_kept_and_named_in_the_error() -> None:
     assert f"the workers' logs are kept in {kept}" in raised.value.__notes__
     (kept / "worker.log").unlink()
     kept.rmdir()
+
+
+def test_the_logs_of_a_finished_run_marked_to_keep_are_kept() -> None:
+    with worker_logs() as folder:
+        (folder / "worker.log").write_text("{}\n")
+        assert keep_logs(folder, "p99 1354 ms") == folder
+    assert (folder / "worker.log").exists()
+    assert (folder / "KEPT").read_text() == "p99 1354 ms\n"
+    for path in folder.iterdir():
+        path.unlink()
+    folder.rmdir()
