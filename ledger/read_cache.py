@@ -1,9 +1,11 @@
 """Read caches for a connection that is the only writer of its database: the replay's.
 
-The replay owns its throwaway SQLite file and applies events one after another, so a row it
-read or wrote is still what the database holds when it looks again, and the look can be
-answered from memory. Workers never enable this: other transactions write beside theirs, and
-their reads take row locks that a cache would skip.
+A replay into a file of its own (`replay_lines(..., own_database=True)`: `recourse replay`
+without `--db`, the benchmark) applies events one after another with nobody else writing, so a
+row it read or wrote is still what the database holds when it looks again, and the look can be
+answered from memory. Workers, and a replay into a database given with `--db`, never enable
+this: other transactions may write beside theirs, and the workers' reads take row locks that a
+cache would skip.
 
 A cache is written through (whoever writes the row puts the new value in), and forgotten
 whole on every rollback, of the transaction or to any savepoint: the undone writes may have
