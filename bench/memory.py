@@ -25,6 +25,7 @@ SAMPLE_S = 0.5
 WARM_UP_SHARE = 0.1
 FULL_EVENTS = 1_000_000
 PUBLISH_CHUNK = 5_000
+STALL_S = 300.0
 
 
 def resident_kib(pid: int) -> int:
@@ -66,9 +67,16 @@ def run(events: int, threads: int) -> BenchResult:
             started = time.monotonic()
             publisher.start()
             done = 0
+            progressed = time.monotonic()
             while done < events:
                 time.sleep(SAMPLE_S)
-                done = handled(engine)
+                before, done = done, handled(engine)
+                if done > before:
+                    progressed = time.monotonic()
+                elif time.monotonic() - progressed > STALL_S:
+                    # An event that can never commit (dead-lettered, say) would otherwise keep
+                    # a soak of hours waiting for ever.
+                    raise TimeoutError(f"no event committed for {STALL_S:.0f} s at {done:,}")
                 samples.append(
                     {
                         "s": round(time.monotonic() - started, 2),
