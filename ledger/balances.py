@@ -72,7 +72,7 @@ def lock_accounts(conn: Connection, touched: Iterable[Account]) -> Locked:
     ids = sorted({account.id for account in touched if not account.hot})
     if not ids:
         return Locked({}, frozenset())
-    rows = _LOCK.rows(conn, {"ids": ids})
+    rows = _LOCK.rows(conn, {"ids": ids, "account_ids": ids})
     if len(rows) != len(ids):
         # An account opens with its balance row; without it nothing would be locked, checked
         # or moved, and the posting would record transfers that no balance shows.
@@ -95,7 +95,13 @@ _LOCK = Prepared(
         accounts.c.frozen,
     )
     .join(accounts, accounts.c.id == balances.c.account_id)
-    .where(balances.c.account_id.in_(bindparam("ids", expanding=True)))
+    .where(
+        balances.c.account_id.in_(bindparam("ids", expanding=True)),
+        # The same ids on the accounts' side too: without statistics (autovacuum off, a table
+        # just grown) the planner would otherwise hash a sequential scan of every account for
+        # each posting; with both, it walks the two primary keys (docs/operations.md).
+        accounts.c.id.in_(bindparam("account_ids", expanding=True)),
+    )
     .order_by(balances.c.account_id)
     # NO KEY UPDATE: strong enough to queue behind a freeze or another movement, without
     # blocking the foreign key checks of rows that merely point at the account.
