@@ -15,6 +15,7 @@ from dataclasses import dataclass, replace
 
 from sqlalchemy import Connection, bindparam, func, select, update
 
+from ledger import read_cache
 from ledger.prepared import Prepared
 from ledger.registry import Account
 from ledger.tables import SHARD_COUNT, accounts, balances
@@ -72,15 +73,54 @@ def lock_accounts(conn: Connection, touched: Iterable[Account]) -> Locked:
     ids = sorted({account.id for account in touched if not account.hot})
     if not ids:
         return Locked({}, frozenset())
+    cached = read_cache.namespace(conn, LOCKS_CACHE)
+    if cached is None:
+        return _locked(_lock(conn, ids))
+    # A single writer (the replay): nobody to wait for, and what it last read or wrote of a
+    # balance row is what the row holds (`Movements.write` and the book's freezes keep it so).
+    missing = [account_id for account_id in ids if account_id not in cached]
+    if missing:
+        cached.update(_lock(conn, missing))
+    return _locked({account_id: cached[account_id] for account_id in ids})
+
+
+LOCKS_CACHE = "ledger.locks"
+"""The read cache (`ledger.read_cache`) of what `lock_accounts` reads: account id ->
+(available, frozen), for accounts that are not hot."""
+
+
+def remember_opened(conn: Connection, opened: Iterable[Account]) -> None:
+    """Accounts this connection has just opened have nothing available yet."""
+    cached = read_cache.namespace(conn, LOCKS_CACHE)
+    if cached is not None:
+        for account in opened:
+            if not account.hot:
+                cached[account.id] = (0, account.frozen)
+
+
+def forget_lock(conn: Connection, account_id: int) -> None:
+    """The account's row changed (frozen or unfrozen): read it again next time."""
+    cached = read_cache.namespace(conn, LOCKS_CACHE)
+    if cached is not None:
+        cached.pop(account_id, None)
+
+
+def _lock(conn: Connection, ids: list[int]) -> dict[int, tuple[int, bool]]:
     rows = _LOCK.rows(conn, {"ids": ids, "account_ids": ids})
     if len(rows) != len(ids):
         # An account opens with its balance row; without it nothing would be locked, checked
         # or moved, and the posting would record transfers that no balance shows.
         missing = sorted(set(ids) - {int(row[0]) for row in rows})
         raise RuntimeError(f"accounts {missing} have no balance row: the ledger is damaged")
+    return {
+        int(account_id): (int(available), bool(frozen)) for account_id, available, frozen in rows
+    }
+
+
+def _locked(read: dict[int, tuple[int, bool]]) -> Locked:
     return Locked(
-        available={int(account_id): int(available) for account_id, available, _ in rows},
-        frozen=frozenset(int(account_id) for account_id, _, frozen in rows if frozen),
+        available={account_id: available for account_id, (available, _) in read.items()},
+        frozen=frozenset(account_id for account_id, (_, frozen) in read.items() if frozen),
     )
 
 
@@ -148,6 +188,17 @@ class Movements:
             for (_, account_id, shard), totals in sorted(self._rows.items())
         ]
         _MOVE.run_many(conn, params)
+        cached = read_cache.namespace(conn, LOCKS_CACHE)
+        if cached is not None:
+            for (hot, account_id, _), totals in self._rows.items():
+                held = None if hot else cached.get(account_id)
+                if held is not None:
+                    posted_debits, posted_credits, pending_debits, _ = totals
+                    available, frozen = held
+                    cached[account_id] = (
+                        available + posted_credits - posted_debits - pending_debits,
+                        frozen,
+                    )
 
 
 _MOVE = Prepared(

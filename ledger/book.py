@@ -24,7 +24,16 @@ from sqlalchemy.exc import IntegrityError
 
 from ledger import journal, read_cache
 from ledger.accounts import check_account
-from ledger.balances import ZERO, Balance, Movements, lock_accounts, read_balance, shard_for
+from ledger.balances import (
+    ZERO,
+    Balance,
+    Movements,
+    forget_lock,
+    lock_accounts,
+    read_balance,
+    remember_opened,
+    shard_for,
+)
 from ledger.errors import (
     AccountFrozen,
     InvalidTransfer,
@@ -40,8 +49,8 @@ from ledger.registry import (
     AccountKey,
     accounts_by_id,
     find_accounts,
-    forget_account,
     open_accounts,
+    refresh_account,
 )
 from ledger.savepoints import savepoint
 from ledger.tables import accounts, balances, transfers
@@ -167,7 +176,8 @@ class Book:
         self._conn.execute(
             update(accounts).where(accounts.c.id == account_id).values(frozen=frozen)
         )
-        forget_account(self._conn, key)
+        refresh_account(self._conn, key)
+        forget_lock(self._conn, account_id)
 
     def _record_once(self, batch: list[Transfer], kind: TransferKind) -> None:
         keys = {(t.debit, t.currency) for t in batch} | {(t.credit, t.currency) for t in batch}
@@ -180,7 +190,14 @@ class Book:
             # before the first write. No savepoint (two statements, two round trips).
             self._record(batch, kind, found)
             return
-        self._atomically(lambda: self._record(batch, kind, open_accounts(self._conn, keys, found)))
+        self._atomically(lambda: self._record(batch, kind, self._open(keys, found)))
+
+    def _open(
+        self, keys: set[AccountKey], found: dict[AccountKey, Account]
+    ) -> dict[AccountKey, Account]:
+        opened = open_accounts(self._conn, keys, found)
+        remember_opened(self._conn, (opened[key] for key in keys - found.keys()))
+        return opened
 
     def _resolve_once(
         self,

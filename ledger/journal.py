@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Select, bindparam, exists, insert, or_, select
 
+from ledger import read_cache
 from ledger.codes import TransferCode
 from ledger.prepared import Prepared
 from ledger.tables import accounts, transfers
@@ -128,9 +129,22 @@ def _entry(row: tuple[Any, ...]) -> Entry:
     )
 
 
+TRANSFER_IDS_CACHE = "ledger.transfer_ids"
+"""The read cache (`ledger.read_cache`) of the transfer ids a complete cache has recorded: the
+ids alone, since a transfer recorded twice is rare and its entry is then read back."""
+
+
 def recorded(conn: Connection, transfer_ids: Collection[str]) -> dict[str, Entry]:
     """The entries already recorded under any of `transfer_ids`."""
-    rows = _BY_TRANSFER_ID.rows(conn, {"transfer_ids": sorted(set(transfer_ids))})
+    wanted = set(transfer_ids)
+    if read_cache.is_complete(conn):
+        known = read_cache.namespace(conn, TRANSFER_IDS_CACHE)
+        if known is not None:
+            # Every transfer of the database went in through `record`, which keeps its id.
+            wanted = {transfer_id for transfer_id in wanted if transfer_id in known}
+            if not wanted:
+                return {}
+    rows = _BY_TRANSFER_ID.rows(conn, {"transfer_ids": sorted(wanted)})
     found = (_entry(row) for row in rows)
     return {entry.transfer_id: entry for entry in found}
 
@@ -141,7 +155,12 @@ def entries_of(conn: Connection, account_id: int) -> list[Entry]:
 
 
 def record(conn: Connection, rows: Iterable[dict[str, Any]]) -> None:
-    _INSERT.run_many(conn, list(rows))
+    written = list(rows)
+    _INSERT.run_many(conn, written)
+    if read_cache.is_complete(conn):
+        known = read_cache.namespace(conn, TRANSFER_IDS_CACHE)
+        if known is not None:
+            known.update(dict.fromkeys(row["transfer_id"] for row in written))
 
 
 def find_held(conn: Connection, transfer_id: str) -> Held | None:

@@ -7,39 +7,102 @@ answered from memory. Workers, and a replay into a database given with `--db`, n
 this: other transactions may write beside theirs, and the workers' reads take row locks that a
 cache would skip.
 
-A cache is written through (whoever writes the row puts the new value in), and forgotten
-whole on every rollback, of the transaction or to any savepoint: the undone writes may have
-been cached. SQLAlchemy's own savepoints (`begin_nested`) and transactions say so through the
-connection's events; `ledger.savepoints` runs its statements on the driver, past those events,
-and forgets by itself. Each user keeps its values under a namespace of its own.
+A cache is written through: whoever writes a row puts the new value in. Each user keeps its
+values under a namespace of its own (`namespace`), and every change to one is logged, so that a
+rollback, of the transaction or to a savepoint, puts back what the cache held when that
+transaction or savepoint began. SQLAlchemy's own transactions and savepoints (`begin_nested`)
+say when through the connection's events; `ledger.savepoints` runs its statements on the
+driver, past those events, and says so itself (`savepoint_opened` and the two after it).
+
+A replay into a fresh file knows more: every row there is one it wrote, and every write went
+through a cache, so what a complete cache (`is_complete`) lacks the database lacks too, and
+looking for it is a query saved (a new contract's rows and accounts, each new transfer id).
+Only `forget`, for a connection whose transaction is gone, ends that knowledge.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Connection, event
 
 _INFO_KEY = "recourse.read_cache"
+_ABSENT = object()
+
+
+class Namespace(dict[Any, Any]):
+    """One user's cache: a dict whose every change is logged for an undo (reads are a
+    dict's own). Change it by item assignment, `pop` or `update` only."""
+
+    __slots__ = ("_undo",)
+
+    def __init__(self, undo: list[tuple[Namespace, Any, Any]]) -> None:
+        super().__init__()
+        self._undo = undo
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        self._undo.append((self, key, self.get(key, _ABSENT)))
+        super().__setitem__(key, value)
+
+    def pop(self, key: Any, default: Any = None) -> Any:
+        if key in self:
+            self._undo.append((self, key, self[key]))
+        return super().pop(key, default)
+
+    def update(self, values: dict[Any, Any], /) -> None:  # type: ignore[override]
+        for key, value in values.items():
+            self[key] = value
+
+    def restore(self, key: Any, old: Any) -> None:
+        if old is _ABSENT:
+            super().pop(key, None)
+        else:
+            super().__setitem__(key, old)
+
+
+@dataclass
+class _Caches:
+    complete: bool
+    namespaces: dict[str, Namespace] = field(default_factory=dict)
+    # (namespace, key, value before the change) of every change since the transaction began,
+    # and where each savepoint still open began in it.
+    undo: list[tuple[Namespace, Any, Any]] = field(default_factory=list)
+    marks: list[int] = field(default_factory=list)
+
+    def undo_to(self, mark: int) -> None:
+        while len(self.undo) > mark:
+            namespace, key, old = self.undo.pop()
+            namespace.restore(key, old)
+
+    def settle(self) -> None:
+        self.undo.clear()
+        self.marks.clear()
 
 
 @contextmanager
-def single_writer(conn: Connection) -> Iterator[None]:
-    """Cache reads on `conn` for the block: the caller promises nobody else writes meanwhile."""
-    conn.info[_INFO_KEY] = {}
+def single_writer(conn: Connection, *, complete: bool = False) -> Iterator[None]:
+    """Cache reads on `conn` for the block: the caller promises nobody else writes meanwhile.
 
-    def on_rollback(rolled_back: Connection, *_: Any) -> None:
-        forget(rolled_back)
-
-    event.listen(conn, "rollback", on_rollback)
-    event.listen(conn, "rollback_savepoint", on_rollback)
+    `complete`: the database held no rows when the block began (nothing but its schema), so
+    the caches may answer "not there" without asking (`is_complete`)."""
+    conn.info[_INFO_KEY] = _Caches(complete=complete)
+    listeners: dict[str, Callable[..., None]] = {
+        "commit": _settle,
+        "rollback": _undo_transaction,
+        "savepoint": _on_savepoint,
+        "release_savepoint": _on_release_savepoint,
+        "rollback_savepoint": _on_rollback_savepoint,
+    }
+    for name, listener in listeners.items():
+        event.listen(conn, name, listener)
     try:
         yield
     finally:
-        event.remove(conn, "rollback", on_rollback)
-        event.remove(conn, "rollback_savepoint", on_rollback)
+        for name, listener in listeners.items():
+            event.remove(conn, name, listener)
         if not conn.invalidated:  # else its info cannot be reached (see `forget`)
             conn.info.pop(_INFO_KEY, None)
 
@@ -49,23 +112,84 @@ def is_single_writer(conn: Connection) -> bool:
     return _INFO_KEY in conn.info
 
 
-def namespace(conn: Connection, name: str) -> dict[Any, Any] | None:
+def is_complete(conn: Connection) -> bool:
+    """Whether every row of the database went through the caches of `conn`: a key missing
+    from a namespace whose owner caches every row it writes is missing from the database."""
+    caches: _Caches | None = conn.info.get(_INFO_KEY)
+    return caches is not None and caches.complete
+
+
+def namespace(conn: Connection, name: str) -> Namespace | None:
     """The cache `name` of `conn`, or None when the connection does not cache."""
-    caches: dict[str, dict[Any, Any]] | None = conn.info.get(_INFO_KEY)
+    caches: _Caches | None = conn.info.get(_INFO_KEY)
     if caches is None:
         return None
-    found = caches.get(name)
+    found = caches.namespaces.get(name)
     if found is None:
-        found = caches[name] = {}
+        found = caches.namespaces[name] = Namespace(caches.undo)
     return found
 
 
+def savepoint_opened(conn: Connection) -> None:
+    """A savepoint began: a rollback to it puts the caches back as they are now."""
+    caches = _caches(conn)
+    if caches is not None:
+        caches.marks.append(len(caches.undo))
+
+
+def savepoint_released(conn: Connection) -> None:
+    caches = _caches(conn)
+    if caches is not None and caches.marks:
+        # Its changes now belong to the savepoint or transaction around it.
+        caches.marks.pop()
+
+
+def savepoint_rolled_back(conn: Connection) -> None:
+    """The innermost savepoint was rolled back and is gone."""
+    caches = _caches(conn)
+    if caches is not None:
+        caches.undo_to(caches.marks.pop() if caches.marks else 0)
+
+
 def forget(conn: Connection) -> None:
-    """Drop every cached value of `conn` (its writes since some point were undone)."""
+    """Drop every cached value of `conn`, and what it knew about absent rows: for a connection
+    whose transaction ended without a rollback the caches could follow."""
+    caches = _caches(conn)
+    if caches is not None:
+        caches.namespaces.clear()
+        caches.settle()
+        caches.complete = False
+
+
+def _caches(conn: Connection) -> _Caches | None:
     if conn.invalidated:
         # Its transaction is gone, and asking for its info now would raise in place of the
         # error that invalidated it.
-        return
-    caches: dict[str, dict[Any, Any]] | None = conn.info.get(_INFO_KEY)
+        return None
+    found: _Caches | None = conn.info.get(_INFO_KEY)
+    return found
+
+
+def _settle(conn: Connection) -> None:
+    caches = _caches(conn)
     if caches is not None:
-        caches.clear()
+        caches.settle()
+
+
+def _undo_transaction(conn: Connection) -> None:
+    caches = _caches(conn)
+    if caches is not None:
+        caches.undo_to(0)
+        caches.marks.clear()
+
+
+def _on_savepoint(conn: Connection, _name: str) -> None:
+    savepoint_opened(conn)
+
+
+def _on_release_savepoint(conn: Connection, _name: str, _context: Any) -> None:
+    savepoint_released(conn)
+
+
+def _on_rollback_savepoint(conn: Connection, _name: str, _context: Any) -> None:
+    savepoint_rolled_back(conn)

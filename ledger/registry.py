@@ -75,8 +75,16 @@ def find_accounts(conn: Connection, keys: Collection[AccountKey]) -> dict[Accoun
         # Only accounts that exist are cached: one not found yet may be opened at any time.
         known = {key: cached[key] for key in wanted if key in cached}
         wanted -= known.keys()
-        if not wanted:
+        if not wanted or read_cache.is_complete(conn):
+            # Complete: every account was opened through `open_accounts`, which caches it.
             return known
+    fetched = _fetch(conn, wanted)
+    if cached is not None:
+        cached.update(fetched)
+    return known | fetched
+
+
+def _fetch(conn: Connection, wanted: Collection[AccountKey]) -> dict[AccountKey, Account]:
     rows = _BY_KEY.rows(
         conn,
         {
@@ -85,17 +93,17 @@ def find_accounts(conn: Connection, keys: Collection[AccountKey]) -> dict[Accoun
         },
     )
     found = (_account(row) for row in rows)
-    fetched = {(a.name, a.currency): a for a in found if (a.name, a.currency) in wanted}
-    if cached is not None:
-        cached.update(fetched)
-    return known | fetched
+    return {(a.name, a.currency): a for a in found if (a.name, a.currency) in wanted}
 
 
-def forget_account(conn: Connection, key: AccountKey) -> None:
-    """Drop `key` from the read cache: its row was changed (frozen or unfrozen)."""
+def refresh_account(conn: Connection, key: AccountKey) -> None:
+    """Read `key` again into the read cache: its row was changed (frozen or unfrozen). A
+    complete cache (`read_cache.is_complete`) cannot merely drop it, since a key it lacks is
+    an account that does not exist."""
     cached = read_cache.namespace(conn, ACCOUNTS_CACHE)
     if cached is not None:
         cached.pop(key, None)
+        cached.update(_fetch(conn, [key]))
 
 
 def accounts_by_id(conn: Connection, ids: Iterable[int]) -> dict[int, Account]:
@@ -130,7 +138,11 @@ def open_accounts(
     # Another transaction may open the same account at the same moment: the database then
     # makes this insert wait for it and skips the row, and the select below finds theirs.
     _INSERT_MISSING[accounts].run_many(conn, account_rows)
-    opened = find_accounts(conn, missing)
+    # Looked up in the database whatever the cache says: they were not there a moment ago.
+    opened = _fetch(conn, missing)
+    cached = read_cache.namespace(conn, ACCOUNTS_CACHE)
+    if cached is not None:
+        cached.update(opened)
     balance_rows = [
         {
             "account_id": account.id,

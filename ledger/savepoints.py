@@ -29,6 +29,8 @@ def savepoint(conn: Connection, name: str) -> Iterator[None]:
     goes on either way (began first if there was none, as `begin_nested` does)."""
     opening, undoing, releasing = _statements(name)
     opening.run(conn, {})
+    # These statements pass SQLAlchemy's events by: the replay's read cache hears of them here.
+    read_cache.savepoint_opened(conn)
     try:
         yield
         sync(conn)
@@ -39,13 +41,14 @@ def savepoint(conn: Connection, name: str) -> Iterator[None]:
         # savepoint are gone, and a statement now would raise PendingRollbackError in place of
         # the outage, which the workers retry until the database is back.
         if not conn.invalidated:
-            # What the block wrote may have been cached (the replay's reads): it goes now, first,
-            # so that a failing rollback statement cannot leave it behind.
-            read_cache.forget(conn)
+            # What the block wrote may have been cached: it goes now, first, so that a failing
+            # rollback statement cannot leave it behind.
+            read_cache.savepoint_rolled_back(conn)
             undoing.run(conn, {})
             releasing.run(conn, {})
         raise
     releasing.write(conn, {})
+    read_cache.savepoint_released(conn)
 
 
 _BY_NAME: dict[str, tuple[Prepared, Prepared, Prepared]] = {}

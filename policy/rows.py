@@ -41,6 +41,10 @@ def load(
         hit = cached.get((table.name, key), _MISS)
         if hit is None or type(hit) is cls:
             return hit
+        if hit is _MISS and read_cache.is_complete(conn):
+            # Every row of the database went in through `insert_row`, which caches it.
+            cached[(table.name, key)] = None
+            return None
     row = _load_statement(table, cls, lock).first(conn, {"key": key})
     # The columns are selected in the order of the class's fields.
     found = cls(*row) if row is not None else None

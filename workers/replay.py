@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, Engine, select
+from sqlalchemy import Connection, Engine, inspect, literal_column, select, table
 
 from ledger import Book, read_cache
 from ledger.accounts import owner_side_balances
@@ -62,14 +62,17 @@ def replay_lines(
 
     `own_database`: nobody else writes the database while the replay runs (a throwaway file,
     as `recourse replay` makes without `--db`). The replay then caches its reads
-    (`ledger.read_cache`) and applies events without a savepoint each (`_Batch`); both would be
-    wrong with another writer between its commits.
+    (`ledger.read_cache`, complete when the database holds no rows yet) and applies events
+    without a savepoint each (`_Batch`); both would be wrong with another writer between its
+    commits.
     """
     report = ReplayReport()
     with contextlib.ExitStack() as stack:
         conn = stack.enter_context(engine.connect())
         if own_database:
-            stack.enter_context(read_cache.single_writer(conn))
+            with conn.begin():
+                fresh = _holds_no_rows(conn)
+            stack.enter_context(read_cache.single_writer(conn, complete=fresh))
         batch = _Batch(conn, policies, bare=own_database)
         for number, line in enumerate(lines, start=1):
             if progress is not None:
@@ -166,6 +169,17 @@ class _Batch:
                     f"replaying {event.event_id!r} again before {failed.event_id!r} found an"
                     " unknown subject it had not found the first time"
                 ) from exc
+
+
+def _holds_no_rows(conn: Connection) -> bool:
+    """Whether the database holds its schema and nothing else (a file `recourse replay` has
+    just made): its read caches can then know every row (`read_cache.is_complete`)."""
+    for name in inspect(conn).get_table_names():
+        if name == "alembic_version":
+            continue
+        if conn.execute(select(literal_column("1")).select_from(table(name)).limit(1)).first():
+            return False
+    return True
 
 
 def _public_notification(body: dict[str, Any]) -> dict[str, Any]:

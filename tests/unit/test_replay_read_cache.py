@@ -17,7 +17,16 @@ import pytest
 from sqlalchemy import Connection, Engine
 
 from bench import workload
-from ledger import Book, read_cache
+from ledger import (
+    AccountFrozen,
+    Book,
+    Overdraft,
+    Transfer,
+    TransferCode,
+    TransferConflict,
+    read_cache,
+)
+from ledger.balances import lock_accounts
 from ledger.registry import find_accounts
 from ledger.savepoints import savepoint
 from policy import rows
@@ -30,6 +39,19 @@ from workers.database import make_engine, migrate
 from workers.replay import replay_lines
 
 AT = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
+
+
+def _transfer(transfer_id: str, debit: str, credit: str, amount_minor: int) -> Transfer:
+    return Transfer(
+        transfer_id=transfer_id,
+        debit=debit,
+        credit=credit,
+        amount_minor=amount_minor,
+        currency="USD",
+        code=TransferCode.FUNDING,
+        event_id=f"evt-{transfer_id}",
+        occurred_at=AT,
+    )
 
 
 def contract(contract_id: str, *, paid_minor: int = 0) -> ContractState:
@@ -105,19 +127,28 @@ def test_freezing_an_account_is_seen_through_the_cache(cached: Connection) -> No
 
 
 def test_a_replay_into_a_database_it_does_not_own_caches_nothing(
-    sqlite_engine: Engine, monkeypatch: pytest.MonkeyPatch
+    sqlite_engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    promised: list[Connection] = []
+    promised: list[bool] = []
     real = replay.read_cache.single_writer
-    monkeypatch.setattr(
-        replay.read_cache, "single_writer", lambda conn: promised.append(conn) or real(conn)
-    )
+
+    def spy(conn: Connection, *, complete: bool = False) -> contextlib.AbstractContextManager[None]:
+        promised.append(complete)
+        return real(conn, complete=complete)
+
+    monkeypatch.setattr(replay.read_cache, "single_writer", spy)
     replay_lines(sqlite_engine, list(workload.lines(30)), load_policies())
     assert promised == []
+    # Its own, but holding the rows of the replay before: cached, not known to be complete.
     replay_lines(
         sqlite_engine, list(workload.lines(30, prefix="o")), load_policies(), own_database=True
     )
-    assert len(promised) == 1
+    assert promised == [False]
+    fresh = make_engine(f"sqlite:///{tmp_path / 'fresh.sqlite'}")
+    migrate(fresh)
+    replay_lines(fresh, list(workload.lines(30)), load_policies(), own_database=True)
+    fresh.dispose()
+    assert promised == [False, True]
 
 
 def test_without_single_writer_nothing_is_cached(sqlite_engine: Engine) -> None:
@@ -184,3 +215,134 @@ def test_an_unknown_subject_mid_batch_is_rejected_as_if_each_event_committed_alo
     rejected = batched["rejections"]
     assert isinstance(rejected, list)
     assert {r["event_id"] for r in rejected} >= {f"orphan-{number}" for number in range(5)}
+
+
+@pytest.fixture
+def complete(sqlite_engine: Engine) -> Iterator[Connection]:
+    with (
+        sqlite_engine.connect() as conn,
+        read_cache.single_writer(conn, complete=True),
+        conn.begin(),
+    ):
+        yield conn
+
+
+def _selects(conn: Connection) -> list[str]:
+    """The SELECT statements the driver runs on `conn` from now on."""
+    seen: list[str] = []
+    conn.connection.dbapi_connection.set_trace_callback(  # type: ignore[union-attr]
+        lambda sql: seen.append(sql) if sql.lstrip().upper().startswith("SELECT") else None
+    )
+    return seen
+
+
+def test_a_complete_cache_answers_not_there_without_asking(complete: Connection) -> None:
+    selects = _selects(complete)
+    assert rows.load(complete, contracts, ContractState, "c1") is None
+    assert find_accounts(complete, [("user:u1", "USD")]) == {}
+    assert selects == []
+    # Without `complete` the same questions go to the database.
+    read_cache.forget(complete)
+    assert rows.load(complete, contracts, ContractState, "c1") is None
+    assert find_accounts(complete, [("user:u1", "USD")]) == {}
+    assert len(selects) == 2
+
+
+def test_a_rollback_to_a_savepoint_puts_the_cache_back_and_keeps_it_complete(
+    complete: Connection,
+) -> None:
+    rows.insert_row(complete, contracts, contract("c1"))
+    with contextlib.suppress(LookupError), savepoint(complete, "test"):
+        rows.save_row(complete, contracts, contract("c1", paid_minor=500))
+        rows.insert_row(complete, contracts, contract("c2"))
+        with complete.begin_nested():
+            rows.insert_row(complete, contracts, contract("c3"))
+        raise LookupError("undo the block")
+    assert read_cache.is_complete(complete)
+    selects = _selects(complete)
+    assert rows.load(complete, contracts, ContractState, "c1") == contract("c1")
+    assert rows.load(complete, contracts, ContractState, "c2") is None
+    assert rows.load(complete, contracts, ContractState, "c3") is None
+    assert selects == []
+    # What the database holds says the same.
+    read_cache.forget(complete)
+    assert rows.load(complete, contracts, ContractState, "c1") == contract("c1")
+    assert rows.load(complete, contracts, ContractState, "c2") is None
+
+
+def test_a_released_savepoint_is_undone_with_the_transaction_around_it(
+    sqlite_engine: Engine,
+) -> None:
+    with sqlite_engine.connect() as conn, read_cache.single_writer(conn, complete=True):
+        with conn.begin():
+            rows.insert_row(conn, contracts, contract("c1"))
+        transaction = conn.begin()
+        with savepoint(conn, "kept"):
+            rows.save_row(conn, contracts, contract("c1", paid_minor=500))
+            rows.insert_row(conn, contracts, contract("c2"))
+        transaction.rollback()
+        with conn.begin():
+            assert read_cache.is_complete(conn)
+            assert rows.load(conn, contracts, ContractState, "c1") == contract("c1")
+            assert rows.load(conn, contracts, ContractState, "c2") is None
+
+
+def test_a_freeze_undone_by_a_savepoint_is_undone_in_the_cache(complete: Connection) -> None:
+    book = Book(complete)
+    book.post([_transfer("t1", "external:card", "user:u1", 1_000)])
+    with contextlib.suppress(LookupError), savepoint(complete, "test"):
+        book.freeze("user:u1", "USD")
+        assert book.is_frozen("user:u1", "USD")
+        raise LookupError("undo the freeze")
+    assert not book.is_frozen("user:u1", "USD")
+    book.post([_transfer("t2", "user:u1", "user:u2", 400)])
+    book.freeze("user:u1", "USD")
+    with pytest.raises(AccountFrozen):
+        book.post([_transfer("t3", "user:u1", "user:u2", 100)])
+
+
+def test_the_cached_balances_are_the_database_balances(
+    complete: Connection, sqlite_engine: Engine
+) -> None:
+    book = Book(complete)
+    book.post([_transfer("t1", "external:card", "escrow:m1", 1_000)])
+    book.hold(_transfer("h1", "escrow:m1", "user:u2", 300))
+    book.post(
+        [_transfer("t2", "escrow:m1", "user:u2", 200), _transfer("t3", "user:u2", "user:u3", 50)]
+    )
+    book.post_pending("h1", transfer_id="h1-post", event_id="e", occurred_at=AT, amount_minor=100)
+    # A second copy of a transfer is a no-op, a conflicting one is refused, as without a cache.
+    book.post([_transfer("t2", "escrow:m1", "user:u2", 200)])
+    with pytest.raises(TransferConflict):
+        book.post([_transfer("t2", "escrow:m1", "user:u2", 201)])
+    # The escrow may not go negative: the check reads the cached balance.
+    with pytest.raises(Overdraft):
+        book.post([_transfer("t4", "escrow:m1", "user:u2", 701)])
+    book.post([_transfer("t5", "escrow:m1", "user:u2", 700)])
+    keys = [("escrow:m1", "USD"), ("user:u2", "USD"), ("user:u3", "USD")]
+    touched = list(find_accounts(complete, keys).values())
+    from_cache = lock_accounts(complete, touched)
+    complete.commit()
+    with sqlite_engine.connect() as plain, plain.begin():
+        from_database = lock_accounts(plain, touched)
+    assert from_cache == from_database
+    assert sorted(from_cache.available.values()) == [0, 50, 950]
+
+
+def test_a_replay_of_a_fresh_file_knows_every_row_to_its_end(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Rejections roll back to savepoints and batches roll back whole: the caches follow, and
+    # nothing makes them forget.
+    lines = list(generate_load(200, 20, seed=4).causal_lines())
+    envelopes = [json.loads(line) for line in lines]
+    funded = next(e for e in envelopes if e["type"] == "milestone.funded")
+    orphan = {**funded, "event_id": "orphan-1", "data": {**funded["data"], "contract_id": "nope"}}
+    lines[120:120] = [json.dumps(orphan)]
+    forgotten: list[Connection] = []
+    monkeypatch.setattr(read_cache, "forget", forgotten.append)
+    knowing = _replayed(tmp_path, "knowing.sqlite", lines, own=True)
+    assert forgotten == []
+    monkeypatch.undo()
+    careful = _replayed(tmp_path, "careful.sqlite", lines, own=False)
+    assert knowing == careful
