@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import Connection, Dialect, Table, exc
@@ -52,9 +53,17 @@ class _Compiled:
     binds: tuple[_Bind, ...]
     positional: bool
     results: tuple[Processor | None, ...]  # empty when no column needs converting
-    # (name, processor) of each parameter when every one comes from the caller as it is (the
-    # common case, converted without looking for defaults or list items); None otherwise.
-    plain: tuple[tuple[str, Processor | None], ...] | None
+    # When every parameter comes from the caller as it is (the common case, converted without
+    # looking for defaults or list items): their names, and (position, processor) of those
+    # that need converting. None otherwise.
+    plain: _Plain | None
+
+
+@dataclass(frozen=True, slots=True)
+class _Plain:
+    names: tuple[str, ...]
+    take: Callable[[Mapping[str, Any]], Any]  # the values in order, in one C call
+    converted: tuple[tuple[int, Processor], ...]
 
 
 class Prepared:
@@ -269,23 +278,37 @@ class _Compiler:
                 default = _UNSET if bind.required else bind.effective_value
                 binds.append(_Bind(name, processor, default, None))
         plain = None
-        if all(bind.item is None and bind.default is _UNSET for bind in binds):
-            plain = tuple((bind.name, bind.processor) for bind in binds)
+        if binds and all(bind.item is None and bind.default is _UNSET for bind in binds):
+            plain_names = tuple(bind.name for bind in binds)
+            take = itemgetter(*plain_names)
+            plain = _Plain(
+                names=plain_names,
+                # itemgetter of one name gives the value itself, not a 1-tuple.
+                take=take if len(plain_names) > 1 else lambda params: (take(params),),
+                converted=tuple(
+                    (index, bind.processor)
+                    for index, bind in enumerate(binds)
+                    if bind.processor is not None
+                ),
+            )
         return _Compiled(sql, tuple(binds), bool(compiled.positional), self._results, plain)
 
 
 def _parameters(compiled: _Compiled, params: Mapping[str, Any]) -> Any:
-    if compiled.plain is not None:
+    plain = compiled.plain
+    if plain is not None:
         try:
-            values = [
-                params[name] if process is None else process(params[name])
-                for name, process in compiled.plain
-            ]
+            taken = plain.take(params)
         except KeyError as missing:
             raise exc.ArgumentError(f"a value is required for the parameter {missing}") from None
+        if plain.converted:
+            values = list(taken)
+            for index, process in plain.converted:
+                values[index] = process(values[index])
+            taken = values
         if compiled.positional:
-            return values
-        return dict(zip((name for name, _ in compiled.plain), values, strict=True))
+            return taken
+        return dict(zip(plain.names, taken, strict=True))
     values = []
     for bind in compiled.binds:
         if bind.item is not None:
