@@ -22,9 +22,16 @@ class StateRow(Protocol):
 RowT = TypeVar("RowT", bound=StateRow)
 
 
+_KEYS: dict[Table, str] = {}
+
+
 def _key(table: Table) -> str:
-    (column,) = table.primary_key.columns
-    return column.name
+    # Looked up for every row written: the primary key's name, found once per table.
+    name = _KEYS.get(table)
+    if name is None:
+        (column,) = table.primary_key.columns
+        name = _KEYS[table] = column.name
+    return name
 
 
 ROWS_CACHE = "policy.rows"
