@@ -94,7 +94,9 @@ def remember_opened(conn: Connection, opened: Iterable[Account]) -> None:
     cached = read_cache.namespace(conn, LOCKS_CACHE)
     if cached is not None:
         for account in opened:
-            if not account.hot:
+            # Never over a row already known: a cache that missed an account it had opened
+            # would otherwise reset its balance without a word.
+            if not account.hot and account.id not in cached:
                 cached[account.id] = (0, account.frozen)
 
 

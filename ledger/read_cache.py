@@ -35,7 +35,8 @@ _ABSENT = object()
 
 class Namespace(dict[Any, Any]):
     """One user's cache: a dict whose every change is logged for an undo (reads are a
-    dict's own). Change it by item assignment, `pop` or `update` only."""
+    dict's own). Change it by item assignment, `pop` or `update` only: the other ways a dict
+    changes would escape the log, and raise."""
 
     __slots__ = ("_undo",)
 
@@ -47,9 +48,11 @@ class Namespace(dict[Any, Any]):
         self._undo.append((self, key, self.get(key, _ABSENT)))
         super().__setitem__(key, value)
 
-    def pop(self, key: Any, default: Any = None) -> Any:
+    def pop(self, key: Any, default: Any = _ABSENT) -> Any:
         if key in self:
             self._undo.append((self, key, self[key]))
+        elif default is _ABSENT:
+            raise KeyError(key)
         return super().pop(key, default)
 
     def update(self, values: dict[Any, Any], /) -> None:  # type: ignore[override]
@@ -62,15 +65,28 @@ class Namespace(dict[Any, Any]):
         else:
             super().__setitem__(key, old)
 
+    def _unlogged(self, *_: Any, **__: Any) -> Any:
+        raise TypeError("a read cache namespace changes by assignment, pop or update only")
+
+    __delitem__ = setdefault = clear = popitem = __ior__ = _unlogged
+
 
 @dataclass
 class _Caches:
     complete: bool
     namespaces: dict[str, Namespace] = field(default_factory=dict)
     # (namespace, key, value before the change) of every change since the transaction began,
-    # and where each savepoint still open began in it.
+    # and (name, where it began in that log) of each savepoint still open, innermost last.
     undo: list[tuple[Namespace, Any, Any]] = field(default_factory=list)
-    marks: list[int] = field(default_factory=list)
+    marks: list[tuple[str | None, int]] = field(default_factory=list)
+
+    def innermost(self, name: str) -> int | None:
+        """The index in `marks` of the innermost open savepoint called `name` (SQL releases
+        and rolls back to that one), or None."""
+        for index in range(len(self.marks) - 1, -1, -1):
+            if self.marks[index][0] == name:
+                return index
+        return None
 
     def undo_to(self, mark: int) -> None:
         while len(self.undo) > mark:
@@ -88,8 +104,12 @@ def single_writer(conn: Connection, *, complete: bool = False) -> Iterator[None]
 
     `complete`: the database held no rows when the block began (nothing but its schema), so
     the caches may answer "not there" without asking (`is_complete`)."""
+    if _INFO_KEY in conn.info:
+        raise RuntimeError("this connection caches its reads already")
     conn.info[_INFO_KEY] = _Caches(complete=complete)
     listeners: dict[str, Callable[..., None]] = {
+        # Fired before the driver's commit: a commit that then fails must `forget` (the
+        # replay's batch does).
         "commit": _settle,
         "rollback": _undo_transaction,
         "savepoint": _on_savepoint,
@@ -130,30 +150,41 @@ def namespace(conn: Connection, name: str) -> Namespace | None:
     return found
 
 
-def savepoint_opened(conn: Connection) -> None:
-    """A savepoint began: a rollback to it puts the caches back as they are now."""
+def savepoint_opened(conn: Connection, name: str | None) -> None:
+    """The savepoint `name` began: a rollback to it puts the caches back as they are now."""
     caches = _caches(conn)
     if caches is not None:
-        caches.marks.append(len(caches.undo))
+        caches.marks.append((name, len(caches.undo)))
 
 
-def savepoint_released(conn: Connection) -> None:
-    caches = _caches(conn)
-    if caches is not None and caches.marks:
-        # Its changes now belong to the savepoint or transaction around it.
-        caches.marks.pop()
-
-
-def savepoint_rolled_back(conn: Connection) -> None:
-    """The innermost savepoint was rolled back and is gone."""
+def savepoint_released(conn: Connection, name: str) -> None:
+    """The savepoint `name` was released, with every savepoint opened inside it (one left open
+    by an error, say): their changes now belong to what is around it."""
     caches = _caches(conn)
     if caches is not None:
-        caches.undo_to(caches.marks.pop() if caches.marks else 0)
+        index = caches.innermost(name)
+        if index is None:
+            forget(conn)  # a savepoint never heard of: what it covered is not known
+        else:
+            del caches.marks[index:]
+
+
+def savepoint_rolled_back(conn: Connection, name: str) -> None:
+    """The database was rolled back to the savepoint `name` (and the savepoints inside it
+    are gone): the caches go back to what they held when it began."""
+    caches = _caches(conn)
+    if caches is not None:
+        index = caches.innermost(name)
+        if index is None:
+            forget(conn)
+        else:
+            caches.undo_to(caches.marks[index][1])
+            del caches.marks[index:]
 
 
 def forget(conn: Connection) -> None:
-    """Drop every cached value of `conn`, and what it knew about absent rows: for a connection
-    whose transaction ended without a rollback the caches could follow."""
+    """Drop every cached value of `conn`, and what it knew about absent rows: for when what
+    the database now holds is not known (a rollback or a commit that failed)."""
     caches = _caches(conn)
     if caches is not None:
         caches.namespaces.clear()
@@ -183,13 +214,19 @@ def _undo_transaction(conn: Connection) -> None:
         caches.marks.clear()
 
 
-def _on_savepoint(conn: Connection, _name: str) -> None:
-    savepoint_opened(conn)
+def _on_savepoint(conn: Connection, name: str | None) -> None:
+    if name is None:
+        # `begin_nested` names its savepoint after this event, the next of the connection's
+        # sequence. That counter is SQLAlchemy's own: should it ever go, the name stays unknown
+        # and a release or rollback of it forgets the caches instead (slower, never wrong).
+        sequence = getattr(conn, "_Connection__savepoint_seq", None)
+        name = f"sa_savepoint_{sequence + 1}" if isinstance(sequence, int) else None
+    savepoint_opened(conn, name)
 
 
-def _on_release_savepoint(conn: Connection, _name: str, _context: Any) -> None:
-    savepoint_released(conn)
+def _on_release_savepoint(conn: Connection, name: str, _context: Any) -> None:
+    savepoint_released(conn, name)
 
 
-def _on_rollback_savepoint(conn: Connection, _name: str, _context: Any) -> None:
-    savepoint_rolled_back(conn)
+def _on_rollback_savepoint(conn: Connection, name: str, _context: Any) -> None:
+    savepoint_rolled_back(conn, name)

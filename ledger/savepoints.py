@@ -30,7 +30,7 @@ def savepoint(conn: Connection, name: str) -> Iterator[None]:
     opening, undoing, releasing = _statements(name)
     opening.run(conn, {})
     # These statements pass SQLAlchemy's events by: the replay's read cache hears of them here.
-    read_cache.savepoint_opened(conn)
+    read_cache.savepoint_opened(conn, name)
     try:
         yield
         sync(conn)
@@ -41,14 +41,17 @@ def savepoint(conn: Connection, name: str) -> Iterator[None]:
         # savepoint are gone, and a statement now would raise PendingRollbackError in place of
         # the outage, which the workers retry until the database is back.
         if not conn.invalidated:
-            # What the block wrote may have been cached: it goes now, first, so that a failing
-            # rollback statement cannot leave it behind.
-            read_cache.savepoint_rolled_back(conn)
-            undoing.run(conn, {})
-            releasing.run(conn, {})
+            try:
+                undoing.run(conn, {})
+                releasing.run(conn, {})
+            except BaseException:
+                # What the database still holds of the block is not known to the cache.
+                read_cache.forget(conn)
+                raise
+            read_cache.savepoint_rolled_back(conn, name)
         raise
     releasing.write(conn, {})
-    read_cache.savepoint_released(conn)
+    read_cache.savepoint_released(conn, name)
 
 
 _BY_NAME: dict[str, tuple[Prepared, Prepared, Prepared]] = {}

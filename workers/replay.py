@@ -148,7 +148,13 @@ class _Batch:
         return result
 
     def commit(self, *, last: bool = False) -> None:
-        self._transaction.commit()
+        try:
+            self._transaction.commit()
+        except BaseException:
+            # The read cache settled before the driver's commit failed: what the database
+            # holds is no longer what it knows (the replay then ends on the error).
+            read_cache.forget(self._conn)
+            raise
         self._applied.clear()
         self._careful = not self._bare
         if not last:
@@ -158,7 +164,7 @@ class _Batch:
         return apply_event(self._conn, event, self._policies, on_unknown_subject="reject")
 
     def _redo_without(self, failed: Envelope) -> None:
-        # The rollback also empties the read cache (`ledger.read_cache` listens for it).
+        # The rollback also puts the read cache back as it was (`ledger.read_cache` listens).
         self._transaction.rollback()
         self._transaction = self._conn.begin()
         for event in self._applied:

@@ -1,8 +1,8 @@
 """The replay's read cache (`ledger.read_cache`): what it answers is what the database holds.
 
-It is written through by every state-row and account write, forgotten on a rollback to a
-savepoint, and never enabled outside the replay; a replay with it gives the very report a
-replay without it gives.
+It is written through by every state-row, account, transfer and balance write, put back as it
+was by a rollback of the transaction or to a savepoint, and never enabled outside the replay; a
+replay with it gives the very report a replay without it gives.
 """
 
 from __future__ import annotations
@@ -12,9 +12,11 @@ import json
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from unittest.mock import patch
 
 import pytest
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Connection, Engine, select, text
+from sqlalchemy.exc import OperationalError
 
 from bench import workload
 from ledger import (
@@ -24,11 +26,15 @@ from ledger import (
     Transfer,
     TransferCode,
     TransferConflict,
+    journal,
     read_cache,
+    savepoints,
 )
 from ledger.balances import lock_accounts
+from ledger.prepared import Prepared
 from ledger.registry import find_accounts
 from ledger.savepoints import savepoint
+from ledger.tables import accounts, balances
 from policy import rows
 from policy.config import load_policies
 from policy.state import ContractState
@@ -99,7 +105,7 @@ def test_a_rollback_to_a_savepoint_forgets_what_the_block_cached(cached: Connect
     assert rows.load(cached, contracts, ContractState, "c2") is None
 
 
-def test_a_rollback_of_sqlalchemys_own_savepoint_or_transaction_forgets_too(
+def test_a_rollback_of_sqlalchemys_own_savepoint_or_transaction_undoes_too(
     sqlite_engine: Engine,
 ) -> None:
     with sqlite_engine.connect() as conn, read_cache.single_writer(conn):
@@ -287,18 +293,127 @@ def test_a_released_savepoint_is_undone_with_the_transaction_around_it(
             assert rows.load(conn, contracts, ContractState, "c2") is None
 
 
+def _same_as_the_database(conn: Connection, names: list[str]) -> None:
+    """The cached accounts and what `lock_accounts` reads are what the database holds."""
+    cached = find_accounts(conn, [(name, "USD") for name in names])
+    stored = conn.execute(
+        select(accounts.c.name, accounts.c.id, accounts.c.frozen).where(accounts.c.name.in_(names))
+    ).all()
+    assert {key[0]: (a.id, a.frozen) for key, a in cached.items()} == {
+        name: (account_id, bool(frozen)) for name, account_id, frozen in stored
+    }
+    available = balances.c.posted_credits - balances.c.posted_debits - balances.c.pending_debits
+    ids = [account.id for account in cached.values()]
+    held = dict(
+        conn.execute(
+            select(balances.c.account_id, available).where(balances.c.account_id.in_(ids))
+        ).all()
+    )
+    assert lock_accounts(conn, cached.values()).available == held
+
+
 def test_a_freeze_undone_by_a_savepoint_is_undone_in_the_cache(complete: Connection) -> None:
     book = Book(complete)
     book.post([_transfer("t1", "external:card", "user:u1", 1_000)])
     with contextlib.suppress(LookupError), savepoint(complete, "test"):
         book.freeze("user:u1", "USD")
         assert book.is_frozen("user:u1", "USD")
+        book.post([_transfer("t2", "external:card", "user:u2", 10)])
         raise LookupError("undo the freeze")
-    assert not book.is_frozen("user:u1", "USD")
-    book.post([_transfer("t2", "user:u1", "user:u2", 400)])
+    (account,) = find_accounts(complete, [("user:u1", "USD")]).values()
+    assert not account.frozen
+    _same_as_the_database(complete, ["user:u1", "user:u2"])
+    book.post([_transfer("t3", "user:u1", "user:u2", 400)])
     book.freeze("user:u1", "USD")
     with pytest.raises(AccountFrozen):
-        book.post([_transfer("t3", "user:u1", "user:u2", 100)])
+        book.post([_transfer("t4", "user:u1", "user:u2", 100)])
+    _same_as_the_database(complete, ["user:u1", "user:u2"])
+
+
+def test_movements_undone_by_any_rollback_are_undone_in_the_cache(complete: Connection) -> None:
+    book = Book(complete)
+    book.post([_transfer("t1", "external:card", "escrow:m1", 1_000)])
+    book.hold(_transfer("h1", "escrow:m1", "user:u2", 300))
+    book.hold(_transfer("h2", "escrow:m1", "user:u2", 200))
+    names = ["escrow:m1", "user:u2"]
+    # A hold in SQLAlchemy's own savepoint, as the withdrawal handler holds, rolled back.
+    nested = complete.begin_nested()
+    book.hold(_transfer("h3", "escrow:m1", "user:u2", 100))
+    nested.rollback()
+    _same_as_the_database(complete, names)
+    # Moves in our savepoint, with one of SQLAlchemy's left open inside it by an error.
+    with contextlib.suppress(LookupError), savepoint(complete, "test"):
+        book.post_pending("h1", transfer_id="h1-p", event_id="e1", occurred_at=AT)
+        complete.begin_nested()
+        book.void_pending("h2", transfer_id="h2-v", event_id="e2", occurred_at=AT)
+        raise LookupError("undo the block")
+    _same_as_the_database(complete, names)
+    book.void_pending("h2", transfer_id="h2-v", event_id="e2", occurred_at=AT)
+    book.post_pending("h1", transfer_id="h1-p", event_id="e1", occurred_at=AT, amount_minor=120)
+    _same_as_the_database(complete, names)
+    assert read_cache.is_complete(complete)
+    with pytest.raises(Overdraft):
+        book.post([_transfer("t2", "escrow:m1", "user:u2", 881)])
+
+
+def test_a_transfer_id_never_recorded_is_not_looked_for(complete: Connection) -> None:
+    book = Book(complete)
+    book.post([_transfer("t1", "external:card", "user:u1", 100)])
+    selects = _selects(complete)
+    assert journal.recorded(complete, ["t2", "t3"]) == {}
+    assert selects == []
+    assert set(journal.recorded(complete, ["t1", "t2"])) == {"t1"}
+    assert len(selects) == 1
+
+
+def test_a_failed_rollback_to_a_savepoint_forgets_everything(complete: Connection) -> None:
+    rows.insert_row(complete, contracts, contract("c1"))
+    opening, _, releasing = savepoints._statements("broken")
+    nowhere = Prepared(text("ROLLBACK TO SAVEPOINT nowhere"))
+    with (
+        patch.dict(savepoints._BY_NAME, {"broken": (opening, nowhere, releasing)}),
+        pytest.raises(OperationalError),
+        savepoint(complete, "broken"),
+    ):
+        rows.insert_row(complete, contracts, contract("c2"))
+        raise LookupError("undo the block")
+    # The database still holds c2: a cache that still knew every row would say it does not.
+    assert not read_cache.is_complete(complete)
+    assert rows.load(complete, contracts, ContractState, "c2") == contract("c2")
+
+
+def test_a_failed_commit_forgets_everything(
+    sqlite_engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def refuse(_dbapi_connection: object) -> None:
+        raise OperationalError("COMMIT", {}, Exception("disk full"))
+
+    with sqlite_engine.connect() as conn, read_cache.single_writer(conn, complete=True):
+        batch = replay._Batch(conn, load_policies(), bare=True)
+        rows.insert_row(conn, contracts, contract("c1"))
+        monkeypatch.setattr(sqlite_engine.dialect, "do_commit", refuse)
+        with pytest.raises(OperationalError):
+            batch.commit()
+        assert not read_cache.is_complete(conn)
+        assert rows.ROWS_CACHE not in conn.info["recourse.read_cache"].namespaces
+
+
+def test_a_namespace_refuses_changes_it_could_not_undo(complete: Connection) -> None:
+    cached = read_cache.namespace(complete, "test")
+    assert cached is not None
+    cached["a"] = 1
+    for change in (
+        lambda: cached.setdefault("b", 2),
+        cached.popitem,
+        cached.clear,
+        lambda: cached.__delitem__("a"),
+    ):
+        with pytest.raises(TypeError):
+            change()
+    with pytest.raises(KeyError):
+        cached.pop("b")
+    assert cached.pop("b", None) is None
+    assert cached == {"a": 1}
 
 
 def test_the_cached_balances_are_the_database_balances(
