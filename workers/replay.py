@@ -11,8 +11,9 @@ rejected with nothing of its own written (`_Batch` says how, without a savepoint
 from __future__ import annotations
 
 import contextlib
+import gc
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -68,6 +69,7 @@ def replay_lines(
     """
     report = ReplayReport()
     with contextlib.ExitStack() as stack:
+        settle = stack.enter_context(_long_lived_frozen())
         conn = stack.enter_context(engine.connect())
         if own_database:
             with conn.begin():
@@ -98,6 +100,7 @@ def replay_lines(
                 report.duplicates += 1
             if len(batch) >= COMMIT_EVERY:
                 batch.commit()
+                settle()
         batch.commit(last=True)
         with conn.begin():
             report.balances = owner_side_balances(Book(conn).balances())
@@ -175,6 +178,26 @@ class _Batch:
                     f"replaying {event.event_id!r} again before {failed.event_id!r} found an"
                     " unknown subject it had not found the first time"
                 ) from exc
+
+
+@contextlib.contextmanager
+def _long_lived_frozen() -> Iterator[Callable[[], None]]:
+    """A function that takes what is alive now out of the garbage collector's sight until the
+    block ends.
+
+    What a replay keeps grows with its file: the read caches, the report's notifications.
+    Python's full collections walk every object alive, more often as they grow (100,000 events:
+    a tenth of the replay's time). What survived a batch's commit stays to the end, so it is
+    frozen there and unfrozen, collectable again, when the replay ends. A process that froze
+    objects of its own (a server before it forks) is left as it is.
+    """
+    if gc.get_freeze_count():
+        yield lambda: None
+        return
+    try:
+        yield gc.freeze
+    finally:
+        gc.unfreeze()
 
 
 def _holds_no_rows(conn: Connection) -> bool:

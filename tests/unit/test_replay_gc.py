@@ -1,0 +1,46 @@
+"""The replay keeps what survives a batch's commit out of the garbage collector's sight, and
+gives it back when it ends (`workers.replay._long_lived_frozen`)."""
+
+from __future__ import annotations
+
+import gc
+
+import pytest
+from sqlalchemy import Engine
+
+from bench import workload
+from policy.config import load_policies
+from workers import replay
+from workers.replay import replay_lines
+
+
+def test_what_survives_each_commit_is_frozen_until_the_replay_ends(
+    sqlite_engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert gc.get_freeze_count() == 0
+    frozen_at: list[int] = []
+    real_freeze = gc.freeze
+
+    def freeze() -> None:
+        real_freeze()
+        frozen_at.append(gc.get_freeze_count())
+
+    monkeypatch.setattr(replay.gc, "freeze", freeze)
+    monkeypatch.setattr(replay, "COMMIT_EVERY", 10)
+    report = replay_lines(sqlite_engine, list(workload.lines(35)), load_policies())
+    assert len(frozen_at) == 3  # after the commits at 10, 20 and 30 events
+    assert all(count > 0 for count in frozen_at)
+    assert gc.get_freeze_count() == 0
+    assert report.events_read == 35
+
+
+def test_a_process_that_froze_objects_of_its_own_is_left_alone(sqlite_engine: Engine) -> None:
+    keep = [object() for _ in range(3)]
+    gc.freeze()
+    try:
+        frozen = gc.get_freeze_count()
+        replay_lines(sqlite_engine, list(workload.lines(30)), load_policies())
+        assert gc.get_freeze_count() == frozen
+    finally:
+        gc.unfreeze()
+    assert keep
