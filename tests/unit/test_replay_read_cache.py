@@ -23,8 +23,6 @@ from ledger import (
     AccountFrozen,
     Book,
     Overdraft,
-    Transfer,
-    TransferCode,
     TransferConflict,
     journal,
     read_cache,
@@ -40,24 +38,12 @@ from policy.config import load_policies
 from policy.state import ContractState
 from policy.tables import contracts
 from tests.e2e.story_generator import generate_load
+from tests.unit.test_ledger_book import transfer
 from workers import replay
 from workers.database import make_engine, migrate
 from workers.replay import replay_lines
 
 AT = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
-
-
-def _transfer(transfer_id: str, debit: str, credit: str, amount_minor: int) -> Transfer:
-    return Transfer(
-        transfer_id=transfer_id,
-        debit=debit,
-        credit=credit,
-        amount_minor=amount_minor,
-        currency="USD",
-        code=TransferCode.FUNDING,
-        event_id=f"evt-{transfer_id}",
-        occurred_at=AT,
-    )
 
 
 def contract(contract_id: str, *, paid_minor: int = 0) -> ContractState:
@@ -314,31 +300,31 @@ def _same_as_the_database(conn: Connection, names: list[str]) -> None:
 
 def test_a_freeze_undone_by_a_savepoint_is_undone_in_the_cache(complete: Connection) -> None:
     book = Book(complete)
-    book.post([_transfer("t1", "external:card", "user:u1", 1_000)])
+    book.post([transfer("t1", "external:card", "user:u1", 1_000)])
     with contextlib.suppress(LookupError), savepoint(complete, "test"):
         book.freeze("user:u1", "USD")
         assert book.is_frozen("user:u1", "USD")
-        book.post([_transfer("t2", "external:card", "user:u2", 10)])
+        book.post([transfer("t2", "external:card", "user:u2", 10)])
         raise LookupError("undo the freeze")
     (account,) = find_accounts(complete, [("user:u1", "USD")]).values()
     assert not account.frozen
     _same_as_the_database(complete, ["user:u1", "user:u2"])
-    book.post([_transfer("t3", "user:u1", "user:u2", 400)])
+    book.post([transfer("t3", "user:u1", "user:u2", 400)])
     book.freeze("user:u1", "USD")
     with pytest.raises(AccountFrozen):
-        book.post([_transfer("t4", "user:u1", "user:u2", 100)])
+        book.post([transfer("t4", "user:u1", "user:u2", 100)])
     _same_as_the_database(complete, ["user:u1", "user:u2"])
 
 
 def test_movements_undone_by_any_rollback_are_undone_in_the_cache(complete: Connection) -> None:
     book = Book(complete)
-    book.post([_transfer("t1", "external:card", "escrow:m1", 1_000)])
-    book.hold(_transfer("h1", "escrow:m1", "user:u2", 300))
-    book.hold(_transfer("h2", "escrow:m1", "user:u2", 200))
+    book.post([transfer("t1", "external:card", "escrow:m1", 1_000)])
+    book.hold(transfer("h1", "escrow:m1", "user:u2", 300))
+    book.hold(transfer("h2", "escrow:m1", "user:u2", 200))
     names = ["escrow:m1", "user:u2"]
     # A hold in SQLAlchemy's own savepoint, as the withdrawal handler holds, rolled back.
     nested = complete.begin_nested()
-    book.hold(_transfer("h3", "escrow:m1", "user:u2", 100))
+    book.hold(transfer("h3", "escrow:m1", "user:u2", 100))
     nested.rollback()
     _same_as_the_database(complete, names)
     # Moves in our savepoint, with one of SQLAlchemy's left open inside it by an error.
@@ -353,12 +339,12 @@ def test_movements_undone_by_any_rollback_are_undone_in_the_cache(complete: Conn
     _same_as_the_database(complete, names)
     assert read_cache.is_complete(complete)
     with pytest.raises(Overdraft):
-        book.post([_transfer("t2", "escrow:m1", "user:u2", 881)])
+        book.post([transfer("t2", "escrow:m1", "user:u2", 881)])
 
 
 def test_a_transfer_id_never_recorded_is_not_looked_for(complete: Connection) -> None:
     book = Book(complete)
-    book.post([_transfer("t1", "external:card", "user:u1", 100)])
+    book.post([transfer("t1", "external:card", "user:u1", 100)])
     selects = _selects(complete)
     assert journal.recorded(complete, ["t2", "t3"]) == {}
     assert selects == []
@@ -420,20 +406,20 @@ def test_the_cached_balances_are_the_database_balances(
     complete: Connection, sqlite_engine: Engine
 ) -> None:
     book = Book(complete)
-    book.post([_transfer("t1", "external:card", "escrow:m1", 1_000)])
-    book.hold(_transfer("h1", "escrow:m1", "user:u2", 300))
+    book.post([transfer("t1", "external:card", "escrow:m1", 1_000)])
+    book.hold(transfer("h1", "escrow:m1", "user:u2", 300))
     book.post(
-        [_transfer("t2", "escrow:m1", "user:u2", 200), _transfer("t3", "user:u2", "user:u3", 50)]
+        [transfer("t2", "escrow:m1", "user:u2", 200), transfer("t3", "user:u2", "user:u3", 50)]
     )
     book.post_pending("h1", transfer_id="h1-post", event_id="e", occurred_at=AT, amount_minor=100)
     # A second copy of a transfer is a no-op, a conflicting one is refused, as without a cache.
-    book.post([_transfer("t2", "escrow:m1", "user:u2", 200)])
+    book.post([transfer("t2", "escrow:m1", "user:u2", 200)])
     with pytest.raises(TransferConflict):
-        book.post([_transfer("t2", "escrow:m1", "user:u2", 201)])
+        book.post([transfer("t2", "escrow:m1", "user:u2", 201)])
     # The escrow may not go negative: the check reads the cached balance.
     with pytest.raises(Overdraft):
-        book.post([_transfer("t4", "escrow:m1", "user:u2", 701)])
-    book.post([_transfer("t5", "escrow:m1", "user:u2", 700)])
+        book.post([transfer("t4", "escrow:m1", "user:u2", 701)])
+    book.post([transfer("t5", "escrow:m1", "user:u2", 700)])
     keys = [("escrow:m1", "USD"), ("user:u2", "USD"), ("user:u3", "USD")]
     touched = list(find_accounts(complete, keys).values())
     from_cache = lock_accounts(complete, touched)
