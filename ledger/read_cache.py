@@ -17,7 +17,8 @@ driver, past those events, and says so itself (`savepoint_opened` and the two af
 A replay into a fresh file knows more: every row there is one it wrote, and every write went
 through a cache, so what a complete cache (`is_complete`) lacks the database lacks too, and
 looking for it is a query saved (a new contract's rows and accounts, each new transfer id).
-Only `forget`, for a connection whose transaction is gone, ends that knowledge.
+Rollbacks keep that knowledge (the log undoes the cache with the rows); only `forget`, when
+what the database holds is no longer known (a rollback or a commit that failed), ends it.
 """
 
 from __future__ import annotations
