@@ -80,7 +80,7 @@ def lock_accounts(conn: Connection, touched: Iterable[Account]) -> Locked:
     # balance row is what the row holds (`Movements.write` and the book's freezes keep it so).
     missing = [account_id for account_id in ids if account_id not in cached]
     if missing:
-        cached.update(_lock(conn, missing))
+        cached.put_all(_lock(conn, missing))
     return _locked({account_id: cached[account_id] for account_id in ids})
 
 

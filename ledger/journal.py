@@ -160,7 +160,7 @@ def record(conn: Connection, rows: Iterable[dict[str, Any]]) -> None:
     if read_cache.is_complete(conn):
         known = read_cache.namespace(conn, TRANSFER_IDS_CACHE)
         if known is not None:
-            known.update(dict.fromkeys(row["transfer_id"] for row in written))
+            known.put_all(dict.fromkeys(row["transfer_id"] for row in written))
 
 
 def find_held(conn: Connection, transfer_id: str) -> Held | None:

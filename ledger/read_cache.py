@@ -36,7 +36,7 @@ _ABSENT = object()
 
 class Namespace(dict[Any, Any]):
     """One user's cache: a dict whose every change is logged for an undo (reads are a
-    dict's own). Change it by item assignment, `pop` or `update` only: the other ways a dict
+    dict's own). Change it by item assignment, `pop` or `put_all` only: the other ways a dict
     changes would escape the log, and raise."""
 
     __slots__ = ("_undo",)
@@ -56,7 +56,7 @@ class Namespace(dict[Any, Any]):
             raise KeyError(key)
         return super().pop(key, default)
 
-    def update(self, values: dict[Any, Any], /) -> None:  # type: ignore[override]
+    def put_all(self, values: dict[Any, Any]) -> None:
         for key, value in values.items():
             self[key] = value
 
@@ -67,9 +67,9 @@ class Namespace(dict[Any, Any]):
             super().__setitem__(key, old)
 
     def _unlogged(self, *_: Any, **__: Any) -> Any:
-        raise TypeError("a read cache namespace changes by assignment, pop or update only")
+        raise TypeError("a read cache namespace changes by assignment, pop or put_all only")
 
-    __delitem__ = setdefault = clear = popitem = __ior__ = _unlogged
+    __delitem__ = setdefault = clear = popitem = update = __ior__ = _unlogged
 
 
 @dataclass

@@ -80,7 +80,7 @@ def find_accounts(conn: Connection, keys: Collection[AccountKey]) -> dict[Accoun
             return known
     fetched = _fetch(conn, wanted)
     if cached is not None:
-        cached.update(fetched)
+        cached.put_all(fetched)
     return known | fetched
 
 
@@ -103,7 +103,7 @@ def refresh_account(conn: Connection, key: AccountKey) -> None:
     cached = read_cache.namespace(conn, ACCOUNTS_CACHE)
     if cached is not None:
         cached.pop(key, None)
-        cached.update(_fetch(conn, [key]))
+        cached.put_all(_fetch(conn, [key]))
 
 
 def accounts_by_id(conn: Connection, ids: Iterable[int]) -> dict[int, Account]:
@@ -142,7 +142,7 @@ def open_accounts(
     opened = _fetch(conn, missing)
     cached = read_cache.namespace(conn, ACCOUNTS_CACHE)
     if cached is not None:
-        cached.update(opened)
+        cached.put_all(opened)
     balance_rows = [
         {
             "account_id": account.id,

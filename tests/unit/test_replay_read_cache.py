@@ -222,7 +222,9 @@ def complete(sqlite_engine: Engine) -> Iterator[Connection]:
 def _selects(conn: Connection) -> list[str]:
     """The SELECT statements the driver runs on `conn` from now on."""
     seen: list[str] = []
-    conn.connection.dbapi_connection.set_trace_callback(  # type: ignore[union-attr]
+    driver = conn.connection.dbapi_connection
+    assert driver is not None
+    driver.set_trace_callback(
         lambda sql: seen.append(sql) if sql.lstrip().upper().startswith("SELECT") else None
     )
     return seen
@@ -390,6 +392,7 @@ def test_a_namespace_refuses_changes_it_could_not_undo(complete: Connection) -> 
     cached["a"] = 1
     for change in (
         lambda: cached.setdefault("b", 2),
+        lambda: cached.update({"b": 2}),
         cached.popitem,
         cached.clear,
         lambda: cached.__delitem__("a"),
