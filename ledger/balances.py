@@ -60,6 +60,11 @@ class Locked:
         return account if account.frozen == frozen else replace(account, frozen=frozen)
 
 
+LOCKS_CACHE = "ledger.locks"
+"""The read cache (`ledger.read_cache`) of what `lock_accounts` reads: account id ->
+(available, frozen), for accounts that are not hot."""
+
+
 def lock_accounts(conn: Connection, touched: Iterable[Account]) -> Locked:
     """Lock the non-hot accounts among `touched`, with their balance rows, until the
     transaction ends.
@@ -77,34 +82,12 @@ def lock_accounts(conn: Connection, touched: Iterable[Account]) -> Locked:
     if cached is None:
         return _locked(_lock(conn, ids))
     # A single writer (the replay): nobody to wait for, and what it last read or wrote of a
-    # balance row is what the row holds (`Movements.write` and the book's freezes keep it so).
+    # balance row is what the row holds (`Movements.write` keeps it so; the book's freezes
+    # drop it, to be read again).
     missing = [account_id for account_id in ids if account_id not in cached]
     if missing:
         cached.put_all(_lock(conn, missing))
     return _locked({account_id: cached[account_id] for account_id in ids})
-
-
-LOCKS_CACHE = "ledger.locks"
-"""The read cache (`ledger.read_cache`) of what `lock_accounts` reads: account id ->
-(available, frozen), for accounts that are not hot."""
-
-
-def remember_opened(conn: Connection, opened: Iterable[Account]) -> None:
-    """Accounts this connection has just opened have nothing available yet."""
-    cached = read_cache.namespace(conn, LOCKS_CACHE)
-    if cached is not None:
-        for account in opened:
-            # Never over a row already known: a cache that missed an account it had opened
-            # would otherwise reset its balance without a word.
-            if not account.hot and account.id not in cached:
-                cached[account.id] = (0, account.frozen)
-
-
-def forget_lock(conn: Connection, account_id: int) -> None:
-    """The account's row changed (frozen or unfrozen): read it again next time."""
-    cached = read_cache.namespace(conn, LOCKS_CACHE)
-    if cached is not None:
-        cached.pop(account_id, None)
 
 
 def _lock(conn: Connection, ids: list[int]) -> dict[int, tuple[int, bool]]:
@@ -124,6 +107,24 @@ def _locked(read: dict[int, tuple[int, bool]]) -> Locked:
         available={account_id: available for account_id, (available, _) in read.items()},
         frozen=frozenset(account_id for account_id, (_, frozen) in read.items() if frozen),
     )
+
+
+def remember_opened(conn: Connection, opened: Iterable[Account]) -> None:
+    """Accounts this connection has just opened have nothing available yet."""
+    cached = read_cache.namespace(conn, LOCKS_CACHE)
+    if cached is not None:
+        for account in opened:
+            # Never over a row already known: a cache that missed an account it had opened
+            # would otherwise reset its balance without a word.
+            if not account.hot and account.id not in cached:
+                cached[account.id] = (0, account.frozen)
+
+
+def forget_lock(conn: Connection, account_id: int) -> None:
+    """The account's row changed (frozen or unfrozen): read it again next time."""
+    cached = read_cache.namespace(conn, LOCKS_CACHE)
+    if cached is not None:
+        cached.pop(account_id, None)
 
 
 # Prepared once (`ledger.prepared`): every posting runs these, and SQLAlchemy's per-statement
@@ -190,17 +191,22 @@ class Movements:
             for (_, account_id, shard), totals in sorted(self._rows.items())
         ]
         _MOVE.run_many(conn, params)
+        self._keep_cached(conn)
+
+    def _keep_cached(self, conn: Connection) -> None:
+        """Move what `lock_accounts` cached of the rows just written, as the rows moved."""
         cached = read_cache.namespace(conn, LOCKS_CACHE)
-        if cached is not None:
-            for (hot, account_id, _), totals in self._rows.items():
-                held = None if hot else cached.get(account_id)
-                if held is not None:
-                    posted_debits, posted_credits, pending_debits, _ = totals
-                    available, frozen = held
-                    cached[account_id] = (
-                        available + posted_credits - posted_debits - pending_debits,
-                        frozen,
-                    )
+        if cached is None:
+            return
+        for (hot, account_id, _), totals in self._rows.items():
+            held = None if hot else cached.get(account_id)
+            if held is not None:
+                posted_debits, posted_credits, pending_debits, _ = totals
+                available, frozen = held
+                cached[account_id] = (
+                    available + posted_credits - posted_debits - pending_debits,
+                    frozen,
+                )
 
 
 _MOVE = Prepared(

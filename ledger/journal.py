@@ -137,13 +137,12 @@ ids alone, since a transfer recorded twice is rare and its entry is then read ba
 def recorded(conn: Connection, transfer_ids: Collection[str]) -> dict[str, Entry]:
     """The entries already recorded under any of `transfer_ids`."""
     wanted = set(transfer_ids)
-    if read_cache.is_complete(conn):
-        known = read_cache.namespace(conn, TRANSFER_IDS_CACHE)
-        if known is not None:
-            # Every transfer of the database went in through `record`, which keeps its id.
-            wanted = {transfer_id for transfer_id in wanted if transfer_id in known}
-            if not wanted:
-                return {}
+    known = read_cache.complete_namespace(conn, TRANSFER_IDS_CACHE)
+    if known is not None:
+        # Every transfer of the database went in through `record`, which keeps its id.
+        wanted = {transfer_id for transfer_id in wanted if transfer_id in known}
+        if not wanted:
+            return {}
     rows = _BY_TRANSFER_ID.rows(conn, {"transfer_ids": sorted(wanted)})
     found = (_entry(row) for row in rows)
     return {entry.transfer_id: entry for entry in found}
@@ -157,10 +156,9 @@ def entries_of(conn: Connection, account_id: int) -> list[Entry]:
 def record(conn: Connection, rows: Iterable[dict[str, Any]]) -> None:
     written = list(rows)
     _INSERT.run_many(conn, written)
-    if read_cache.is_complete(conn):
-        known = read_cache.namespace(conn, TRANSFER_IDS_CACHE)
-        if known is not None:
-            known.put_all(dict.fromkeys(row["transfer_id"] for row in written))
+    known = read_cache.complete_namespace(conn, TRANSFER_IDS_CACHE)
+    if known is not None:
+        known.put_all(dict.fromkeys(row["transfer_id"] for row in written))
 
 
 def find_held(conn: Connection, transfer_id: str) -> Held | None:

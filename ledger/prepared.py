@@ -278,6 +278,8 @@ class _Compiler:
                 default = _UNSET if bind.required else bind.effective_value
                 binds.append(_Bind(name, processor, default, None))
         plain = None
+        # `itemgetter` needs a name: a statement without parameters (a savepoint's) takes the
+        # general path, which gives it an empty list or dict.
         if binds and all(bind.item is None and bind.default is _UNSET for bind in binds):
             plain_names = tuple(bind.name for bind in binds)
             take = itemgetter(*plain_names)

@@ -12,13 +12,15 @@ values under a namespace of its own (`namespace`), and every change to one is lo
 rollback, of the transaction or to a savepoint, puts back what the cache held when that
 transaction or savepoint began. SQLAlchemy's own transactions and savepoints (`begin_nested`)
 say when through the connection's events; `ledger.savepoints` runs its statements on the
-driver, past those events, and says so itself (`savepoint_opened` and the two after it).
+driver, past those events, and says so itself (`savepoint_opened`, `savepoint_released`,
+`savepoint_rolled_back`).
 
 A replay into a fresh file knows more: every row there is one it wrote, and every write went
 through a cache, so what a complete cache (`is_complete`) lacks the database lacks too, and
 looking for it is a query saved (a new contract's rows and accounts, each new transfer id).
 Rollbacks keep that knowledge (the log undoes the cache with the rows); only `forget`, when
-what the database holds is no longer known (a rollback or a commit that failed), ends it.
+what the database holds is no longer known (a rollback, a release or a commit that failed, any
+database error raised on the connection), ends it.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Connection, event
+from sqlalchemy.engine import ExceptionContext
 
 _INFO_KEY = "recourse.read_cache"
 _ABSENT = object()
@@ -60,7 +63,7 @@ class Namespace(dict[Any, Any]):
         for key, value in values.items():
             self[key] = value
 
-    def restore(self, key: Any, old: Any) -> None:
+    def _restore(self, key: Any, old: Any) -> None:
         if old is _ABSENT:
             super().pop(key, None)
         else:
@@ -92,7 +95,7 @@ class _Caches:
     def undo_to(self, mark: int) -> None:
         while len(self.undo) > mark:
             namespace, key, old = self.undo.pop()
-            namespace.restore(key, old)
+            namespace._restore(key, old)
 
     def settle(self) -> None:
         self.undo.clear()
@@ -109,8 +112,7 @@ def single_writer(conn: Connection, *, complete: bool = False) -> Iterator[None]
         raise RuntimeError("this connection caches its reads already")
     conn.info[_INFO_KEY] = _Caches(complete=complete)
     listeners: dict[str, Callable[..., None]] = {
-        # Fired before the driver's commit: a commit that then fails must `forget` (the
-        # replay's batch does).
+        # Fired before the driver's commit; should the commit fail, `on_error` forgets.
         "commit": _settle,
         "rollback": _undo_transaction,
         "savepoint": _on_savepoint,
@@ -119,9 +121,19 @@ def single_writer(conn: Connection, *, complete: bool = False) -> Iterator[None]
     }
     for name, listener in listeners.items():
         event.listen(conn, name, listener)
+
+    def on_error(context: ExceptionContext) -> None:
+        # Those events fire before the driver is called: a rollback, a release or a commit that
+        # then fails leaves the database other than the caches now say. Any error raised on this
+        # connection through SQLAlchemy forgets them (the replay stops on such errors anyway).
+        if context.connection is conn:
+            forget(conn)
+
+    event.listen(conn.engine, "handle_error", on_error)
     try:
         yield
     finally:
+        event.remove(conn.engine, "handle_error", on_error)
         for name, listener in listeners.items():
             event.remove(conn, name, listener)
         if not conn.invalidated:  # else its info cannot be reached (see `forget`)
@@ -149,6 +161,11 @@ def namespace(conn: Connection, name: str) -> Namespace | None:
     if found is None:
         found = caches.namespaces[name] = Namespace(caches.undo)
     return found
+
+
+def complete_namespace(conn: Connection, name: str) -> Namespace | None:
+    """The cache `name` of `conn` when it is complete (`is_complete`), else None."""
+    return namespace(conn, name) if is_complete(conn) else None
 
 
 def savepoint_opened(conn: Connection, name: str | None) -> None:

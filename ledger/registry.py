@@ -102,7 +102,6 @@ def refresh_account(conn: Connection, key: AccountKey) -> None:
     an account that does not exist."""
     cached = read_cache.namespace(conn, ACCOUNTS_CACHE)
     if cached is not None:
-        cached.pop(key, None)
         cached.put_all(_fetch(conn, [key]))
 
 

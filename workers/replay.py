@@ -69,7 +69,7 @@ def replay_lines(
     """
     report = ReplayReport()
     with contextlib.ExitStack() as stack:
-        settle = stack.enter_context(_long_lived_frozen())
+        freeze_survivors = stack.enter_context(_long_lived_frozen())
         conn = stack.enter_context(engine.connect())
         if own_database:
             with conn.begin():
@@ -100,7 +100,7 @@ def replay_lines(
                 report.duplicates += 1
             if len(batch) >= COMMIT_EVERY:
                 batch.commit()
-                settle()
+                freeze_survivors()
         batch.commit(last=True)
         with conn.begin():
             report.balances = owner_side_balances(Book(conn).balances())
@@ -151,13 +151,7 @@ class _Batch:
         return result
 
     def commit(self, *, last: bool = False) -> None:
-        try:
-            self._transaction.commit()
-        except BaseException:
-            # The read cache settled before the driver's commit failed: what the database
-            # holds is no longer what it knows (the replay then ends on the error).
-            read_cache.forget(self._conn)
-            raise
+        self._transaction.commit()
         self._applied.clear()
         self._careful = not self._bare
         if not last:

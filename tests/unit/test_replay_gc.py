@@ -4,6 +4,7 @@ gives it back when it ends (`workers.replay._long_lived_frozen`)."""
 from __future__ import annotations
 
 import gc
+from collections.abc import Iterator
 
 import pytest
 from sqlalchemy import Engine
@@ -25,13 +26,27 @@ def test_what_survives_each_commit_is_frozen_until_the_replay_ends(
         real_freeze()
         frozen_at.append(gc.get_freeze_count())
 
-    monkeypatch.setattr(replay.gc, "freeze", freeze)
+    monkeypatch.setattr(gc, "freeze", freeze)
     monkeypatch.setattr(replay, "COMMIT_EVERY", 10)
     report = replay_lines(sqlite_engine, list(workload.lines(35)), load_policies())
     assert len(frozen_at) == 3  # after the commits at 10, 20 and 30 events
     assert all(count > 0 for count in frozen_at)
     assert gc.get_freeze_count() == 0
     assert report.events_read == 35
+
+
+def test_a_replay_that_fails_midway_unfreezes_too(
+    sqlite_engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(replay, "COMMIT_EVERY", 10)
+
+    def lines_then_a_failure() -> Iterator[str]:
+        yield from workload.lines(25)
+        raise OSError("the file went away")
+
+    with pytest.raises(OSError, match="went away"):
+        replay_lines(sqlite_engine, lines_then_a_failure(), load_policies())
+    assert gc.get_freeze_count() == 0
 
 
 def test_a_process_that_froze_objects_of_its_own_is_left_alone(sqlite_engine: Engine) -> None:

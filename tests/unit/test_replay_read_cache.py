@@ -80,13 +80,13 @@ def test_a_row_written_through_is_what_the_database_then_holds(cached: Connectio
     assert loaded == from_database == contract("c1", paid_minor=500)
 
 
-def test_a_rollback_to_a_savepoint_forgets_what_the_block_cached(cached: Connection) -> None:
+def test_a_rollback_to_a_savepoint_undoes_what_the_block_cached(cached: Connection) -> None:
     rows.insert_row(cached, contracts, contract("c1"))
     with contextlib.suppress(LookupError), savepoint(cached, "test"):
         rows.save_row(cached, contracts, contract("c1", paid_minor=500))
         rows.insert_row(cached, contracts, contract("c2"))
         raise LookupError("undo the block")
-    # Without the forgetting, the cache would still answer the undone writes.
+    # Without the undo, the cache would still answer the undone writes.
     assert rows.load(cached, contracts, ContractState, "c1") == contract("c1")
     assert rows.load(cached, contracts, ContractState, "c2") is None
 
@@ -366,6 +366,24 @@ def test_a_failed_rollback_to_a_savepoint_forgets_everything(complete: Connectio
         rows.insert_row(complete, contracts, contract("c2"))
         raise LookupError("undo the block")
     # The database still holds c2: a cache that still knew every row would say it does not.
+    assert not read_cache.is_complete(complete)
+    assert rows.load(complete, contracts, ContractState, "c2") == contract("c2")
+
+
+def test_a_failed_rollback_of_sqlalchemys_own_savepoint_forgets_everything(
+    complete: Connection, sqlite_engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Its event fires before the statement: the failure is heard through `handle_error`.
+    def roll_back_to_nowhere(conn: Connection, _name: str) -> None:
+        conn.execute(text("ROLLBACK TO SAVEPOINT nowhere"))
+
+    rows.insert_row(complete, contracts, contract("c1"))
+    nested = complete.begin_nested()
+    rows.insert_row(complete, contracts, contract("c2"))
+    monkeypatch.setattr(sqlite_engine.dialect, "do_rollback_to_savepoint", roll_back_to_nowhere)
+    with pytest.raises(OperationalError):
+        nested.rollback()
+    monkeypatch.undo()
     assert not read_cache.is_complete(complete)
     assert rows.load(complete, contracts, ContractState, "c2") == contract("c2")
 
