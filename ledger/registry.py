@@ -78,13 +78,12 @@ def find_accounts(conn: Connection, keys: Collection[AccountKey]) -> dict[Accoun
         if not wanted or read_cache.is_complete(conn):
             # Complete: every account was opened through `open_accounts`, which caches it.
             return known
-    fetched = _fetch(conn, wanted)
-    if cached is not None:
-        cached.put_all(fetched)
-    return known | fetched
+    return known | _fetch(conn, wanted)
 
 
 def _fetch(conn: Connection, wanted: Collection[AccountKey]) -> dict[AccountKey, Account]:
+    """The accounts `wanted` as the database holds them, put in the read cache too when the
+    connection keeps one."""
     rows = _BY_KEY.rows(
         conn,
         {
@@ -93,16 +92,19 @@ def _fetch(conn: Connection, wanted: Collection[AccountKey]) -> dict[AccountKey,
         },
     )
     found = (_account(row) for row in rows)
-    return {(a.name, a.currency): a for a in found if (a.name, a.currency) in wanted}
+    fetched = {(a.name, a.currency): a for a in found if (a.name, a.currency) in wanted}
+    cached = read_cache.namespace(conn, ACCOUNTS_CACHE)
+    if cached is not None:
+        cached.put_all(fetched)
+    return fetched
 
 
 def refresh_account(conn: Connection, key: AccountKey) -> None:
     """Read `key` again into the read cache: its row was changed (frozen or unfrozen). A
     complete cache (`read_cache.is_complete`) cannot merely drop it, since a key it lacks is
     an account that does not exist."""
-    cached = read_cache.namespace(conn, ACCOUNTS_CACHE)
-    if cached is not None:
-        cached.put_all(_fetch(conn, [key]))
+    if read_cache.namespace(conn, ACCOUNTS_CACHE) is not None:
+        _fetch(conn, [key])
 
 
 def accounts_by_id(conn: Connection, ids: Iterable[int]) -> dict[int, Account]:
@@ -139,9 +141,6 @@ def open_accounts(
     _INSERT_MISSING[accounts].run_many(conn, account_rows)
     # Looked up in the database whatever the cache says: they were not there a moment ago.
     opened = _fetch(conn, missing)
-    cached = read_cache.namespace(conn, ACCOUNTS_CACHE)
-    if cached is not None:
-        cached.put_all(opened)
     balance_rows = [
         {
             "account_id": account.id,
