@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import DateTime, Dialect
+from sqlalchemy import JSON, DateTime, Dialect
 from sqlalchemy.types import TypeDecorator
 
 
@@ -76,3 +76,27 @@ def _sqlite_time(value: str | None) -> datetime | None:
 @lru_cache(maxsize=_TEXT_CACHE)
 def _utc_time(value: str) -> datetime:
     return datetime.fromisoformat(value).replace(tzinfo=UTC)
+
+
+class SerializedJson(TypeDecorator[Any]):
+    """A JSON column written from JSON text the caller has serialised already, read back as
+    JSON's values.
+
+    The inbox stores each event's body as the canonical text its digest is computed from:
+    binding it through `JSON` would serialise the same body a second time on every event.
+    The text goes to the driver as it is (PostgreSQL casts it to `json`; SQLite stores it).
+    """
+
+    impl = JSON
+    cache_ok = True
+
+    def bind_processor(self, dialect: Dialect) -> Callable[[Any], Any] | None:
+        # Replaces the chain `TypeDecorator` would build, which ends in `JSON`'s serialiser.
+        return _json_text
+
+
+def _json_text(value: Any) -> str:
+    if not isinstance(value, str):
+        # A mapping would be stored as a JSON string holding its repr's text: refuse it.
+        raise TypeError(f"SerializedJson takes JSON text, not {type(value).__name__}")
+    return value

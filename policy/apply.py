@@ -36,9 +36,15 @@ class ApplyResult:
     reason: ReasonCode | None = None
 
 
-def body_digest(body: dict[str, object]) -> str:
-    """A digest of the envelope that is the same however its JSON keys were ordered."""
-    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+def canonical_body(body: dict[str, object]) -> str:
+    """The envelope's JSON text, the same however its keys were ordered: what the inbox stores
+    and its digest is computed from."""
+    return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def body_digest(canonical: str) -> str:
+    """The digest of a canonical body (`canonical_body`) that tells a second delivery of an
+    event from another event under the same id."""
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
@@ -83,7 +89,7 @@ def apply_event(
     `UnknownSubject` (with `on_unknown_subject="raise"`, the workers' mode) when the event
     names something not seen yet; either way nothing is written.
     """
-    body = event.model_dump(mode="json")
+    body = canonical_body(event.model_dump(mode="json"))
     digest = body_digest(body)
     contract_id = _contract_of(event)
     # The inbox row goes in first: a second worker holding the same event blocks on its key

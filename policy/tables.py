@@ -9,7 +9,6 @@ treat them alike; `kind` tells them apart.
 from __future__ import annotations
 
 from sqlalchemy import (
-    JSON,
     BigInteger,
     Boolean,
     CheckConstraint,
@@ -23,7 +22,7 @@ from sqlalchemy import (
     Text,
 )
 
-from ledger.columns import UtcDateTime
+from ledger.columns import SerializedJson, UtcDateTime
 
 metadata = MetaData()
 
@@ -195,7 +194,8 @@ inbox = Table(
     Column("event_id", String(ID), primary_key=True),
     Column("type", String(64), nullable=False),
     Column("body_sha256", String(64), nullable=False),
-    Column("body", JSON, nullable=False),
+    # Stored as the canonical text the digest is computed from (`policy.apply`).
+    Column("body", SerializedJson, nullable=False),
     Column("occurred_at", UtcDateTime, nullable=False),
     Column("contract_id", String(ID), index=True),
     Column("result", String(16), nullable=False),

@@ -1,0 +1,88 @@
+"""The inbox stores an event's body as the canonical text its digest is computed from
+(`SerializedJson`), written once, read back as JSON's values."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import pytest
+from sqlalchemy import Column, Engine, MetaData, String, Table, create_engine, insert, select
+from sqlalchemy.exc import StatementError
+
+from ledger.columns import SerializedJson
+from ledger.prepared import Prepared
+from messages import parse_event
+from policy.apply import apply_event, body_digest, canonical_body
+from policy.config import load_policies
+from policy.tables import inbox
+from workers.database import make_engine, migrate
+
+_PROBES = MetaData()
+_probe = Table(
+    "probe",
+    _PROBES,
+    Column("id", String(8), primary_key=True),
+    Column("body", SerializedJson, nullable=False),
+)
+
+
+@pytest.fixture
+def engine() -> Engine:
+    made = create_engine("sqlite://")
+    _PROBES.create_all(made)
+    return made
+
+
+def test_text_goes_in_as_it_is_and_reads_back_as_values(engine: Engine) -> None:
+    text = '{"amount_minor":100,"name":"Zoë"}'
+    with engine.begin() as conn:
+        Prepared(insert(_probe)).write(conn, {"id": "a", "body": text})
+        conn.execute(insert(_probe), {"id": "b", "body": "[1,2]"})
+        stored = conn.exec_driver_sql("SELECT body FROM probe ORDER BY id").scalars().all()
+        read = conn.execute(select(_probe.c.body).order_by(_probe.c.id)).scalars().all()
+    assert stored == [text, "[1,2]"]
+    assert read == [{"amount_minor": 100, "name": "Zoë"}, [1, 2]]
+
+
+@pytest.mark.parametrize("value", [{"amount_minor": 100}, [1, 2], 3, None])
+def test_anything_but_text_is_refused_before_the_driver_sees_it(
+    engine: Engine, value: object
+) -> None:
+    # Bound as JSON would store a mapping; bound as it is, the driver would store its repr.
+    with engine.begin() as conn, pytest.raises(StatementError, match="takes JSON text"):
+        conn.execute(insert(_probe), {"id": "c", "body": value})
+
+
+def test_the_canonical_text_ignores_key_order_and_keeps_non_ascii() -> None:
+    one = canonical_body({"b": 1, "a": {"y": "é", "x": [2, 1]}})
+    other = canonical_body({"a": {"x": [2, 1], "y": "é"}, "b": 1})
+    assert one == other == '{"a":{"x":[2,1],"y":"é"},"b":1}'
+
+
+def test_the_inbox_row_holds_the_text_its_digest_is_of() -> None:
+    made = make_engine("sqlite://")
+    migrate(made)
+    raw = {
+        "event_id": "evt-1",
+        "type": "contract.opened",
+        "occurred_at": "2026-03-02T10:00:00Z",
+        "schema_version": 1,
+        "data": {
+            "contract_id": "c-1",
+            "kind": "fixed",
+            "client_id": "u-client",
+            "creator_id": "u-creator",
+            "currency": "USD",
+        },
+    }
+    event = parse_event(json.dumps(raw))
+    with made.begin() as conn:
+        apply_event(conn, event, load_policies())
+        text, digest = conn.exec_driver_sql(
+            "SELECT body, body_sha256 FROM inbox WHERE event_id = 'evt-1'"
+        ).one()
+        read = conn.execute(select(inbox.c.body)).scalar_one()
+    assert text == canonical_body(event.model_dump(mode="json"))
+    assert digest == body_digest(text) == hashlib.sha256(text.encode()).hexdigest()
+    assert read == event.model_dump(mode="json")
