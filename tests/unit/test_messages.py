@@ -425,6 +425,29 @@ def test_bytes_that_are_not_json_are_refused(raw: bytes) -> None:
     assert "JSON" in str(error)
 
 
+@pytest.mark.parametrize(
+    "encode",
+    [
+        lambda text: text.encode("utf-8"),
+        lambda text: text.encode("utf-8-sig"),
+        lambda text: text.encode("utf-16"),
+        lambda text: bytearray(text.encode("utf-32-le")),
+    ],
+    ids=["utf-8", "utf-8 with BOM", "utf-16", "utf-32-le bytearray"],
+)
+def test_bytes_are_read_in_any_encoding_json_allows(encode: Any) -> None:
+    # The body is decoded as `json.loads` would, then read by the one shared decoder.
+    text = json.dumps(with_data("refund.requested", reason="Zoë's draft"))
+
+    assert parse_event(encode(text)) == parse_event(text)
+
+
+def test_text_starting_with_a_byte_order_mark_is_refused() -> None:
+    text = json.dumps(with_data("refund.requested"))
+
+    assert refused("\ufeff" + text).fields == ["body"]
+
+
 def test_a_key_repeated_in_the_data_is_refused_and_named() -> None:
     body = json.dumps(with_data("refund.requested"))
     raw = body.replace('"reason":', '"reason": "other", "reason":', 1)
