@@ -75,6 +75,27 @@ class Book:
         if batch:
             self._record_once(batch, TransferKind.POSTED)
 
+    def lock(self, names: Sequence[str], currency: str) -> None:
+        """Take now, in one statement, the balance locks that later postings to `names` in
+        this transaction would take one posting at a time.
+
+        Each posting locks its accounts in id order, but a transaction that posts twice locks
+        in two steps. Two such transactions whose steps cross (one holds U and waits for V,
+        the other holds V and waits for U) deadlock, and PostgreSQL breaks a deadlock only
+        after `deadlock_timeout`, 1 s by default, while both and everything queued behind
+        them wait. A handler that will post more than once locks the union first. Accounts
+        that do not exist yet are opened here, all in one sorted insert, for the same reason:
+        two transactions that each open one of the other's accounts and then the other wait
+        for each other on the accounts' unique index.
+        """
+        keys = {(name, currency) for name in names}
+        for name, _ in keys:
+            check_account(name, currency)
+        found = find_accounts(self._conn, keys)
+        if len(found) < len(keys):
+            found = self._open(keys, found)
+        lock_accounts(self._conn, found.values())
+
     def hold(self, transfer: Transfer) -> None:
         """Reserve `transfer`: the debit account can no longer spend it, the credit account
         does not have it yet. Post or void it later by its transfer id."""

@@ -31,7 +31,7 @@ from policy.outcomes import APPLIED, Outcome, Rejected
 from policy.refunds import refund
 from policy.registry import fires, handles
 from policy.rules.disputes import mark_overdue, open_dispute, overdue_at, resolved, settle_dispute
-from policy.rules.legs import user_account
+from policy.rules.legs import escrow_account, user_account
 from policy.state import ContractState, DisputeState, RefundRequestState, TargetState
 from policy.tables import disputes, refund_requests
 from scheduler.store import cancel
@@ -152,6 +152,12 @@ def handle_dispute_resolved(context: HandlerContext, event: DisputeResolvedEvent
             target_id=target.target_id,
         )
     request = _request_behind(context, dispute)
+    if settlement.refund_minor and settlement.release_rest and target.status == "funded":
+        # A refund, then a release: two postings. Their accounts are locked together first,
+        # so that two such decisions on contracts that share users cannot deadlock.
+        context.book.lock(
+            [escrow_account(target.target_id), *both_sides(contract)], target.currency
+        )
     if settlement.refund_minor:
         result = refund(
             context,
