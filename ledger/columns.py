@@ -85,6 +85,7 @@ class SerializedJson(TypeDecorator[Any]):
     The inbox stores each event's body as the canonical text its digest is computed from:
     binding it through `JSON` would serialise the same body a second time on every event.
     The text goes to the driver as it is (PostgreSQL casts it to `json`; SQLite stores it).
+    Anything else, None included, is refused: it is for NOT NULL columns.
     """
 
     impl = JSON

@@ -61,6 +61,9 @@ def _as_mapping(raw: object) -> Mapping[str, Any]:
             if not isinstance(raw, str):
                 # As `json.loads` reads bytes: UTF-8, -16 or -32, told apart by their first bytes.
                 raw = raw.decode(json.detect_encoding(raw), "surrogatepass")
+            elif raw.startswith("\ufeff"):
+                # `json.loads` refuses text that starts with a byte order mark, and says why.
+                raise ValueError("Unexpected UTF-8 BOM (decode using utf-8-sig)")
             raw = _DECODER.decode(raw)
         except (ValueError, UnicodeDecodeError) as exc:
             raise MalformedMessage([("body", f"is not valid JSON ({exc})")]) from None

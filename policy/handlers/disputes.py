@@ -152,9 +152,15 @@ def handle_dispute_resolved(context: HandlerContext, event: DisputeResolvedEvent
             target_id=target.target_id,
         )
     request = _request_behind(context, dispute)
-    if settlement.refund_minor and settlement.release_rest and target.status == "funded":
-        # A refund, then a release: two postings. Their accounts are locked together first,
-        # so that two such decisions on contracts that share users cannot deadlock.
+    # A refund that leaves part of a funded milestone, then the release of that part (the
+    # branch below, once the refund has not ended the milestone): two postings. Their accounts
+    # are locked together first, so that two such decisions on contracts that share users
+    # cannot deadlock.
+    if (
+        0 < settlement.refund_minor < target.refundable_minor
+        and settlement.release_rest
+        and target.status == "funded"
+    ):
         context.book.lock(
             [escrow_account(target.target_id), *both_sides(contract)], target.currency
         )

@@ -86,3 +86,26 @@ def test_the_inbox_row_holds_the_text_its_digest_is_of() -> None:
     assert text == canonical_body(event.model_dump(mode="json"))
     assert digest == body_digest(text) == hashlib.sha256(text.encode()).hexdigest()
     assert read == event.model_dump(mode="json")
+
+
+def test_the_digest_of_a_stored_event_is_the_one_earlier_releases_stored() -> None:
+    # Computed by the release before the body was stored as text (03f7e33): an event applied
+    # then and delivered again now must still be a duplicate, not an idempotency conflict.
+    raw = {
+        "event_id": "evt-2",
+        "type": "refund.requested",
+        "occurred_at": "2026-03-04T12:30:00+01:00",
+        "schema_version": 1,
+        "data": {
+            "contract_id": "c-1",
+            "request_id": "r-1",
+            "target_id": "m-1",
+            "amount_minor": 12345,
+            "reason": "Zoë: pas ce qui était convenu",
+        },
+    }
+    canonical = canonical_body(parse_event(json.dumps(raw)).model_dump(mode="json"))
+
+    assert body_digest(canonical) == (
+        "87f6fd542c6a9f3e7d22a37e9db8c86f3081b1b42b51d12f580ecb73105f40d7"
+    )

@@ -445,7 +445,10 @@ def test_bytes_are_read_in_any_encoding_json_allows(encode: Any) -> None:
 def test_text_starting_with_a_byte_order_mark_is_refused() -> None:
     text = json.dumps(with_data("refund.requested"))
 
-    assert refused("\ufeff" + text).fields == ["body"]
+    error = refused("\ufeff" + text)
+
+    assert error.fields == ["body"]
+    assert "Unexpected UTF-8 BOM" in str(error)
 
 
 def test_a_key_repeated_in_the_data_is_refused_and_named() -> None:
