@@ -6,18 +6,30 @@ everything first in one go; if anything raised, it undoes that and fires again, 
 in its own savepoint, skipping the ones that raise. They stay waiting, logged at every tick,
 and fire once fixed. A database that is away or a collision with another transaction is not
 such a failure: it leaves the tick, which is tried again whole.
+
+A tick holds the deadlines it claims (row locks) until it commits, and a deadline's handler
+locks its contract, while an event locks its contract first and may then cancel or move one of
+its deadlines: the same two locks in opposite orders, a deadlock PostgreSQL breaks only after
+`deadlock_timeout` (a second of everything queued behind them). So a tick locks the contracts
+of what it claimed at once, skipping those another transaction holds, and leaves their
+deadlines for the next tick: it never waits for a contract while it holds deadlines. A
+deadline fires at its own time whichever tick fires it, so one tick later changes nothing but
+when its notifications go out.
 """
 
 from __future__ import annotations
 
 import structlog
+from sqlalchemy import Connection, bindparam, select
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
+from ledger.prepared import Prepared
 from ledger.savepoints import savepoint
 from messages.inbound import DeadlineTickEvent
 from policy.context import HandlerContext
 from policy.outcomes import APPLIED, Outcome, Rejected
 from policy.registry import DEADLINE_HANDLERS, handles
+from policy.tables import contracts
 from scheduler.store import DueDeadline, claim_due, mark_fired, record_outcome
 
 CLAIM_BATCH = 500
@@ -51,18 +63,31 @@ def _passing(exc: Exception) -> bool:
 
 def _fire_due(context: HandlerContext, event: DeadlineTickEvent, *, isolate: bool) -> None:
     failed: set[str] = set()
+    # Deadlines whose contract another transaction held when they were claimed: the next
+    # tick's (module docstring).
+    left: set[str] = set()
     # Claim until nothing due is left, rather than until a batch comes back short: a deadline
     # that fires may schedule another one that is already due at this tick. Deadlines that
-    # raised stay due and are passed over by the claim itself, so the loop ends and however
-    # many failed, the ones due after them are reached.
+    # raised or were left stay due and are passed over by the claim itself, so the loop ends
+    # and however many there are, the ones due after them are reached.
     while due := claim_due(
         context.conn,
         event.occurred_at,
         kinds=DEADLINE_HANDLERS.keys(),
-        excluded=failed,
+        excluded=failed | left,
         limit=CLAIM_BATCH,
     ):
+        busy = _lock_contracts(context.conn, due)
+        if busy:
+            left.update(deadline.deadline_id for deadline in due if deadline.contract_id in busy)
+            log.info(
+                "deadline.contract_busy",
+                contracts=len(busy),
+                tick_event_id=event.event_id,
+            )
         for deadline in due:
+            if deadline.contract_id in busy:
+                continue
             if not isolate:
                 _mark_and_fire(context, event, deadline)
                 continue
@@ -79,6 +104,34 @@ def _fire_due(context: HandlerContext, event: DeadlineTickEvent, *, isolate: boo
                     tick_event_id=event.event_id,
                 )
                 failed.add(deadline.deadline_id)
+
+
+# NOWAIT would fail the tick; SKIP LOCKED leaves out, silently, what another transaction holds.
+_LOCK_FREE_CONTRACTS = Prepared(
+    select(contracts.c.contract_id)
+    .where(contracts.c.contract_id.in_(bindparam("ids", expanding=True)))
+    .order_by(contracts.c.contract_id)
+    .with_for_update(skip_locked=True)
+)
+_EXISTING_CONTRACTS = Prepared(
+    select(contracts.c.contract_id).where(
+        contracts.c.contract_id.in_(bindparam("ids", expanding=True))
+    )
+)
+
+
+def _lock_contracts(conn: Connection, due: list[DueDeadline]) -> set[str]:
+    """Lock the contracts of `due` for the rest of the transaction, without waiting; the ids of
+    those another transaction holds (not locked here). A contract that does not exist is not
+    held: its deadline fires, and its handler says what that means."""
+    ids = sorted({deadline.contract_id for deadline in due if deadline.contract_id is not None})
+    if not ids:
+        return set()
+    locked = {row[0] for row in _LOCK_FREE_CONTRACTS.rows(conn, {"ids": ids})}
+    missing = [contract_id for contract_id in ids if contract_id not in locked]
+    if not missing:
+        return set()
+    return {row[0] for row in _EXISTING_CONTRACTS.rows(conn, {"ids": missing})}
 
 
 def _mark_and_fire(
