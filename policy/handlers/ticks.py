@@ -127,11 +127,18 @@ def _lock_contracts(conn: Connection, due: list[DueDeadline]) -> set[str]:
     ids = sorted({deadline.contract_id for deadline in due if deadline.contract_id is not None})
     if not ids:
         return set()
-    locked = {row[0] for row in _LOCK_FREE_CONTRACTS.rows(conn, {"ids": ids})}
+    locked = {row[0] for row in _LOCK_FREE_CONTRACTS.rows(conn, {"ids": _padded(ids)})}
     missing = [contract_id for contract_id in ids if contract_id not in locked]
     if not missing:
         return set()
-    return {row[0] for row in _EXISTING_CONTRACTS.rows(conn, {"ids": missing})}
+    return {row[0] for row in _EXISTING_CONTRACTS.rows(conn, {"ids": _padded(missing)})}
+
+
+def _padded(ids: list[str]) -> list[str]:
+    # A prepared `IN` is compiled and kept once per number of values: repeating the last id up
+    # to a power of two keeps that to a dozen texts for up to `CLAIM_BATCH` contracts.
+    size = 1 << (len(ids) - 1).bit_length()
+    return ids + [ids[-1]] * (size - len(ids))
 
 
 def _mark_and_fire(
