@@ -18,14 +18,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from engine_driver import Driver
 from sqlalchemy import Engine
 
 from ledger import Book
-from ledger.pipelining import deferred_writes
 from ledger.registry import open_accounts
-from messages import parse_event
-from policy.apply import ApplyResult, apply_event
-from policy.config import load_policies
+from policy.apply import ApplyResult
 from policy.handlers import disputes
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
@@ -34,19 +32,7 @@ T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 MEET_TIMEOUT_S = 1.0
 
 
-def _apply(engine: Engine, event_id: str, type_: str, at: datetime, **data: Any) -> ApplyResult:
-    body = {
-        "event_id": event_id,
-        "type": type_,
-        "occurred_at": at.isoformat(),
-        "schema_version": 1,
-        "data": data,
-    }
-    with engine.begin() as conn, deferred_writes(conn):
-        return apply_event(conn, parse_event(body), load_policies())
-
-
-def _disputed_contract(engine: Engine, number: int, client: str, creator: str) -> None:
+def _disputed_contract(driver: Driver, number: int, client: str, creator: str) -> None:
     """Contract c<n>, milestone m<n> funded with 500.00 and started, dispute r<n> open on it."""
     contract, milestone = f"c{number}", f"m{number}"
     steps: list[tuple[str, dict[str, Any]]] = [
@@ -75,8 +61,7 @@ def _disputed_contract(engine: Engine, number: int, client: str, creator: str) -
         ),
     ]
     for step, (type_, data) in enumerate(steps):
-        at = T0 + timedelta(hours=step)
-        result = _apply(engine, f"{contract}-{step}", type_, at, contract_id=contract, **data)
+        result = driver.send(type_, at=T0 + timedelta(hours=step), contract_id=contract, **data)
         assert result.status == "applied", (type_, result)
 
 
@@ -88,8 +73,9 @@ def _disputed_contract(engine: Engine, number: int, client: str, creator: str) -
 def test_sc3_partial_refunds_on_contracts_sharing_users_decided_together_never_deadlock(
     pg_engine: Engine, monkeypatch: pytest.MonkeyPatch, users_have_accounts: bool
 ) -> None:
-    _disputed_contract(pg_engine, 1, client="ana", creator="ben")
-    _disputed_contract(pg_engine, 2, client="ben", creator="ana")
+    driver = Driver(pg_engine)
+    _disputed_contract(driver, 1, client="ana", creator="ben")
+    _disputed_contract(driver, 2, client="ben", creator="ana")
     if users_have_accounts:
         # Else the refunds open them: two transactions opening each other's accounts in two
         # steps wait for each other on the accounts' unique index instead.
@@ -112,11 +98,9 @@ def test_sc3_partial_refunds_on_contracts_sharing_users_decided_together_never_d
 
     def decide(number: int) -> None:
         try:
-            outcomes[number] = _apply(
-                pg_engine,
-                f"decision-{number}",
+            outcomes[number] = driver.send(
                 "dispute.resolved",
-                T0 + timedelta(days=3),
+                at=T0 + timedelta(days=3),
                 dispute_id=f"r{number}",
                 outcome="partial_refund",
                 refund_amount_minor=20000,

@@ -17,13 +17,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from engine_driver import Driver
 from sqlalchemy import Engine, select
 
-from ledger.pipelining import deferred_writes
-from messages import parse_event
 from policy import rows
-from policy.apply import ApplyResult, apply_event
-from policy.config import load_policies
 from policy.context import HandlerContext
 from policy.handlers import ticks
 from policy.handlers.contracts import lock_contract
@@ -55,18 +52,6 @@ def _kind_that_locks_its_contract() -> Iterator[None]:
     del DEADLINE_HANDLERS[KIND]
 
 
-def _apply(engine: Engine, event_id: str, type_: str, at: datetime, **data: Any) -> ApplyResult:
-    body = {
-        "event_id": event_id,
-        "type": type_,
-        "occurred_at": at.isoformat(),
-        "schema_version": 1,
-        "data": data,
-    }
-    with engine.begin() as conn, deferred_writes(conn):
-        return apply_event(conn, parse_event(body), load_policies())
-
-
 def _outcomes(engine: Engine) -> dict[str, str | None]:
     with engine.connect() as conn:
         found = conn.execute(select(deadlines.c.subject_id, deadlines.c.outcome)).all()
@@ -76,11 +61,10 @@ def _outcomes(engine: Engine) -> dict[str, str | None]:
 def test_a_tick_leaves_the_deadlines_of_a_contract_an_event_holds_to_the_next_tick(
     pg_engine: Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    opened = _apply(
-        pg_engine,
-        "open-c1",
+    driver = Driver(pg_engine)
+    opened = driver.send(
         "contract.opened",
-        T0,
+        at=T0,
         contract_id="c1",
         kind="fixed",
         client_id="ana",
@@ -128,7 +112,7 @@ def test_a_tick_leaves_the_deadlines_of_a_contract_an_event_holds_to_the_next_ti
     def tick() -> None:
         try:
             assert contract_locked.wait(WAIT_S)
-            assert _apply(pg_engine, "tick-1", "deadline.tick", T0 + timedelta(hours=1)).status
+            assert driver.send("deadline.tick", at=T0 + timedelta(hours=1)).status == "applied"
         except BaseException as exc:
             errors.append(exc)
 
@@ -143,7 +127,5 @@ def test_a_tick_leaves_the_deadlines_of_a_contract_an_event_holds_to_the_next_ti
     # tick to commit, then went through.
     assert _outcomes(pg_engine) == {"first": None, "second": "cancelled"}
     monkeypatch.setattr(ticks, "claim_due", claim_due)
-    assert _apply(pg_engine, "tick-2", "deadline.tick", T0 + timedelta(hours=2)).status == (
-        "applied"
-    )
+    assert driver.send("deadline.tick", at=T0 + timedelta(hours=2)).status == "applied"
     assert _outcomes(pg_engine) == {"first": "fired", "second": "cancelled"}
