@@ -30,6 +30,7 @@ from ledger.balances import (
     Movements,
     forget_lock,
     lock_accounts,
+    posting_shard_key,
     read_balance,
     remember_opened,
     shard_for,
@@ -324,14 +325,16 @@ class Book:
             if kind is TransferKind.POSTED:
                 _receive(available, credit, amount)
             rows.append(_row(entry, debit, credit, pending_row_id=None))
-            debit_shard = shard_for(debit, transfer.transfer_id)
-            credit_shard = shard_for(credit, transfer.transfer_id)
             if kind is TransferKind.POSTED:
-                movements.add(debit, debit_shard, posted_debits=amount)
-                movements.add(credit, credit_shard, posted_credits=amount)
+                key = posting_shard_key(transfer.transfer_id)
+                movements.add(debit, shard_for(debit, key), posted_debits=amount)
+                movements.add(credit, shard_for(credit, key), posted_credits=amount)
             else:
-                movements.add(debit, debit_shard, pending_debits=amount)
-                movements.add(credit, credit_shard, pending_credits=amount)
+                # A hold's shard stays the one of its own id: its resolution finds it there.
+                movements.add(debit, shard_for(debit, transfer.transfer_id), pending_debits=amount)
+                movements.add(
+                    credit, shard_for(credit, transfer.transfer_id), pending_credits=amount
+                )
         journal.record(self._conn, rows)
         movements.write(self._conn)
 

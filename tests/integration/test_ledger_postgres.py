@@ -3,6 +3,7 @@ Python code), row locks under real concurrency, and the hot-account shards."""
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 import zlib
@@ -29,7 +30,7 @@ from ledger import (
     TransferConflict,
     audit,
 )
-from ledger.tables import SHARD_COUNT, metadata, transfers
+from ledger.tables import SHARD_COUNT, balances, metadata, transfers
 from workers.database import alembic_config
 
 pytestmark = pytest.mark.postgres
@@ -449,6 +450,49 @@ def test_a_hot_account_lets_transactions_in_other_shards_pass_an_open_one(
 
     with pg_engine.begin() as conn:
         assert Book(conn).balance("platform:fees", "USD").available_minor == 31
+        assert audit(conn).ok
+
+
+def test_two_transactions_posting_twice_to_a_hot_account_never_deadlock(
+    pg_engine: Engine,
+) -> None:
+    """A hot account's shard is chosen by the transfer's cause, not its whole id: the two
+    postings of one event move one shard row. By whole id these two causes cross: evt-a0#1 and
+    evt-b16#2 share a shard, and so do evt-a0#2 and evt-b16#1, so each transaction's second
+    posting waited for the row the other's first had taken."""
+    with pg_engine.begin() as conn:
+        Book(conn).post([transfer("open", "external:card", "platform:fees", 1)])
+    meet = threading.Barrier(2, timeout=1.0)
+    errors: list[BaseException] = []
+
+    def post_twice(cause: str) -> None:
+        try:
+            with pg_engine.begin() as conn:
+                book = Book(conn)
+                book.post([transfer(f"{cause}#1", "external:card", "platform:fees", 10)])
+                # Broken when the other waits on this one's shard row: go on alone.
+                with contextlib.suppress(threading.BrokenBarrierError):
+                    meet.wait()
+                book.post([transfer(f"{cause}#2", "external:card", "platform:fees", 10)])
+        except BaseException as exc:  # the deadlock, raised in this thread, is the failure
+            errors.append(exc)
+
+    posting = [threading.Thread(target=post_twice, args=(c,)) for c in ("evt-a0", "evt-b16")]
+    for thread in posting:
+        thread.start()
+    for thread in posting:
+        thread.join(timeout=30)
+
+    assert errors == []
+    with pg_engine.begin() as conn:
+        assert Book(conn).balance("platform:fees", "USD").available_minor == 41
+        shards = conn.execute(
+            select(func.count()).select_from(balances).where(balances.c.posted_credits > 0)
+        ).scalar_one()
+        # platform:fees' shard rows: the one of "open", and one for each cause.
+        assert shards == len(
+            {zlib.crc32(key.encode()) % SHARD_COUNT for key in ("open", "evt-a0", "evt-b16")}
+        )
         assert audit(conn).ok
 
 
