@@ -85,11 +85,13 @@ class Book:
         the other holds V and waits for U) deadlock, and PostgreSQL breaks a deadlock only
         after `deadlock_timeout`, 1 s by default, while both and everything queued behind
         them wait. A handler that will post more than once locks the union first (hot
-        accounts are never locked: their sharded rows take no lock). Accounts that do not
-        exist yet are opened here, in name order, for the same reason: two transactions that
-        each open one of the other's accounts and then the other wait for each other on the
-        accounts' unique index. Open them only for postings sure to follow: an account opened
-        without an entry still counts in the audit and the operator's lookups.
+        accounts are left out: a shard row is locked only by the update that moves it, and
+        the postings of one event move one shard row of each, `posting_shard_key`). Accounts
+        that do not exist yet are opened here, in name order, for the same reason: two
+        transactions that each open one of the other's accounts and then the other wait for
+        each other on the accounts' unique index. Open them only for postings sure to follow:
+        an account opened without an entry still counts in the audit and the operator's
+        lookups.
         """
         keys = {(name, currency) for name in names}
         for name, _ in keys:

@@ -98,6 +98,6 @@ class SerializedJson(TypeDecorator[Any]):
 
 def _json_text(value: Any) -> str:
     if not isinstance(value, str):
-        # A mapping would be stored as a JSON string holding its repr's text: refuse it.
+        # Bound as it is, a mapping would reach the driver unserialised: refuse it here.
         raise TypeError(f"SerializedJson takes JSON text, not {type(value).__name__}")
     return value
