@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections import defaultdict
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from ledger import Transfer, TransferCode
@@ -63,3 +64,18 @@ def claw_back_points(
             key=f"{milestone_id}:{user_id}:{refunded_so_far_minor}",
         )
     return sum(by_user.values())
+
+
+def lock_clawback_accounts(context: HandlerContext, milestone_ids: Sequence[str]) -> None:
+    """Lock now the points accounts that `claw_back_points` may move for `milestone_ids`:
+    those of every award on them, whether it will owe anything or not. An award posted its
+    points, so `Book.lock` opens none of them."""
+    awardees = {
+        award.user_id
+        for milestone_id in milestone_ids
+        for award in rows.load_matching(
+            context.conn, point_awards, PointAwardState, milestone_id=milestone_id
+        )
+    }
+    if awardees:
+        context.book.lock([points_account(user_id) for user_id in awardees], POINTS_CURRENCY)

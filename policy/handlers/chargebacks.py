@@ -28,7 +28,8 @@ from policy.errors import UnknownSubject
 from policy.handlers.contracts import both_sides
 from policy.handlers.processor_fees import locked_payment
 from policy.outcomes import APPLIED, Outcome, Rejected
-from policy.refunds import post_legs, refund
+from policy.points import lock_clawback_accounts
+from policy.refunds import plan_refund, post_legs, refund
 from policy.registry import handles
 from policy.rules.chargebacks import (
     accepted_in_full,
@@ -216,18 +217,49 @@ def _settle(
         return chargeback.amount_minor - _settle_addon(context, chargeback, payment)
     shares, short = split_settlement(paid, chargeback.amount_minor, payment.charge_total_minor)
     by_id = {target.target_id: target for target in paid}
-    for share in shares:
-        if share.refund_minor == 0:
-            continue
+    refunds = [
+        (by_id[share.target_id], share.refund_minor) for share in shares if share.refund_minor
+    ]
+    _lock_settlement(context, contract, refunds, short, payment.currency)
+    for target, refund_minor in refunds:
         contract = refund(
             context,
             contract,
-            by_id[share.target_id],
-            share.refund_minor,
+            target,
+            refund_minor,
             cause="chargeback",
             destination=PLATFORM_CHARGEBACKS,
         ).contract
     return short
+
+
+def _lock_settlement(
+    context: HandlerContext,
+    contract: ContractState,
+    refunds: Sequence[tuple[TargetState, int]],
+    short: int,
+    currency: str,
+) -> None:
+    """Lock, before the first posting, what a settlement in several postings would otherwise
+    lock one posting at a time (`Book.lock`): the creator the refunds claw back from, the
+    client who gives back the shortfall, and, for several refunds, the points their SC-10
+    claw-backs may take.
+
+    Two settlements on contracts whose users swap roles deadlocked: one held the creator ben
+    (its refund) and waited for the client ana (its shortfall), the other the reverse; so did
+    two that each held the points of their first milestone's awardee and waited for those of
+    their second's. Money before points, the order every refund takes them in. The escrows
+    are left to their postings: only this contract's events, which queue on its row, move them.
+    """
+    users = [user_account(contract.client_id)] if short else []
+    if any(plan_refund(target, minor).clawed_from_creator_minor for target, minor in refunds):
+        users.append(user_account(contract.creator_id))
+    if len(refunds) + bool(short) > 1 and users:
+        context.book.lock(users, currency)
+    if len(refunds) > 1:
+        lock_clawback_accounts(
+            context, [target.target_id for target, _ in refunds if target.kind == "milestone"]
+        )
 
 
 def _settle_addon(
