@@ -14,8 +14,9 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import traceback
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from bench import latency, ledger_growth, memory, replay, throughput, ticks
@@ -82,36 +83,57 @@ SIZES = {
 }
 
 
+@dataclass
+class Outcome:
+    """What a run measured, and why each benchmark that failed did."""
+
+    results: list[BenchResult] = field(default_factory=list)
+    failures: dict[str, str] = field(default_factory=dict)
+
+
 def run_benchmarks(
     names: Sequence[str],
     sizes: Sizes,
     shape: WorkerShape,
     *,
     report: Callable[[str], None] = print,
-) -> list[BenchResult]:
-    """Run the benchmarks called `names`, in the order of BENCHMARKS."""
-    results: list[BenchResult] = []
+) -> Outcome:
+    """Run the benchmarks called `names`, in the order of BENCHMARKS. One that fails (a run
+    that stalls, a server that goes away) is reported with its reason and the rest still run:
+    a full-size run takes half an hour, and one failure should not cost the other figures."""
+    outcome = Outcome()
     max_rate = sizes.fallback_max_events_per_s
     for name in BENCHMARKS:
         if name not in names:
             continue
         report(f"running {name} ...")
-        if name == "replay":
-            result = replay.run(sizes.replay_events)
-        elif name == "throughput":
-            result = throughput.run(sizes.throughput_events, shape)
+        try:
+            result = _run_one(name, sizes, shape, max_rate)
+        except Exception as exc:
+            # With its notes, such as where the workers' logs were kept.
+            reason = "".join(traceback.format_exception_only(exc)).strip()
+            report(f"  failed: {reason}")
+            outcome.failures[name] = reason
+            continue
+        if name == "throughput":
             max_rate = result.metrics["events_per_s"]
-        elif name == "latency":
-            result = latency.run(max_rate, sizes.latency_seconds, shape)
-        elif name == "deadline_tick":
-            result = ticks.run(list(sizes.deadline_stored), sizes.deadline_due)
-        elif name == "ledger_growth":
-            result = ledger_growth.run(sizes.ledger_transfers)
-        else:
-            result = memory.run(sizes.memory_events, shape.threads)
         report(f"  {result.figure} (ratio {result.ratio:.2f}, goal {result.goal})")
-        results.append(result)
-    return results
+        outcome.results.append(result)
+    return outcome
+
+
+def _run_one(name: str, sizes: Sizes, shape: WorkerShape, max_rate: float) -> BenchResult:
+    if name == "replay":
+        return replay.run(sizes.replay_events)
+    if name == "throughput":
+        return throughput.run(sizes.throughput_events, shape)
+    if name == "latency":
+        return latency.run(max_rate, sizes.latency_seconds, shape)
+    if name == "deadline_tick":
+        return ticks.run(list(sizes.deadline_stored), sizes.deadline_due)
+    if name == "ledger_growth":
+        return ledger_growth.run(sizes.ledger_transfers)
+    return memory.run(sizes.memory_events, shape.threads)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -153,15 +175,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.memory_events:
         sizes = replace(sizes, memory_events=args.memory_events)
     shape = WorkerShape(args.processes, args.threads)
-    results = run_benchmarks(names, sizes, shape)
+    outcome = run_benchmarks(names, sizes, shape)
     command = "python -m bench " + " ".join(sys.argv[1:] if argv is None else argv)
-    doc = document(results, size=args.size, command=command, servers=server_versions())
+    doc = document(
+        outcome.results,
+        size=args.size,
+        command=command,
+        servers=server_versions(),
+        failures=outcome.failures,
+    )
     path = write(doc, args.results_dir)
     print()
-    print(table(results))
+    print(table(outcome.results, outcome.failures))
     print(f"\nresults: {path}")
-    if not args.no_plot:
+    if not args.no_plot and outcome.results:
         from bench.plot import draw
 
         print(f"plot: {draw(doc, args.plot)}")
-    return 0
+    return 1 if outcome.failures else 0

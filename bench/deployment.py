@@ -12,7 +12,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +31,10 @@ RECOURSE = [sys.executable, "-c", "from workers.cli import app; app()"]
 # A worker process finishes its messages for up to 30 s, and its supervisor waits 40 s.
 STOP_TIMEOUT_S = 45.0
 POLL_S = 0.05
+# One retry waits at most RETRY_MAX_BACKOFF_MS (60 s by default): a run with no commit for
+# longer than two of them has an event that is dead-lettered or waits for a subject that never
+# comes (it would go on retrying for UNKNOWN_SUBJECT_RETRY_SECONDS, 10 minutes, first).
+STALL_S = 150.0
 READY_TIMEOUT_S = 60.0
 
 
@@ -148,13 +152,42 @@ def handled(engine: Engine) -> int:
         return int(conn.execute(select(func.count()).select_from(inbox)).scalar_one())
 
 
-def wait_handled(engine: Engine, count: int, *, timeout_s: float) -> float:
-    """Wait until `count` events are committed; the monotonic time it was seen."""
-    deadline = time.monotonic() + timeout_s
-    while handled(engine) < count:
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"fewer than {count} events committed after {timeout_s:.0f} s")
+class Stalled(TimeoutError):
+    """No event was committed for a while before the count was reached: one is in a
+    dead-letter queue or in a long retry, and waiting out the whole timeout would show nothing
+    more."""
+
+
+def wait_handled(
+    engine: Engine, count: int, *, timeout_s: float, stall_s: float = STALL_S
+) -> float:
+    """Wait until `count` events are committed; the monotonic time it was seen. Raises
+    TimeoutError after `timeout_s`, and `Stalled` as soon as no event has been committed for
+    `stall_s` short of the count."""
+    return wait_for_count(lambda: handled(engine), count, timeout_s=timeout_s, stall_s=stall_s)
+
+
+def wait_for_count(
+    current: Callable[[], int], count: int, *, timeout_s: float, stall_s: float
+) -> float:
+    """Poll `current` until it reaches `count` (see `wait_handled`)."""
+    started = time.monotonic()
+    deadline = started + timeout_s
+    seen, moved = current(), started
+    while seen < count:
+        now = time.monotonic()
+        if now > deadline:
+            raise TimeoutError(f"{seen} of {count} events committed after {timeout_s:.0f} s")
+        if now - moved > stall_s:
+            raise Stalled(
+                f"{seen} of {count} events committed, and none for {stall_s:.0f} s: look in the"
+                " dead-letter queues (`recourse dlq list`) and the workers' logs, which the"
+                " benchmark keeps"
+            )
         time.sleep(POLL_S)
+        latest = current()
+        if latest != seen:
+            seen, moved = latest, time.monotonic()
     return time.monotonic()
 
 

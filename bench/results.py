@@ -6,6 +6,7 @@ import json
 import os
 import platform
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -49,14 +50,21 @@ def machine() -> dict[str, Any]:
 
 
 def document(
-    results: list[BenchResult], *, size: str, command: str, servers: dict[str, str]
+    results: list[BenchResult],
+    *,
+    size: str,
+    command: str,
+    servers: dict[str, str],
+    failures: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
+    """The run as JSON; `failures`: each benchmark that failed, with why."""
     return {
         "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "command": command,
         "size": size,
         "machine": machine() | servers,
         "benchmarks": {result.name: result.as_json() for result in results},
+        "failures": dict(failures or {}),
     }
 
 
@@ -69,8 +77,10 @@ def write(doc: dict[str, Any], directory: Path = RESULTS_DIR) -> Path:
     return path
 
 
-def table(results: list[BenchResult]) -> str:
-    """The results as a plain-text table, one row a benchmark."""
+def table(results: list[BenchResult], failures: Mapping[str, str] | None = None) -> str:
+    """The results as a plain-text table, one row a benchmark (a failed one says so; its
+    reason is among the notes)."""
+    failures = failures or {}
     header = ("benchmark", "figure", "reference", "ratio", "goal", "met")
     rows = [
         (
@@ -82,7 +92,7 @@ def table(results: list[BenchResult]) -> str:
             "yes" if result.met else "NO",
         )
         for result in results
-    ]
+    ] + [(name, "FAILED", "-", "-", "-", "NO") for name in failures]
     widths = [max(len(row[column]) for row in [header, *rows]) for column in range(len(header))]
     lines = [
         "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True))
@@ -90,4 +100,5 @@ def table(results: list[BenchResult]) -> str:
     ]
     lines.insert(1, "  ".join("-" * width for width in widths))
     notes = [f"{result.name}: {note}" for result in results for note in result.notes]
+    notes += [f"{name}: failed: {reason}" for name, reason in failures.items()]
     return "\n".join(lines + (["", *notes] if notes else []))
