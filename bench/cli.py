@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 import traceback
 from collections.abc import Callable, Sequence
@@ -157,6 +158,18 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def exit_on_sigterm() -> None:
+    """Make SIGTERM (`kill`, `timeout`, a CI job cancelled) leave through the `finally` blocks
+    like Ctrl-C does: they stop the engine's processes and drop the run's database and vhost.
+    Python's default for SIGTERM ends the process at once, and left the workers running and
+    holding their database."""
+
+    def leave(signum: int, _frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, leave)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "plot":
@@ -175,6 +188,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.memory_events:
         sizes = replace(sizes, memory_events=args.memory_events)
     shape = WorkerShape(args.processes, args.threads)
+    exit_on_sigterm()
     outcome = run_benchmarks(names, sizes, shape)
     command = "python -m bench " + " ".join(sys.argv[1:] if argv is None else argv)
     doc = document(

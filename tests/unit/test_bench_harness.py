@@ -4,6 +4,9 @@ look, and one failed benchmark does not cost the run the others' figures."""
 from __future__ import annotations
 
 import itertools
+import os
+import signal
+import time
 
 import pytest
 
@@ -95,3 +98,23 @@ def test_the_table_and_the_document_name_each_failure() -> None:
     assert printed[-1] == "throughput: failed: Stalled: 7 of 10 events committed"
     assert doc["failures"] == failures
     assert list(doc["benchmarks"]) == ["deadline_tick"]
+
+
+def test_sigterm_leaves_through_the_finally_blocks_that_stop_the_engine() -> None:
+    previous = signal.getsignal(signal.SIGTERM)
+    cleaned_up = False
+    try:
+        cli.exit_on_sigterm()
+        with pytest.raises(SystemExit) as left:
+            try:
+                os.kill(os.getpid(), signal.SIGTERM)
+                # The handler runs between bytecodes: give it some to run between.
+                for _ in range(1000):
+                    time.sleep(0.001)
+            finally:
+                cleaned_up = True
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+    assert left.value.code == 128 + signal.SIGTERM
+    assert cleaned_up
