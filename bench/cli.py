@@ -19,6 +19,7 @@ import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 from bench import latency, ledger_growth, memory, replay, throughput, ticks
 from bench.deployment import WorkerShape
@@ -158,16 +159,16 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def exit_on_sigterm() -> None:
+def exit_on_sigterm() -> Any:
     """Make SIGTERM (`kill`, `timeout`, a CI job cancelled) leave through the `finally` blocks
     like Ctrl-C does: they stop the engine's processes and drop the run's database and vhost.
     Python's default for SIGTERM ends the process at once, and left the workers running and
-    holding their database."""
+    holding their database. Returns the handler it replaced."""
 
     def leave(signum: int, _frame: object) -> None:
         raise SystemExit(128 + signum)
 
-    signal.signal(signal.SIGTERM, leave)
+    return signal.signal(signal.SIGTERM, leave)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -188,8 +189,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.memory_events:
         sizes = replace(sizes, memory_events=args.memory_events)
     shape = WorkerShape(args.processes, args.threads)
-    exit_on_sigterm()
-    outcome = run_benchmarks(names, sizes, shape)
+    previous = exit_on_sigterm()
+    try:
+        outcome = run_benchmarks(names, sizes, shape)
+    finally:
+        # `main` also runs inside other programs (the tests): leave their handler as it was.
+        signal.signal(signal.SIGTERM, previous)
     command = "python -m bench " + " ".join(sys.argv[1:] if argv is None else argv)
     doc = document(
         outcome.results,

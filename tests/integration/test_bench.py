@@ -118,8 +118,9 @@ def test_one_command_runs_the_chosen_benchmarks_and_writes_their_results(
     assert code == 0
     (written,) = tmp_path.glob("*.json")
     doc = json.loads(written.read_text())
-    assert set(doc) == {"measured_at", "command", "size", "machine", "benchmarks"}
+    assert set(doc) == {"measured_at", "command", "size", "machine", "benchmarks", "failures"}
     assert list(doc["benchmarks"]) == ["replay"]
+    assert doc["failures"] == {}
     assert doc["machine"]["postgresql"]
     printed = capsys.readouterr().out
     assert "replay" in printed and str(written) in printed

@@ -104,7 +104,7 @@ def test_sigterm_leaves_through_the_finally_blocks_that_stop_the_engine() -> Non
     previous = signal.getsignal(signal.SIGTERM)
     cleaned_up = False
     try:
-        cli.exit_on_sigterm()
+        assert cli.exit_on_sigterm() == previous
         with pytest.raises(SystemExit) as left:
             try:
                 os.kill(os.getpid(), signal.SIGTERM)
