@@ -163,7 +163,10 @@ _LOCK = Prepared(
     .order_by(balances.c.account_id)
     # NO KEY UPDATE: strong enough to queue behind a freeze or another movement, without
     # blocking the foreign key checks of rows that merely point at the account.
-    .with_for_update(key_share=True)
+    .with_for_update(key_share=True),
+    # Even so, a generic plan cached while the accounts were few scanned them all for two or
+    # more ids, and went on doing so as they grew (`Prepared`'s `plan_each_time`).
+    plan_each_time=True,
 )
 
 

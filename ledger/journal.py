@@ -86,12 +86,41 @@ def _entries() -> Select[Any]:
     ).select_from(WITH_ACCOUNTS.outerjoin(held, held.c.id == transfers.c.pending_id))
 
 
+def _by_transfer_id() -> Select[Any]:
+    """`_entries` of a few transfer ids, with every other row found by its primary key.
+
+    Each posting asks it. As joins, PostgreSQL without statistics (autovacuum off, tables
+    grown since their last ANALYZE) hashed whole scans of the accounts, and of the transfers
+    for `held`, into them: 2 ms a call after 8,000 events, and growing
+    (docs/performance.md, "Eighth pass"). A scalar subquery by primary key is an index lookup
+    whatever the planner believes of a table's size."""
+    held = transfers.alias("held")
+
+    def name_of(account_id: Any) -> Any:
+        return select(accounts.c.name).where(accounts.c.id == account_id).scalar_subquery()
+
+    return select(
+        transfers.c.transfer_id,
+        transfers.c.kind,
+        name_of(transfers.c.debit_account_id).label("debit"),
+        name_of(transfers.c.credit_account_id).label("credit"),
+        transfers.c.amount_minor,
+        transfers.c.currency,
+        transfers.c.code,
+        transfers.c.event_id,
+        transfers.c.occurred_at,
+        select(held.c.transfer_id)
+        .where(held.c.id == transfers.c.pending_id)
+        .scalar_subquery()
+        .label("pending_id"),
+    ).where(transfers.c.transfer_id.in_(bindparam("transfer_ids", expanding=True)))
+
+
 _ENTRIES = _entries()
 # The statements every posting runs are prepared once (`ledger.prepared`): SQLAlchemy's
-# per-statement work costs more than running them on SQLite.
-_BY_TRANSFER_ID = Prepared(
-    _ENTRIES.where(transfers.c.transfer_id.in_(bindparam("transfer_ids", expanding=True)))
-)
+# per-statement work costs more than running them on SQLite. This one is planned at each
+# execution all the same: a generic plan made while the transfers were few scans them whole.
+_BY_TRANSFER_ID = Prepared(_by_transfer_id(), plan_each_time=True)
 _BY_ACCOUNT = _ENTRIES.where(
     or_(
         transfers.c.debit_account_id == bindparam("account_id"),

@@ -23,7 +23,7 @@ of waited for, and `run` and `rows` take every queued write through with them.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from operator import itemgetter
 from typing import Any
 
@@ -57,6 +57,8 @@ class _Compiled:
     # looking for defaults or list items): their names, and (position, processor) of those
     # that need converting. None otherwise.
     plain: _Plain | None
+    # Sent unprepared, so PostgreSQL plans it at each execution (`Prepared(plan_each_time=)`).
+    unprepared: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,8 +73,17 @@ class Prepared:
     set of columns given; for an expanding `IN`, per number of values) and executed on the
     driver's cursor."""
 
-    def __init__(self, statement: ClauseElement) -> None:
+    def __init__(self, statement: ClauseElement, *, plan_each_time: bool = False) -> None:
+        """`plan_each_time`: on PostgreSQL, never as a server-side prepared statement, so it is
+        planned for the tables as they are at each execution. psycopg prepares a statement
+        after a few executions, and PostgreSQL then settles on a generic plan costed for the
+        tables as they were: for a lookup of a few keys in tables that start empty (a new
+        ledger, a benchmark's database) that is a sequential scan, kept while the tables grow,
+        until an ANALYZE of them invalidates it. Planning costs some tens of microseconds of
+        the server's CPU: only for the lookups of several keys whose plans were seen to go
+        bad that way."""
         self._statement = statement
+        self._plan_each_time = plan_each_time
         self._bare_insert = _is_bare_insert(statement)
         self._compilers: dict[tuple[str, frozenset[str] | None], _Compiler] = {}
         self._compiled: dict[tuple[str, frozenset[str] | None, tuple[int, ...]], _Compiled] = {}
@@ -173,9 +184,10 @@ class Prepared:
         lengths = tuple(len(params[name]) for name in compiler.expanding)
         found = self._compiled.get((dialect.name, keys, lengths))
         if found is None:
-            found = self._compiled[(dialect.name, keys, lengths)] = compiler.for_lengths(
-                dict(zip(compiler.expanding, lengths, strict=True))
-            )
+            found = compiler.for_lengths(dict(zip(compiler.expanding, lengths, strict=True)))
+            if self._plan_each_time and dialect.name == "postgresql":
+                found = replace(found, unprepared=True)
+            self._compiled[(dialect.name, keys, lengths)] = found
         if not compiler.expanding:
             self._fixed[fixed_key] = found
         return found
@@ -337,6 +349,9 @@ def _cursor(conn: Connection) -> Any:
 
 def _run(conn: Connection, cursor: Any, compiled: _Compiled, converted: Any) -> None:
     try:
-        cursor.execute(compiled.sql, converted)
+        if compiled.unprepared:
+            cursor.execute(compiled.sql, converted, prepare=False)
+        else:
+            cursor.execute(compiled.sql, converted)
     except conn.dialect.loaded_dbapi.Error as error:
         raise failure(conn, cursor, compiled.sql, converted, error) from error

@@ -12,6 +12,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
+    Connection,
     Engine,
     Integer,
     MetaData,
@@ -20,6 +21,7 @@ from sqlalchemy import (
     bindparam,
     insert,
     select,
+    text,
     update,
 )
 from sqlalchemy.exc import ArgumentError, IntegrityError
@@ -158,3 +160,51 @@ def test_an_expanding_in_beside_other_parameters(engine: Engine) -> None:
         found = flagged_among.rows(conn, {"names": ["a", "b", "c"], "flag": True, "until": AT})
         assert found == [("a",), ("c",)]
         assert flagged_among.rows(conn, {"names": ["b"], "flag": True, "until": AT}) == []
+
+
+def _server_prepared(conn: Connection, needle: str) -> int:
+    found = conn.execute(
+        text("SELECT count(*) FROM pg_prepared_statements WHERE statement LIKE :needle"),
+        {"needle": f"%{needle}%"},
+    ).scalar_one()
+    return int(found)
+
+
+@pytest.mark.postgres
+def test_a_statement_planned_each_time_is_never_prepared_on_the_server(pg_engine: Engine) -> None:
+    probe_metadata.create_all(pg_engine)
+    try:
+        # The same lookup twice; a comment tells the two texts apart on the server.
+        cached = Prepared(
+            select(probes.c.name)
+            .where(probes.c.name.in_(bindparam("names", expanding=True)))
+            .prefix_with("/* cached */")
+        )
+        planned = Prepared(
+            select(probes.c.name)
+            .where(probes.c.name.in_(bindparam("names", expanding=True)))
+            .prefix_with("/* planned */"),
+            plan_each_time=True,
+        )
+        with pg_engine.begin() as conn:
+            INSERT.run_many(conn, [probe("a"), probe("b")])
+            # psycopg prepares a statement on the server from its fifth execution.
+            for _ in range(8):
+                assert cached.rows(conn, {"names": ["a", "b"]}) == [("a",), ("b",)]
+                assert planned.rows(conn, {"names": ["a", "b"]}) == [("a",), ("b",)]
+
+            assert _server_prepared(conn, "/* cached */") == 1
+            assert _server_prepared(conn, "/* planned */") == 0
+    finally:
+        probe_metadata.drop_all(pg_engine)
+
+
+def test_a_statement_planned_each_time_answers_the_same(engine: Engine) -> None:
+    planned = Prepared(
+        select(probes.c.name).where(probes.c.name.in_(bindparam("names", expanding=True))),
+        plan_each_time=True,
+    )
+    with engine.begin() as conn:
+        INSERT.run_many(conn, [probe("a"), probe("b")])
+        for _ in range(8):
+            assert sorted(planned.rows(conn, {"names": ["a", "b", "z"]})) == [("a",), ("b",)]
