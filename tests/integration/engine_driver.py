@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import itertools
 import json
+import threading
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -71,3 +73,24 @@ class Driver:
                 select(outbox.c.body).where(outbox.c.type == type_).order_by(outbox.c.seq)
             )
             return [json.loads(body) for (body,) in bodies]
+
+
+def send_side_by_side(
+    sends: dict[int, Callable[[], ApplyResult]], *, timeout_s: float = 30.0
+) -> dict[int, str | BaseException]:
+    """Run each of `sends` in a thread of its own, at once; each one's status, or what it
+    raised (a deadlock, raised in its thread, is what the lock-order tests look for)."""
+    outcomes: dict[int, str | BaseException] = {}
+
+    def run(key: int) -> None:
+        try:
+            outcomes[key] = sends[key]().status
+        except BaseException as exc:
+            outcomes[key] = exc
+
+    threads = [threading.Thread(target=run, args=(key,)) for key in sends]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=timeout_s)
+    return outcomes

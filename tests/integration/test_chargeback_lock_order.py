@@ -14,17 +14,17 @@ the users' and the awardees' accounts before its first posting.
 from __future__ import annotations
 
 import contextlib
+import functools
 import threading
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from engine_driver import Driver
+from engine_driver import Driver, send_side_by_side
 from sqlalchemy import Engine
 
 from ledger import Book
-from policy.apply import ApplyResult
 from policy.handlers import chargebacks
 
 pytestmark = pytest.mark.postgres
@@ -141,25 +141,18 @@ def _resolve_together(driver: Driver, monkeypatch: pytest.MonkeyPatch) -> dict[i
         return refunded
 
     monkeypatch.setattr(chargebacks, "refund", refund_then_meet)
-    outcomes: dict[int, ApplyResult | BaseException] = {}
-
-    def resolve(number: int) -> None:
-        try:
-            outcomes[number] = driver.send(
+    return send_side_by_side(
+        {
+            number: functools.partial(
+                driver.send,
                 "chargeback.resolved",
                 at=T0 + timedelta(days=3),
                 chargeback_id=f"cb{number}",
                 outcome="client_won",
             )
-        except BaseException as exc:  # the deadlock, raised in this thread, is the failure
-            outcomes[number] = exc
-
-    resolvers = [threading.Thread(target=resolve, args=(number,)) for number in (1, 2)]
-    for resolver in resolvers:
-        resolver.start()
-    for resolver in resolvers:
-        resolver.join(timeout=30)
-    return {number: getattr(outcome, "status", outcome) for number, outcome in outcomes.items()}
+            for number in (1, 2)
+        }
+    )
 
 
 def test_sc11_settlements_clawing_back_and_short_on_crossed_users_never_deadlock(

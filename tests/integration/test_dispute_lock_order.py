@@ -13,17 +13,17 @@ handler now locks the three accounts together before its first posting.
 from __future__ import annotations
 
 import contextlib
+import functools
 import threading
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from engine_driver import Driver
+from engine_driver import Driver, send_side_by_side
 from sqlalchemy import Engine
 
 from ledger import Book
 from ledger.registry import open_accounts
-from policy.apply import ApplyResult
 from policy.handlers import disputes
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
@@ -94,32 +94,21 @@ def test_sc3_partial_refunds_on_contracts_sharing_users_decided_together_never_d
         return release(*args, **kwargs)
 
     monkeypatch.setattr(disputes, "release", release_once_both_refunded)
-    outcomes: dict[int, ApplyResult | BaseException] = {}
-
-    def decide(number: int) -> None:
-        try:
-            outcomes[number] = driver.send(
+    outcomes = send_side_by_side(
+        {
+            number: functools.partial(
+                driver.send,
                 "dispute.resolved",
                 at=T0 + timedelta(days=3),
                 dispute_id=f"r{number}",
                 outcome="partial_refund",
                 refund_amount_minor=20000,
             )
-        except BaseException as exc:  # the deadlock, raised in this thread, is the failure
-            outcomes[number] = exc
+            for number in (1, 2)
+        }
+    )
 
-    deciders = [threading.Thread(target=decide, args=(number,)) for number in (1, 2)]
-    for decider in deciders:
-        decider.start()
-    for decider in deciders:
-        decider.join(timeout=30)
-
-    assert {
-        number: getattr(outcome, "status", outcome) for number, outcome in outcomes.items()
-    } == {
-        1: "applied",
-        2: "applied",
-    }
+    assert outcomes == {1: "applied", 2: "applied"}
     with pg_engine.begin() as conn:
         book = Book(conn)
         # Each user: 208.00 refunded as a client (200.00 and its 4% client fee), 276.00
