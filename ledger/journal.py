@@ -70,19 +70,27 @@ WITH_ACCOUNTS = transfers.join(
 `CREDIT_ACCOUNT.c.name`: how every reader of entries names them."""
 
 
-def _entries() -> Select[Any]:
-    held = transfers.alias("held")
+def _entry_columns(debit: Any, credit: Any, pending_id: Any) -> Select[Any]:
+    """The columns `_entry` reads, in its order, with the account names and the held
+    transfer's id given as the caller reads them."""
     return select(
         transfers.c.transfer_id,
         transfers.c.kind,
-        DEBIT_ACCOUNT.c.name.label("debit"),
-        CREDIT_ACCOUNT.c.name.label("credit"),
+        debit.label("debit"),
+        credit.label("credit"),
         transfers.c.amount_minor,
         transfers.c.currency,
         transfers.c.code,
         transfers.c.event_id,
         transfers.c.occurred_at,
-        held.c.transfer_id.label("pending_id"),
+        pending_id.label("pending_id"),
+    )
+
+
+def _entries() -> Select[Any]:
+    held = transfers.alias("held")
+    return _entry_columns(
+        DEBIT_ACCOUNT.c.name, CREDIT_ACCOUNT.c.name, held.c.transfer_id
     ).select_from(WITH_ACCOUNTS.outerjoin(held, held.c.id == transfers.c.pending_id))
 
 
@@ -99,20 +107,10 @@ def _by_transfer_id() -> Select[Any]:
     def name_of(account_id: Any) -> Any:
         return select(accounts.c.name).where(accounts.c.id == account_id).scalar_subquery()
 
-    return select(
-        transfers.c.transfer_id,
-        transfers.c.kind,
-        name_of(transfers.c.debit_account_id).label("debit"),
-        name_of(transfers.c.credit_account_id).label("credit"),
-        transfers.c.amount_minor,
-        transfers.c.currency,
-        transfers.c.code,
-        transfers.c.event_id,
-        transfers.c.occurred_at,
-        select(held.c.transfer_id)
-        .where(held.c.id == transfers.c.pending_id)
-        .scalar_subquery()
-        .label("pending_id"),
+    return _entry_columns(
+        name_of(transfers.c.debit_account_id),
+        name_of(transfers.c.credit_account_id),
+        select(held.c.transfer_id).where(held.c.id == transfers.c.pending_id).scalar_subquery(),
     ).where(transfers.c.transfer_id.in_(bindparam("transfer_ids", expanding=True)))
 
 
