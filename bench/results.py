@@ -42,9 +42,15 @@ class BenchResult:
 
 
 def machine() -> dict[str, Any]:
+    build_number, build_date = platform.python_build()
     return {
         "cpus": os.cpu_count(),
         "python": sys.version.split()[0],
+        # Two builds of one Python version differ by about a tenth in the replay's CPU an
+        # event on this project's machine (a profile-guided build against a plain one,
+        # docs/performance.md), so the figures say which interpreter ran them.
+        "python_executable": os.path.realpath(sys.executable),
+        "python_build": f"{build_number}, {build_date}, {platform.python_compiler()}",
         "platform": platform.platform(),
     }
 

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import platform
+import sys
 from collections import Counter
 
 from bench import workload
@@ -47,3 +50,6 @@ def test_the_table_has_a_row_a_benchmark_and_the_document_keeps_every_figure() -
     doc = document([result], size="tiny", command="python -m bench run", servers={})
     assert doc["benchmarks"]["replay"]["metrics"] == {"events": 300}
     assert doc["machine"]["cpus"] >= 1
+    # Which build of the interpreter ran: the same version's builds differ by a tenth.
+    assert doc["machine"]["python_executable"] == os.path.realpath(sys.executable)
+    assert doc["machine"]["python_build"].startswith(platform.python_build()[0])
