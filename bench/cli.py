@@ -7,12 +7,14 @@ a JSON file under bench/results/, and a plot.
     python -m bench run --deadlines-10m      # adds a tick among 10,000,000 deadlines (~100 s)
     python -m bench run --memory-events 1000000
     python -m bench plot bench/results/<stamp>.json --out docs/performance.png
+    python -m bench instructions --events 3000   # a replayed event's instructions (callgrind)
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import sys
 import traceback
@@ -156,7 +158,27 @@ def _parser() -> argparse.ArgumentParser:
     plot = commands.add_parser("plot", help="draw the PNG of a saved results file")
     plot.add_argument("results", type=Path)
     plot.add_argument("--out", type=Path, default=DEFAULT_PLOT)
+    instructions = commands.add_parser(
+        "instructions", help="count a replayed event's instructions under callgrind"
+    )
+    instructions.add_argument("--events", type=int, default=3_000)
     return parser
+
+
+def _print_instructions(events: int) -> int:
+    from bench.instructions import CallgrindMissing, count
+
+    try:
+        counted = count(events)
+    except CallgrindMissing as missing:
+        print(missing, file=sys.stderr)
+        return 2
+    print(
+        f"{counted.per_event:,.0f} instructions an event over {events:,} replayed events"
+        f" ({counted.with_events:,} with them, {counted.without_events:,} with an empty file;"
+        f" {os.path.realpath(sys.executable)})"
+    )
+    return 0
 
 
 def exit_on_sigterm() -> Any:
@@ -178,6 +200,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         print(draw(json.loads(args.results.read_text(encoding="utf-8")), args.out))
         return 0
+    if args.command == "instructions":
+        return _print_instructions(args.events)
     names = [name.strip() for name in args.only.split(",") if name.strip()]
     unknown = sorted(set(names) - set(BENCHMARKS))
     if unknown:
