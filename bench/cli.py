@@ -45,6 +45,7 @@ DEFAULT_SHAPE = WorkerShape(processes=2, threads=4)
 @dataclass(frozen=True, slots=True)
 class Sizes:
     replay_events: int
+    replay_runs: int
     throughput_events: int
     latency_seconds: float
     deadline_stored: tuple[int, ...]
@@ -58,6 +59,7 @@ class Sizes:
 SIZES = {
     "tiny": Sizes(
         replay_events=300,
+        replay_runs=1,
         throughput_events=200,
         latency_seconds=3.0,
         deadline_stored=(20_000,),
@@ -68,6 +70,7 @@ SIZES = {
     ),
     "small": Sizes(
         replay_events=20_000,
+        replay_runs=3,
         throughput_events=3_000,
         latency_seconds=20.0,
         deadline_stored=(1_000_000,),
@@ -77,6 +80,7 @@ SIZES = {
     ),
     "full": Sizes(
         replay_events=100_000,
+        replay_runs=3,
         throughput_events=20_000,
         latency_seconds=60.0,
         deadline_stored=(1_000_000,),
@@ -128,7 +132,7 @@ def run_benchmarks(
 
 def _run_one(name: str, sizes: Sizes, shape: WorkerShape, max_rate: float) -> BenchResult:
     if name == "replay":
-        return replay.run(sizes.replay_events)
+        return replay.run(sizes.replay_events, sizes.replay_runs)
     if name == "throughput":
         return throughput.run(sizes.throughput_events, shape)
     if name == "latency":

@@ -31,6 +31,18 @@ def test_the_replay_benchmark_replays_every_event_and_its_reference() -> None:
     assert result.metrics["reference_tx_per_s"] > 0
 
 
+def test_the_replay_benchmark_reports_the_median_of_its_runs() -> None:
+    result = replay.run(200, runs=3)
+    rates = result.metrics["events_per_s_runs"]
+    references = result.metrics["reference_tx_per_s_runs"]
+    assert len(rates) == len(references) == 3
+    assert result.metrics["events_per_s"] == sorted(rates)[1]
+    assert result.metrics["reference_tx_per_s"] == sorted(references)[1]
+    assert result.notes and result.notes[0].startswith("median of 3 runs")
+    with pytest.raises(ValueError, match="at least 1"):
+        replay.run(200, runs=0)
+
+
 @pytest.mark.postgres
 def test_the_deadline_benchmark_fires_every_due_deadline() -> None:
     result = ticks.run([20_000], due=100)
