@@ -84,12 +84,12 @@ def count(events: int, *, valgrind: str | None = None) -> InstructionCount:
             )
             for index, path in enumerate((full, empty))
         ]
-        totals = []
-        for run in runs:
-            _, stderr = run.communicate()
+        # Both finish before either is judged, so a failed one leaves no other running.
+        outputs = [run.communicate()[1] for run in runs]
+        for run, stderr in zip(runs, outputs, strict=True):
             if run.returncode != 0:
                 raise RuntimeError(f"the replay under callgrind failed:\n{stderr}")
-            totals.append(collected(stderr))
+        totals = [collected(stderr) for stderr in outputs]
     return InstructionCount(events=events, with_events=totals[0], without_events=totals[1])
 
 
