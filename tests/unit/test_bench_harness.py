@@ -65,7 +65,7 @@ def _result(name: str) -> BenchResult:
 def test_a_failed_benchmark_is_reported_and_the_others_still_run(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    def stalls(events: int) -> BenchResult:
+    def stalls(events: int, runs: int) -> BenchResult:
         error = Stalled(f"19999 of {events} events committed, and none for 150 s")
         error.add_note("the workers' logs are kept in /tmp/somewhere")
         raise error
