@@ -23,7 +23,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from bench import latency, ledger_growth, memory, replay, throughput, ticks
+from bench import instructions, latency, ledger_growth, memory, replay, throughput, ticks
 from bench.deployment import WorkerShape
 from bench.results import RESULTS_DIR, BenchResult, document, table, write
 from bench.servers import server_versions
@@ -162,20 +162,18 @@ def _parser() -> argparse.ArgumentParser:
     plot = commands.add_parser("plot", help="draw the PNG of a saved results file")
     plot.add_argument("results", type=Path)
     plot.add_argument("--out", type=Path, default=DEFAULT_PLOT)
-    instructions = commands.add_parser(
+    count = commands.add_parser(
         "instructions", help="count a replayed event's instructions under callgrind"
     )
-    instructions.add_argument("--events", type=int, default=3_000)
+    count.add_argument("--events", type=int, default=3_000)
     return parser
 
 
 def _print_instructions(events: int) -> int:
-    from bench.instructions import CallgrindMissing, count
-
     try:
-        counted = count(events)
-    except CallgrindMissing as missing:
-        print(missing, file=sys.stderr)
+        counted = instructions.count(events)
+    except (instructions.CallgrindMissing, ValueError) as refused:
+        print(refused, file=sys.stderr)
         return 2
     print(
         f"{counted.per_event:,.0f} instructions an event over {events:,} replayed events"

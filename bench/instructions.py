@@ -34,7 +34,7 @@ _COLLECTED = re.compile(r"^==\d+== Collected : (\d+)$", re.MULTILINE)
 
 
 class CallgrindMissing(RuntimeError):
-    pass
+    """valgrind is not on this machine, so there is nothing to count with."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +58,8 @@ def collected(valgrind_stderr: str) -> int:
 
 def count(events: int, *, valgrind: str | None = None) -> InstructionCount:
     """Count the instructions of a replay of `events` workload events, and of none."""
+    if events < 1:
+        raise ValueError(f"events must be at least 1, not {events}")
     valgrind = valgrind or shutil.which("valgrind")
     if valgrind is None:
         raise CallgrindMissing("valgrind is not on the PATH (Debian: apt install valgrind)")

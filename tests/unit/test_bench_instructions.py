@@ -39,3 +39,8 @@ def test_no_valgrind_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> No
     monkeypatch.setattr(instructions.shutil, "which", lambda _name: None)
     with pytest.raises(CallgrindMissing, match="valgrind"):
         instructions.count(10)
+
+
+def test_no_events_is_refused_before_anything_runs() -> None:
+    with pytest.raises(ValueError, match="at least 1"):
+        instructions.count(0)
