@@ -95,18 +95,12 @@ def count(events: int, *, valgrind: str | None = None) -> InstructionCount:
     return InstructionCount(events=events, with_events=totals[0], without_events=totals[1])
 
 
-def replay_file(path: Path) -> None:
-    """What runs under callgrind: the replay benchmark's own steps, on a fresh SQLite file."""
-    from policy.config import load_policies
-    from workers.database import make_throwaway_engine, migrate
-    from workers.replay import replay_lines
+def _replay_under_callgrind(path: Path) -> None:
+    """What runs under callgrind: the replay benchmark's own steps (`bench.replay.replay_file`)."""
+    from bench.replay import replay_file
 
     with tempfile.TemporaryDirectory(prefix="recourse-bench-instructions-db-") as scratch:
-        engine = make_throwaway_engine(Path(scratch) / "replay.sqlite")
-        migrate(engine)
-        with path.open(encoding="utf-8") as handle:
-            replay_lines(engine, handle.readlines(), load_policies(), own_database=True)
-        engine.dispose()
+        replay_file(path, Path(scratch) / "replay.sqlite")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -116,7 +110,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "file", type=Path
     )
     args = parser.parse_args(argv)
-    replay_file(args.file)
+    _replay_under_callgrind(args.file)
     return 0
 
 

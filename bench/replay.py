@@ -19,7 +19,7 @@ from bench.reference import sqlite_reference
 from bench.results import BenchResult
 from policy.config import load_policies
 from workers.database import make_throwaway_engine, migrate
-from workers.replay import COMMIT_EVERY, replay_lines
+from workers.replay import COMMIT_EVERY, ReplayReport, replay_lines
 
 GOAL_EVENTS_PER_S = 5_000
 
@@ -36,16 +36,8 @@ def run(events: int, runs: int = 1) -> BenchResult:
         folder = Path(scratch)
         source = workload.write_file(folder / "events.jsonl", events)
         for number in range(runs):
-            engine = make_throwaway_engine(folder / f"replay-{number}.sqlite")
-            migrate(engine)
-            started = time.perf_counter()
-            with source.open(encoding="utf-8") as handle:
-                report = replay_lines(
-                    engine, handle.readlines(), load_policies(), own_database=True
-                )
-            rates.append(events / (time.perf_counter() - started))
-            engine.dispose()
-            _remove_database(folder / f"replay-{number}.sqlite")
+            report, seconds = replay_file(source, folder / f"replay-{number}.sqlite")
+            rates.append(events / seconds)
 
             reference_engine = make_throwaway_engine(folder / f"reference-{number}.sqlite")
             migrate(reference_engine)
@@ -88,11 +80,28 @@ def run(events: int, runs: int = 1) -> BenchResult:
     )
 
 
+def replay_file(source: Path, database: Path) -> tuple[ReplayReport, float]:
+    """Replay the JSON Lines file `source` into a fresh SQLite file `database`, opened as
+    `recourse replay` opens its own, then remove that file. Returns the report and the seconds
+    it took to read the lines and replay them (making the file is not counted)."""
+    engine = make_throwaway_engine(database)
+    try:
+        migrate(engine)
+        started = time.perf_counter()
+        with source.open(encoding="utf-8") as handle:
+            report = replay_lines(engine, handle.readlines(), load_policies(), own_database=True)
+        seconds = time.perf_counter() - started
+    finally:
+        engine.dispose()
+        _remove_database(database)
+    return report, seconds
+
+
 def _remove_database(path: Path) -> None:
     # Each run's file goes before the next run starts, so that no run shares the machine
     # with the writing back of an earlier one's pages. In a full-size run that kept them, each
     # of three replays and references was slower than the one before (5,157, 4,489, 4,100
-    # events/s; 16,294, 14,556, 14,109 tx/s); removing them, the next two runs showed no such
-    # trend (4,656, 4,622, 4,996 and 4,210, 4,138, 4,443). Suggestive, not proven.
+    # events/s; 16,294, 14,556, 14,109 tx/s); the four runs since removing them showed no such
+    # trend (docs/performance.md, "Ninth pass"). Suggestive, not proven.
     for file in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
         file.unlink(missing_ok=True)
