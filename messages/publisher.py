@@ -1,13 +1,17 @@
-"""The publisher for upstream services: validated envelopes onto the engine's queues.
+"""The publisher for upstream services: validated envelopes onto the `refunds.events` exchange.
 
-Each publish waits for RabbitMQ's confirm, so a return means the broker has the message on
-disk (persistent, durable queue). A dropped connection or channel is re-opened and the same
-message (same Dramatiq message id) sent again, a bounded number of times with backoff; a
-resend after a lost confirm can deliver a copy twice, which the engine drops by `event_id`.
+Each envelope goes as MESSAGES.md's "Transport" says: its JSON alone as the body, its ordering
+key as routing key, `user_id` set to the connection's broker user, persistent, `mandatory`, and
+the publish waits for RabbitMQ's confirm, so a return means the broker has the message on disk.
+A dropped connection or channel is re-opened and the same body sent again, a bounded number of
+times with backoff; a resend after a lost confirm can deliver a copy twice, which the engine
+drops by `event_id`. One publisher keeps its messages on one channel, so the events of a key
+reach the engine in the order they were published.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -20,16 +24,9 @@ import pika.exceptions
 
 from messages.errors import PublishError
 from messages.inbound import Envelope
+from messages.ordering import ordering_key
 from messages.registry import parse_event
-from messages.transport import (
-    EVENTS_QUEUE,
-    PERSISTENT,
-    TICKS_QUEUE,
-    dramatiq_message_body,
-    new_message_id,
-    queue_declarations,
-    route_for,
-)
+from messages.transport import CONTENT_TYPE, EVENTS_EXCHANGE, PERSISTENT
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +44,7 @@ waiting for ever."""
 
 
 class EventPublisher:
-    """Publishes inbound envelopes as Dramatiq messages, with confirms, for one thread.
+    """Publishes inbound envelopes to `refunds.events`, with confirms, for one thread.
 
     Use it as a context manager, or call `close()`. A pika connection must not be shared
     between threads; the lock only keeps a mistaken second thread from corrupting it.
@@ -89,10 +86,9 @@ class EventPublisher:
     ) -> None:
         self.close()
 
-    def publish(
-        self, envelope: Mapping[str, Any] | Envelope | str | bytes, *, message_id: str = ""
-    ) -> str:
-        """Validate `envelope`, send it to its queue, wait for the confirm; return the message id.
+    def publish(self, envelope: Mapping[str, Any] | Envelope | str | bytes) -> str:
+        """Validate `envelope`, send it under its ordering key, wait for the confirm; return
+        the ordering key it went with.
 
         `envelope` is a decoded JSON object, its JSON text, or an `Envelope` model.
 
@@ -103,19 +99,23 @@ class EventPublisher:
         event = parse_event(raw)
         # The canonical form (UTC `Z` times, no nulls for absent optional fields) makes two
         # publishes of one event byte-identical whatever spelling the caller used.
-        body = event.model_dump(mode="json", exclude_none=True)
-        queue, actor = route_for(event.type)
-        message_id = message_id or new_message_id()
-        self._send(queue, dramatiq_message_body(body, queue, actor, message_id), message_id)
-        return message_id
+        body = json.dumps(
+            event.model_dump(mode="json", exclude_none=True), separators=(",", ":")
+        ).encode("utf-8")
+        key = ordering_key(event)
+        self._send(key, body, event.event_id)
+        return key
 
-    def publish_raw(self, body: bytes, *, queue: str = EVENTS_QUEUE) -> None:
-        """Send `body` to `queue` exactly as given, unchecked: for tests that need poison.
+    def publish_raw(self, body: bytes, *, routing_key: str, user_id: str | None = "") -> None:
+        """Send `body` under `routing_key` exactly as given, unchecked: for tests that need
+        poison. `user_id` defaults to the connection's user; None leaves it out."""
+        self._send(routing_key, body, None, user_id=user_id)
 
-        To send a malformed envelope inside a well-formed Dramatiq message, build the body with
-        `messages.transport.dramatiq_message_body`.
-        """
-        self._send(queue, body, None)
+    @property
+    def user(self) -> str:
+        """The broker user this publisher connects as: the `user_id` of what it sends."""
+        user: str = self._parameters.credentials.username
+        return user
 
     def close(self) -> None:
         """Close the connection; publishing afterwards raises `PublishError`."""
@@ -123,12 +123,16 @@ class EventPublisher:
             self._closed = True
             self._drop_connection()
 
-    def _send(self, queue: str, body: bytes, message_id: str | None) -> None:
+    def _send(
+        self, routing_key: str, body: bytes, message_id: str | None, *, user_id: str | None = ""
+    ) -> None:
         properties = pika.BasicProperties(
             delivery_mode=PERSISTENT,
-            content_type="application/json",
-            content_encoding="utf-8",
+            content_type=CONTENT_TYPE,
             message_id=message_id,
+            # RabbitMQ refuses a user_id that is not the connection's own, so the engine can
+            # trust it to say who published.
+            user_id=self.user if user_id == "" else user_id,
         )
         with self._lock:
             if self._closed:
@@ -137,11 +141,11 @@ class EventPublisher:
             for attempt in range(1, self._max_attempts + 1):
                 try:
                     channel = self._open_channel()
-                    # mandatory + confirms: an unroutable message (queue deleted under us) is
-                    # an error, not a silent drop.
+                    # mandatory + confirms: an unroutable message (no queue bound) is an
+                    # error, not a silent drop.
                     channel.basic_publish(
-                        exchange="",
-                        routing_key=queue,
+                        exchange=EVENTS_EXCHANGE,
+                        routing_key=routing_key,
                         body=body,
                         properties=properties,
                         mandatory=True,
@@ -155,8 +159,8 @@ class EventPublisher:
                     if attempt < self._max_attempts:
                         delay = min(self._backoff_s * 2 ** (attempt - 1), self._max_backoff_s)
                         log.warning(
-                            "publish to %s failed (attempt %d/%d, retrying in %.2fs): %r",
-                            queue,
+                            "publish under %s failed (attempt %d/%d, retrying in %.2fs): %r",
+                            routing_key,
                             attempt,
                             self._max_attempts,
                             delay,
@@ -176,11 +180,6 @@ class EventPublisher:
             self._connection = self._connection_factory(self._parameters)
         channel = self._connection.channel()
         channel.confirm_delivery()
-        # Declared on every new channel, not once: the broker may have restarted without
-        # durable state, and a declare of an existing queue with the same arguments is a no-op.
-        for queue in (EVENTS_QUEUE, TICKS_QUEUE):
-            for name, arguments in queue_declarations(queue):
-                channel.queue_declare(queue=name, durable=True, arguments=arguments)
         self._channel = channel
         return channel
 

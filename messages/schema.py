@@ -6,7 +6,7 @@ Layout, flat so that the package data glob ships every file:
 
     schemas/event.<type>.json          one inbound envelope (milestone.funded, deadline.tick...)
     schemas/notification.<type>.json   one notification (refund.completed, event.rejected...)
-    schemas/asyncapi.yaml              queues, exchange, operations; $refs the files above
+    schemas/asyncapi.yaml              exchanges, operations; $refs the files above
 """
 
 from __future__ import annotations
@@ -21,18 +21,7 @@ from pydantic import BaseModel, create_model
 
 from messages.inbound import INBOUND_EVENTS, event_type_of
 from messages.notifications import NOTIFICATION_DATA, Notification, ReasonCode
-from messages.transport import (
-    EVENT_ACTOR,
-    EVENTS_QUEUE,
-    NOTIFICATIONS_EXCHANGE,
-    PERSISTENT,
-    TICK_ACTOR,
-    TICK_TYPE,
-    TICKS_QUEUE,
-    dead_letter_queue,
-    delay_queue,
-    queue_arguments,
-)
+from messages.transport import EVENTS_EXCHANGE, NOTIFICATIONS_EXCHANGE, PERSISTENT, TICK_TYPE
 
 SCHEMA_DIR = Path(__file__).parent / "schemas"
 ASYNCAPI_FILE = "asyncapi.yaml"
@@ -113,39 +102,30 @@ def _dump_yaml(document: dict[str, Any]) -> str:
 _OVERVIEW = """\
 Refund, escrow and dispute engine for freelance marketplaces: upstream services send events,
 the engine keeps a double-entry ledger and emits notifications. This document describes the
-engine: it receives on the two queues and sends on the exchange. Message payloads $ref the
+engine: it receives on one exchange and sends on another. Message payloads $ref the
 JSON Schema files beside this one (event.<type>.json, notification.<type>.json).
 """
 
 _WIRE_FORMAT = f"""\
-Inbound events travel as Dramatiq messages, so that the engine's workers (Dramatiq actors) can
-consume them; a service in any language can publish them with a plain AMQP 0-9-1 client:
+Inbound events are published, one envelope a message, to the durable topic exchange
+`{EVENTS_EXCHANGE}`, which the engine declares; a service in any language publishes them with a
+plain AMQP 0-9-1 client and never declares, binds or consumes anything:
 
-1. Declare the queues, durable, with exactly these arguments (RabbitMQ refuses a declaration
-   whose arguments differ from the existing queue's with PRECONDITION_FAILED):
-   - `{EVENTS_QUEUE}` and `{delay_queue(EVENTS_QUEUE)}`: `x-dead-letter-exchange: ""`,
-     `x-dead-letter-routing-key: {dead_letter_queue(EVENTS_QUEUE)}`
-   - `{dead_letter_queue(EVENTS_QUEUE)}`: `x-message-ttl: {DRAMATIQ_DEFAULT_DEAD_MESSAGE_TTL_MS}`
-     (Dramatiq's default, 7 days)
-   - the same three for `{TICKS_QUEUE}` with its own names.
-   Declaring is idempotent; declare on every new channel.
-2. Turn on publisher confirms (`confirm.select`) and publish to the default exchange `""`
-   with routing key = the queue name, `mandatory` set, `delivery_mode` {PERSISTENT}
-   (persistent), `content_type` `application/json`.
-3. The body is UTF-8 JSON of one object with exactly these seven fields:
-   `queue_name` (the queue), `actor_name` (`{EVENT_ACTOR}` on `{EVENTS_QUEUE}`,
-   `{TICK_ACTOR}` on `{TICKS_QUEUE}`), `args` (an array holding one element: the envelope),
-   `kwargs` (`{{}}`), `options` (`{{}}`), `message_id` (a fresh UUID4 string) and
-   `message_timestamp` (milliseconds since the Unix epoch, an integer). Example:
-   `{{"queue_name":"{EVENTS_QUEUE}","actor_name":"{EVENT_ACTOR}","args":[{{"event_id":"evt-7f3a",
-   "type":"contract.closed","occurred_at":"2026-03-02T10:00:00Z","schema_version":1,
-   "data":{{"contract_id":"c1"}}}}],"kwargs":{{}},"options":{{}},
-   "message_id":"0b6f8e0e-4c59-4d1e-9d59-1f0c1e8f1a2b","message_timestamp":1772445600000}}`
+1. Turn on publisher confirms (`confirm.select`).
+2. Publish to `{EVENTS_EXCHANGE}` with routing key = the envelope's ordering key (its
+   `contract_id`; for the types without one, the id MESSAGES.md names: `chargeback_id`,
+   `payment_id`, `addon_id`, `user_id` or `cashout_id`), `mandatory` set, `delivery_mode`
+   {PERSISTENT} (persistent), `content_type` `application/json`, `message_id` = the `event_id`,
+   and `user_id` = your broker user (RabbitMQ refuses any other).
+3. The body is the envelope itself, UTF-8 JSON, nothing around it.
 4. Wait for the broker's ack. On a nack, a return or a dropped connection, publish the same
-   body again: duplicates are dropped by `event_id`, so at-least-once is safe.
+   body again: duplicates are dropped by `event_id`, so at-least-once is safe. Keep the events
+   of one contract on one channel, in the order they happened.
 
-A body that is not such a message goes straight to `{dead_letter_queue(EVENTS_QUEUE)}` without
-being read; an envelope that breaks the contract is dead-lettered with the field at fault.
+Nothing else of the message is read. A body that is not an envelope is dead-lettered as
+`malformed` naming the field, a type your user may not publish as `unauthorized_producer`, a
+routing key other than the ordering key as `misrouted`. `{TICK_TYPE}` (routing key
+`{TICK_TYPE}`) is published by the engine's own scheduler only.
 """
 
 _NOTIFICATIONS = f"""\
@@ -157,69 +137,6 @@ have already handled.
 """
 
 
-def _amqp_queue(name: str) -> dict[str, Any]:
-    return {
-        "is": "queue",
-        "queue": {
-            "name": name,
-            "durable": True,
-            "exclusive": False,
-            "autoDelete": False,
-            "vhost": "/",
-        },
-        "bindingVersion": "0.3.0",
-    }
-
-
-def _dramatiq_message(queue: str, actor: str) -> dict[str, Any]:
-    return {
-        "type": "object",
-        "description": (
-            f"A Dramatiq message for the actor `{actor}` whose one positional argument is the "
-            "envelope."
-        ),
-        "additionalProperties": False,
-        "required": [
-            "queue_name",
-            "actor_name",
-            "args",
-            "kwargs",
-            "options",
-            "message_id",
-            "message_timestamp",
-        ],
-        "properties": {
-            "queue_name": {"type": "string", "const": queue},
-            "actor_name": {"type": "string", "const": actor},
-            "args": {"type": "array", "minItems": 1, "maxItems": 1},
-            "kwargs": {"type": "object", "maxProperties": 0},
-            "options": {
-                "type": "object",
-                "description": "Send {}. Dramatiq's middleware adds keys on retries.",
-            },
-            "message_id": {
-                "type": "string",
-                "minLength": 1,
-                "description": "Unique per message; Dramatiq makes a UUID4.",
-            },
-            "message_timestamp": {
-                "type": "integer",
-                "minimum": 0,
-                "description": "When the message was first sent, in ms since the Unix epoch.",
-            },
-        },
-    }
-
-
-def _dramatiq_payload(base: str, envelope_file: str) -> dict[str, Any]:
-    return {
-        "allOf": [
-            {"$ref": f"#/components/schemas/{base}"},
-            {"properties": {"args": {"items": {"$ref": f"./{envelope_file}"}}}},
-        ]
-    }
-
-
 def _summary(model: type[BaseModel]) -> dict[str, str]:
     doc = (model.__doc__ or "").strip()
     return {"summary": doc} if doc else {}
@@ -228,11 +145,9 @@ def _summary(model: type[BaseModel]) -> dict[str, str]:
 def _asyncapi() -> dict[str, Any]:
     messages: dict[str, Any] = {}
     event_refs: dict[str, Any] = {}
-    tick_refs: dict[str, Any] = {}
     for model in INBOUND_EVENTS:
         event_type = event_type_of(model)
         key = f"event.{event_type}"
-        base = "TickMessage" if event_type == TICK_TYPE else "EventMessage"
         data_model = model.model_fields["data"].annotation
         if not (isinstance(data_model, type) and issubclass(data_model, BaseModel)):
             raise TypeError(f"{model.__name__}.data is not a pydantic model")
@@ -241,11 +156,10 @@ def _asyncapi() -> dict[str, Any]:
             "title": f"{event_type} event",
             **_summary(data_model),
             "contentType": "application/json",
-            "payload": _dramatiq_payload(base, event_schema_file(event_type)),
+            "payload": {"$ref": f"./{event_schema_file(event_type)}"},
             "bindings": {"amqp": {"messageType": event_type, "bindingVersion": "0.3.0"}},
         }
-        refs = tick_refs if event_type == TICK_TYPE else event_refs
-        refs[key] = {"$ref": f"#/components/messages/{key}"}
+        event_refs[key] = {"$ref": f"#/components/messages/{key}"}
 
     notification_refs: dict[str, Any] = {}
     for notification_type in sorted(NOTIFICATION_DATA):
@@ -283,26 +197,26 @@ def _asyncapi() -> dict[str, Any]:
         },
         "channels": {
             "events": {
-                "address": EVENTS_QUEUE,
+                "address": EVENTS_EXCHANGE,
                 "title": "Inbound events",
                 "description": (
-                    f"Every inbound event except `{TICK_TYPE}`, for the Dramatiq actor "
-                    f"`{EVENT_ACTOR}`. Queue arguments: "
-                    f"{json.dumps(queue_arguments(EVENTS_QUEUE), sort_keys=True)}."
+                    "Every inbound event, the envelope as the whole body, routing key = its "
+                    f"ordering key (`{TICK_TYPE}` for ticks)."
                 ),
                 "messages": event_refs,
-                "bindings": {"amqp": _amqp_queue(EVENTS_QUEUE)},
-            },
-            "ticks": {
-                "address": TICKS_QUEUE,
-                "title": "Deadline ticks",
-                "description": (
-                    f"`{TICK_TYPE}` only, for the Dramatiq actor `{TICK_ACTOR}`, on a queue "
-                    "of its own so that a backlog of events never delays deadlines. Queue "
-                    f"arguments: {json.dumps(queue_arguments(TICKS_QUEUE), sort_keys=True)}."
-                ),
-                "messages": tick_refs,
-                "bindings": {"amqp": _amqp_queue(TICKS_QUEUE)},
+                "bindings": {
+                    "amqp": {
+                        "is": "routingKey",
+                        "exchange": {
+                            "name": EVENTS_EXCHANGE,
+                            "type": "topic",
+                            "durable": True,
+                            "autoDelete": False,
+                            "vhost": "/",
+                        },
+                        "bindingVersion": "0.3.0",
+                    }
+                },
             },
             "notifications": {
                 "address": NOTIFICATIONS_EXCHANGE,
@@ -331,18 +245,9 @@ def _asyncapi() -> dict[str, Any]:
                 "title": "Handle an inbound event",
                 "summary": (
                     "Upstream services publish here (the opposite action); the engine "
-                    "applies each event once, in one transaction, then acknowledges it."
+                    "applies each event once, in the order received per ordering key."
                 ),
                 "messages": [{"$ref": f"#/channels/events/messages/{key}"} for key in event_refs],
-                "bindings": {"amqp": {"ack": True, "bindingVersion": "0.3.0"}},
-            },
-            "receiveTick": {
-                "action": "receive",
-                "channel": {"$ref": "#/channels/ticks"},
-                "title": "Fire due deadlines",
-                "summary": "The scheduler publishes a tick every minute; deadlines due by "
-                "its `occurred_at` fire in due order.",
-                "messages": [{"$ref": f"#/channels/ticks/messages/{key}"} for key in tick_refs],
                 "bindings": {"amqp": {"ack": True, "bindingVersion": "0.3.0"}},
             },
             "sendNotification": {
@@ -363,8 +268,6 @@ def _asyncapi() -> dict[str, Any]:
         "components": {
             "messages": messages,
             "schemas": {
-                "EventMessage": _dramatiq_message(EVENTS_QUEUE, EVENT_ACTOR),
-                "TickMessage": _dramatiq_message(TICKS_QUEUE, TICK_ACTOR),
                 "ReasonCode": {
                     "type": "string",
                     "description": "Why the engine refused a request.",

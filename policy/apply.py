@@ -19,7 +19,7 @@ from ledger.savepoints import savepoint
 from messages.inbound import Envelope
 from messages.notifications import ReasonCode
 from policy.config import PolicySet
-from policy.context import HandlerContext
+from policy.context import DeadlineScope, HandlerContext
 from policy.errors import IdempotencyConflict, UnknownSubject
 from policy.outcomes import Rejected
 from policy.registry import HANDLERS
@@ -82,6 +82,7 @@ def apply_event(
     policies: PolicySet,
     *,
     on_unknown_subject: Literal["raise", "reject"] = "raise",
+    deadline_scope: DeadlineScope | None = None,
 ) -> ApplyResult:
     """Apply `event` once; a second delivery of the same body is a `duplicate` and does nothing.
 
@@ -122,6 +123,8 @@ def apply_event(
         occurred_at=event.occurred_at,
     )
     context.contract_id = contract_id
+    if deadline_scope is not None:
+        context.deadline_scope = deadline_scope
     handler = HANDLERS[event.type]
     if on_unknown_subject == "raise":
         # Whatever the handler raises leaves this function and the caller rolls back the whole

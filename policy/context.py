@@ -8,6 +8,7 @@ effects commit together or not at all.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from datetime import datetime
 from itertools import count
 
@@ -31,6 +32,23 @@ from scheduler.store import Deadline, schedule_deadline
 _OUTBOX_INSERT = Prepared(insert(outbox))
 
 
+@dataclass(frozen=True, slots=True)
+class DeadlineScope:
+    """Which contracts' deadlines a tick fires: all but `skip`, or only `only`'s.
+
+    The ordered runtime fires a tick while an event of a contract still waits for its subject
+    (the contract's key is parked) without that contract's deadlines, and fires them once the
+    contract's events before the tick are done (`workers.intake`)."""
+
+    skip: frozenset[str] = frozenset()
+    only: str | None = None
+
+    def includes(self, contract_id: str | None) -> bool:
+        if self.only is not None:
+            return contract_id == self.only
+        return contract_id not in self.skip
+
+
 class HandlerContext:
     def __init__(
         self,
@@ -52,6 +70,7 @@ class HandlerContext:
         self.event_type = event_type
         self.at = occurred_at
         self.contract_id: str | None = None
+        self.deadline_scope = DeadlineScope()
         self._transfer_numbers = count(1)
 
     def policy(self, name: str | None) -> PolicyConfig:

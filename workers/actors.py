@@ -1,65 +1,94 @@
-"""The two actors: `handle_event` on `refunds.events` and `handle_tick` on `refunds.ticks`.
+"""The engine's own Dramatiq actors: nudges that make a worker thread drain a partition or
+fire the ticks that are ready.
 
-Thin on purpose: take the one envelope argument, hand it to the processor (validate, one unit
-of work around `policy.apply.apply_event`, commit), return so Dramatiq acks. Every failure is
-judged by the `FailurePolicy` middleware. The actors are declared on a broker passed in, not on
-Dramatiq's global one, so a process (or a test) can hold several runtimes side by side.
+No producer writes these messages: the intake sends them after it commits a batch, the drains
+send them to come back to a parked key, and each worker's sweeper sends them again for
+whatever work it finds waiting, so a nudge lost in a crash costs a moment, never an event. An
+actor does not raise: a failed drain is logged and the sweeper's next nudge tries again, so no
+nudge ever waits in a retry or dead-letter queue. The actors are declared on a broker passed
+in, not on Dramatiq's global one, so a process (or a test) can hold several runtimes.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import threading
+import time
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
 
 import dramatiq
+import structlog
 from dramatiq import Broker
 
-from messages import MalformedMessage
-from messages.transport import EVENT_ACTOR, EVENTS_QUEUE, TICK_ACTOR, TICK_TYPE, TICKS_QUEUE
-from policy.apply import ApplyResult
-from policy.errors import IdempotencyConflict, UnknownSubject
+from workers.intake.barrier import Barrier
+from workers.intake.drain import Drainer, Progress
 
-Processor = Callable[[object], ApplyResult]
+log = structlog.get_logger(__name__)
 
-EXPECTED_FAILURES = (MalformedMessage, IdempotencyConflict, UnknownSubject)
-"""Failures the policy handles by design: Dramatiq logs them in a line, not a traceback."""
+APPLY_QUEUE = "recourse.apply"
+"""The engine-internal queue of nudges (not part of the contract)."""
+
+TICKS_PARTITION = -1
+"""What the intake reports for a tick that arrived: fire what is ready."""
 
 
 @dataclass(frozen=True, slots=True)
 class Actors:
-    event: dramatiq.Actor[..., None]
-    tick: dramatiq.Actor[..., None]
+    drain: dramatiq.Actor[[int], None]
+    fire_ticks: dramatiq.Actor[[], None]
 
 
-def only_envelope(args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> object:
-    """The envelope of a message, which must be its one positional argument (MESSAGES.md)."""
-    if len(args) != 1 or kwargs:
-        raise MalformedMessage(
-            [("args", f"expected one positional argument, the envelope; got {len(args)}")]
-            if not kwargs
-            else [("kwargs", "expected none; the envelope is the one positional argument")]
-        )
-    return args[0]
+def declare_actors(broker: Broker, drainer: Drainer, barrier: Barrier) -> Actors:
+    def drain_partition(partition: int) -> None:
+        try:
+            if drainer.drain(partition) is Progress.DRAINED:
+                barrier.fire_ready()
+        except Exception:
+            log.exception("drain.failed", partition=partition)
 
-
-def declare_actors(broker: Broker, process: Processor) -> Actors:
-    def handle_event(*args: Any, **kwargs: Any) -> None:
-        process(only_envelope(args, kwargs))
-
-    def handle_tick(*args: Any, **kwargs: Any) -> None:
-        envelope = only_envelope(args, kwargs)
-        if not isinstance(envelope, dict) or envelope.get("type") != TICK_TYPE:
-            raise MalformedMessage([("type", f"{TICKS_QUEUE} carries only {TICK_TYPE}")])
-        process(envelope)
-
-    def declare(name: str, queue: str, body: Callable[..., None]) -> dramatiq.Actor[..., None]:
-        decorate = dramatiq.actor(
-            broker=broker, actor_name=name, queue_name=queue, throws=EXPECTED_FAILURES
-        )
-        return decorate(body)
+    def fire_ready_ticks() -> None:
+        try:
+            barrier.fire_ready()
+        except Exception:
+            log.exception("ticks.failed")
 
     return Actors(
-        event=declare(EVENT_ACTOR, EVENTS_QUEUE, handle_event),
-        tick=declare(TICK_ACTOR, TICKS_QUEUE, handle_tick),
+        drain=dramatiq.actor(broker=broker, actor_name="drain_partition", queue_name=APPLY_QUEUE)(
+            drain_partition
+        ),
+        fire_ticks=dramatiq.actor(
+            broker=broker, actor_name="fire_ready_ticks", queue_name=APPLY_QUEUE
+        )(fire_ready_ticks),
     )
+
+
+class Nudger:
+    """Sends the nudges; bound to the actors once they are declared."""
+
+    def __init__(self) -> None:
+        self.actors: Actors | None = None
+        self._retries: dict[int, float] = {}
+        self._lock = threading.Lock()
+
+    def nudge(self, partitions: Iterable[int]) -> None:
+        actors = self._bound()
+        for partition in sorted(set(partitions)):
+            if partition == TICKS_PARTITION:
+                actors.fire_ticks.send()
+            else:
+                actors.drain.send(partition)
+
+    def retry_later(self, partition: int, delay_s: float) -> None:
+        """One delayed nudge per partition at a time: the soonest asked for."""
+        due = time.monotonic() + delay_s
+        with self._lock:
+            scheduled = self._retries.get(partition)
+            if scheduled is not None and time.monotonic() < scheduled <= due:
+                return
+            self._retries[partition] = due
+        self._bound().drain.send_with_options(args=(partition,), delay=int(delay_s * 1000) + 1)
+
+    def _bound(self) -> Actors:
+        if self.actors is None:
+            raise RuntimeError("the nudger is used before the actors are declared")
+        return self.actors

@@ -1,10 +1,12 @@
 """The composition root: settings in, a wired engine out, and the loops the commands run.
 
-`recourse worker` runs Dramatiq's `Worker` in this process (threads consuming both queues),
-not the `dramatiq` command: the embedded default, `recourse run` and the tests then share one
-code path, and the process keeps its own metrics registry. `--processes N` starts N such
-processes (spawned, each with its own connections), restarts one that dies, and gives worker
-number i the metrics port METRICS_PORT + i.
+A worker process runs three things: the intake consumer (RabbitMQ only: the embedded mode
+submits envelopes in-process), Dramatiq's `Worker` threads that take the nudges and drain
+partitions, and a sweeper that nudges whatever work it finds waiting (`workers.intake`). It
+runs Dramatiq's `Worker` in this process, not the `dramatiq` command: the embedded default,
+`recourse run` and the tests then share one code path, and the process keeps its own metrics
+registry. `--processes N` starts N such processes (spawned, each with its own connections),
+restarts one that dies, and gives worker number i the metrics port METRICS_PORT + i.
 """
 
 from __future__ import annotations
@@ -21,12 +23,17 @@ from dramatiq import Broker, Worker
 from sqlalchemy import Engine
 
 from messages.publisher import EventPublisher
-from messages.transport import EVENTS_QUEUE, TICKS_QUEUE
 from policy.config import PolicySet, load_policies
 from scheduler.clock import Clock
-from workers.actors import Actors, declare_actors
+from workers.actors import APPLY_QUEUE, Actors, Nudger, declare_actors
 from workers.broker import build_broker
 from workers.database import make_engine, migrate
+from workers.intake.barrier import Barrier
+from workers.intake.consumer import IntakeConsumer
+from workers.intake.drain import Drainer, RetryBudget
+from workers.intake.producers import Producers, load_producers
+from workers.intake.service import Intake
+from workers.intake.sweeper import Sweeper
 from workers.metrics import BacklogCollector, EngineMetrics, MetricsServer, serve_metrics
 from workers.relay import (
     MemorySink,
@@ -37,7 +44,6 @@ from workers.relay import (
 )
 from workers.settings import Settings, load_settings
 from workers.tick_publisher import TickPublisher, leader_lock
-from workers.unit_of_work import EventProcessor
 
 log = structlog.get_logger(__name__)
 
@@ -54,7 +60,11 @@ class Runtime:
     metrics: EngineMetrics
     broker: Broker
     actors: Actors
-    processor: EventProcessor
+    nudger: Nudger
+    producers: Producers
+    intake: Intake
+    drainer: Drainer
+    barrier: Barrier
     closers: list[Callable[[], None]] = field(default_factory=list)
     """Connections opened for the relay and the scheduler, closed with the runtime."""
 
@@ -69,16 +79,41 @@ class Runtime:
         engine = engine or make_engine(settings.database_url)
         metrics = metrics or EngineMetrics()
         policies = load_policies(settings.policy_file, settings.default_policy)
-        processor = EventProcessor(engine, policies, metrics=metrics)
+        producers = load_producers(settings.producers_file, settings.engine_user)
         broker = build_broker(settings, metrics)
+        nudger = Nudger()
+        drainer = Drainer(
+            engine,
+            policies,
+            budget=RetryBudget(
+                unknown_subject_seconds=settings.unknown_subject_retry_seconds,
+                error_max_retries=settings.error_max_retries,
+                min_backoff_ms=settings.retry_min_backoff_ms,
+                max_backoff_ms=settings.retry_max_backoff_ms,
+            ),
+            retry_later=nudger.retry_later,
+            metrics=metrics,
+            batch_size=settings.apply_batch_size,
+        )
+        barrier = Barrier(
+            engine,
+            policies,
+            on_fired=lambda: nudger.nudge(drainer.partitions_with_work()),
+            metrics=metrics,
+        )
+        nudger.actors = declare_actors(broker, drainer, barrier)
         return cls(
             settings=settings,
             engine=engine,
             policies=policies,
             metrics=metrics,
             broker=broker,
-            actors=declare_actors(broker, processor),
-            processor=processor,
+            actors=nudger.actors,
+            nudger=nudger,
+            producers=producers,
+            intake=Intake(engine, producers, nudge=nudger.nudge, metrics=metrics),
+            drainer=drainer,
+            barrier=barrier,
         )
 
     @property
@@ -87,18 +122,35 @@ class Runtime:
 
     def start_worker(
         self, threads: int | None = None, *, timeout_ms: int = WORKER_TIMEOUT_MS
-    ) -> Worker:
-        """Start Dramatiq's worker threads on both queues. `timeout_ms` is how long an idle
-        thread waits before it looks again: also how often due retries are moved back to
-        their queue, and how long a stop may take."""
+    ) -> WorkerHandle:
+        """Start the intake consumer (with a broker), Dramatiq's worker threads on the nudges,
+        and the sweeper. `timeout_ms` is how long an idle thread waits before it looks again:
+        also how often delayed nudges are moved back to their queue, and how long a stop may
+        take."""
         worker = Worker(
             self.broker,
-            queues={EVENTS_QUEUE, TICKS_QUEUE},
+            queues={APPLY_QUEUE},
             worker_threads=threads or self.settings.worker_threads,
             worker_timeout=timeout_ms,
         )
         worker.start()
-        return worker
+        services = Services()
+        consumer = None
+        if self.settings.broker_url:
+            consumer = IntakeConsumer(
+                self.settings.broker_url, self.intake, batch_size=self.settings.intake_batch_size
+            )
+            services.spawn("intake", consumer.run)
+        sweeper = Sweeper(self.drainer, self.nudger, interval_s=self.settings.sweep_seconds)
+        services.spawn("sweeper", sweeper.run)
+        return WorkerHandle(worker, services, consumer)
+
+    def submit(self, envelope: dict[str, Any] | str | bytes) -> None:
+        """Take one envelope in-process, as the engine's own user (embedded mode, tests)."""
+        import json
+
+        body = envelope if isinstance(envelope, str | bytes) else json.dumps(envelope)
+        self.intake.submit(body)
 
     def notification_sink(self) -> NotificationSink:
         if self.settings.broker_url:
@@ -122,12 +174,13 @@ class Runtime:
             self.closers.append(publisher.close)
             publish = publisher.publish
         else:
-            publish = self.actors.tick.send
+            publish = self.submit
         return TickPublisher(
             leader_lock(self.engine),
             publish,
             clock=clock,
             interval_seconds=self.settings.tick_interval_seconds,
+            lateness_seconds=self.settings.tick_lateness_seconds,
             metrics=self.metrics,
         )
 
@@ -148,6 +201,20 @@ def _log_notification(notification: OutboxNotification) -> None:
         notification_id=notification.notification_id,
         notification_type=notification.type,
     )
+
+
+@dataclass
+class WorkerHandle:
+    """A started worker: Dramatiq's threads, the intake consumer and the sweeper."""
+
+    worker: Worker
+    services: Services
+    consumer: IntakeConsumer | None
+
+    def stop(self, timeout: int = SHUTDOWN_TIMEOUT_MS) -> None:
+        # The intake first: nothing new is appended while the threads finish their batches.
+        self.services.join()
+        self.worker.stop(timeout=timeout)
 
 
 @dataclass

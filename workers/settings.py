@@ -7,6 +7,7 @@ With nothing set, Recourse runs in one process on a SQLite file and Dramatiq's S
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import unquote, urlparse
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -54,10 +55,43 @@ class Settings(BaseSettings):
     error_max_retries: int = Field(
         default=5, ge=0, description="Retries of an unexpected handler error before dead-lettering."
     )
+    producers_file: Path | None = Field(
+        default=None,
+        description="A TOML file naming the event types each broker user may publish; unset: "
+        "every user may publish every type but deadline.tick.",
+    )
+    tick_lateness_seconds: float = Field(
+        default=300.0,
+        ge=0,
+        description="A scheduler tick at wall time T fires the deadlines due by T minus this, so "
+        "an event stamped just before a deadline and delayed in transit is judged inside it.",
+    )
+    apply_batch_size: int = Field(
+        default=64, ge=1, description="Events a drain applies in one transaction."
+    )
+    intake_batch_size: int = Field(
+        default=256, ge=1, description="Messages the intake appends in one transaction."
+    )
+    sweep_seconds: float = Field(
+        default=2.0,
+        gt=0,
+        description="How often a worker looks for waiting work whose nudge was lost.",
+    )
     relay_batch_size: int = Field(default=200, ge=1, description="Outbox rows per relay claim.")
     relay_idle_seconds: float = Field(
         default=0.5, gt=0, description="How long the relay waits when the outbox is empty."
     )
+
+    @property
+    def engine_user(self) -> str:
+        """The engine's own broker user (of BROKER_URL): the one that may publish ticks."""
+        if not self.broker_url:
+            return EMBEDDED_USER
+        return unquote(urlparse(self.broker_url).username or "guest")
+
+
+EMBEDDED_USER = "recourse"
+"""The producer the embedded mode records for what it takes in-process."""
 
 
 def load_settings() -> Settings:

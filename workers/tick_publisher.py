@@ -157,6 +157,7 @@ class TickPublisher:
         *,
         clock: Clock | None = None,
         interval_seconds: float = 60.0,
+        lateness_seconds: float = 0.0,
         poll_seconds: float | None = None,
         metrics: EngineMetrics | None = None,
     ) -> None:
@@ -164,6 +165,7 @@ class TickPublisher:
         self._publish = publish
         self._clock = clock or SystemClock()
         self.interval_seconds = interval_seconds
+        self.lateness = timedelta(seconds=lateness_seconds)
         self.poll_seconds = poll_seconds or min(interval_seconds, MAX_POLL_SECONDS)
         self._metrics = metrics
         self.leading = False
@@ -176,7 +178,9 @@ class TickPublisher:
         at = tick_time(self._clock.now(), self.interval_seconds)
         if self.last_tick is not None and at <= self.last_tick:
             return None
-        envelope = tick_envelope(at)
+        # The tick fires what was due `lateness` ago: an event stamped before a deadline may
+        # still be on its way (MESSAGES.md, "Ticks are the engine's own").
+        envelope = tick_envelope(at - self.lateness)
         self._publish(envelope)
         self.last_tick = at
         if self._metrics is not None:

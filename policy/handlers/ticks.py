@@ -39,6 +39,11 @@ log = structlog.get_logger(__name__)
 
 @handles("deadline.tick")
 def handle_tick(context: HandlerContext, event: DeadlineTickEvent) -> Outcome:
+    return fire_deadlines(context, event)
+
+
+def fire_deadlines(context: HandlerContext, event: DeadlineTickEvent) -> Outcome:
+    """Fire the deadlines due at the tick's time that `context.deadline_scope` includes."""
     try:
         # One savepoint for the whole tick: the common case pays two statements, not two for
         # every deadline.
@@ -77,6 +82,13 @@ def _fire_due(context: HandlerContext, event: DeadlineTickEvent, *, isolate: boo
         excluded=failed | left,
         limit=CLAIM_BATCH,
     ):
+        out_of_scope = {
+            deadline.deadline_id
+            for deadline in due
+            if not context.deadline_scope.includes(deadline.contract_id)
+        }
+        left |= out_of_scope
+        due = [deadline for deadline in due if deadline.deadline_id not in out_of_scope]
         busy = _lock_contracts(context.conn, due)
         if busy:
             left.update(deadline.deadline_id for deadline in due if deadline.contract_id in busy)

@@ -4,16 +4,7 @@ Order matters: Dramatiq calls `before_*` hooks in list order and `after_*` hooks
 `LogContext` comes first (its context is bound before, and cleared after, everything else).
 """
 
-from workers.middleware.failure_policy import FailurePolicy
-from workers.middleware.failure_rules import RetryPolicy, Verdict, judge_failure
 from workers.middleware.log_context import LogContext
 from workers.middleware.message_metrics import MessageMetrics
 
-__all__ = [
-    "FailurePolicy",
-    "LogContext",
-    "MessageMetrics",
-    "RetryPolicy",
-    "Verdict",
-    "judge_failure",
-]
+__all__ = ["LogContext", "MessageMetrics"]

@@ -8,33 +8,12 @@ import structlog
 from dramatiq import Broker, Middleware
 from dramatiq.broker import MessageProxy
 
-MAX_VALUE_CHARS = 128
-
 
 def message_context(message: MessageProxy) -> dict[str, Any]:
-    """event_id, type, contract_id (from the envelope, when it has them), attempt, message_id.
-
-    Read from the raw argument, before validation: a malformed message is logged with whatever
-    identifies it. `attempt` counts from 1; `retries` is how many attempts failed before.
-    """
-    retries = message.options.get("retries", 0)
-    retries = retries if isinstance(retries, int) else 0
-    context: dict[str, Any] = {
-        "message_id": message.message_id,
-        "queue": message.queue_name,
-        "actor": message.actor_name,
-        "attempt": retries + 1,
-        "retries": retries,
-    }
-    envelope = message.args[0] if message.args and isinstance(message.args[0], dict) else {}
-    data = envelope.get("data")
-    for key, value in (
-        ("event_id", envelope.get("event_id")),
-        ("type", envelope.get("type")),
-        ("contract_id", data.get("contract_id") if isinstance(data, dict) else None),
-    ):
-        if isinstance(value, str):
-            context[key] = value[:MAX_VALUE_CHARS]
+    """The actor and what it works on (a partition): every message is the engine's own."""
+    context: dict[str, Any] = {"message_id": message.message_id, "actor": message.actor_name}
+    if message.args and isinstance(message.args[0], int):
+        context["partition"] = message.args[0]
     return context
 
 

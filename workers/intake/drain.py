@@ -1,0 +1,489 @@
+"""Drain one partition: apply its pending events in log order, several to a transaction.
+
+A drain holds its partition's advisory lock (PostgreSQL, per transaction) while it works, so
+one thread at a time applies a partition, whatever the processes; on SQLite every transaction
+is already exclusive. A thread that finds the lock taken leaves: the holder looks again after
+it lets go, so nothing that arrived meanwhile is left behind.
+
+Each batch reads the partition's pending events below the next unfired tick (a tick is a
+barrier: `barrier`), skipping keys that are parked, and applies each in a savepoint:
+
+- applied, rejected or a duplicate: the event is done;
+- its subject not known yet: the key is parked (`parking`); its later events wait;
+- the same `event_id` with another body: dead-lettered `idempotency_conflict`;
+- an unexpected error: the key is parked and the event tried again with backoff, then
+  dead-lettered `handler_error`;
+- a collision with another transaction (deadlock, serialization): the batch commits what it
+  did and the event is tried again at once in the next one.
+
+The batch commits, and only then are its effects visible; notifications wait in the outbox.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from enum import Enum
+from typing import Any
+
+import structlog
+from sqlalchemy import Connection, Engine, and_, delete, exists, select, text, update
+from sqlalchemy.exc import DBAPIError
+
+from ledger.pipelining import deferred_writes
+from ledger.savepoints import savepoint
+from messages import MalformedMessage, parse_event
+from messages.inbound import DeadlineTickEvent
+from messages.ordering import KEY_FIELD_BY_TYPE
+from policy.apply import ApplyResult, apply_event
+from policy.config import PolicySet
+from policy.context import DeadlineScope, HandlerContext
+from policy.errors import IdempotencyConflict, UnknownSubject
+from policy.handlers.ticks import fire_deadlines
+from workers.errors import is_contention
+from workers.intake.log import dead_letter_row
+from workers.intake.steps import record_step
+from workers.intake.tables import dead_letters, event_log, owed_ticks, parked_keys
+from workers.metrics import EngineMetrics
+
+log = structlog.get_logger(__name__)
+
+BATCH_SIZE = 64
+"""Events a drain applies in one transaction: one commit (one WAL flush) for all of them."""
+
+PARTITION_LOCK_CLASS = 0x5245
+"""The first key of the partitions' advisory locks (PostgreSQL); the partition is the second."""
+
+
+@dataclass(frozen=True, slots=True)
+class RetryBudget:
+    unknown_subject_seconds: float = 600.0
+    error_max_retries: int = 5
+    min_backoff_ms: int = 500
+    max_backoff_ms: int = 60_000
+
+    def backoff(self, attempts: int) -> timedelta:
+        """Exponential: min, 2 x min, 4 x min... capped."""
+        return timedelta(
+            milliseconds=min(self.min_backoff_ms << min(attempts - 1, 32), self.max_backoff_ms)
+        )
+
+
+class Progress(Enum):
+    MORE = "more"  # a full batch: there may be more
+    DRAINED = "drained"  # nothing left to apply below the barrier
+    BUSY = "busy"  # another thread holds the partition
+
+
+@dataclass
+class _Parked:
+    head_seq: int
+    reason: str
+    attempts: int
+    first_failed_at: datetime
+    retry_at: datetime
+
+
+class _Collision(Exception):
+    """Another transaction collided with this one: commit the batch so far, go again."""
+
+
+class Drainer:
+    def __init__(
+        self,
+        engine: Engine,
+        policies: PolicySet,
+        *,
+        budget: RetryBudget,
+        retry_later: Callable[[int, float], None],
+        metrics: EngineMetrics | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        batch_size: int = BATCH_SIZE,
+    ) -> None:
+        self.engine = engine
+        self.policies = policies
+        self.budget = budget
+        self.retry_later = retry_later
+        """Called with a partition and a delay in seconds when a parked key is due later."""
+        self.metrics = metrics
+        self.clock = clock
+        self.batch_size = batch_size
+
+    def drain(self, partition: int) -> Progress:
+        """Apply what the partition has to apply, batch after batch, then look once more after
+        letting go of the lock. DRAINED or BUSY."""
+        while True:
+            progress = self.batch(partition)
+            if progress is Progress.MORE:
+                continue
+            if progress is Progress.BUSY or not self.has_work(partition):
+                return progress
+
+    def batch(self, partition: int) -> Progress:
+        try:
+            with self.engine.begin() as conn, deferred_writes(conn):
+                if not _lock_partition(conn, partition):
+                    return Progress.BUSY
+                return _Batch(self, conn, partition).run()
+        except _Collision:
+            return Progress.MORE
+
+    def has_work(self, partition: int) -> bool:
+        """Whether the partition has an event it could apply now, a parked key due for another
+        try, or deadlines owed to a key that is free again."""
+        now = self.clock()
+        with self.engine.connect() as conn:
+            barrier = next_tick_seq(conn)
+            if _applicable(conn, partition, barrier, limit=1):
+                return True
+            due = conn.execute(
+                select(parked_keys.c.ordering_key)
+                .where(parked_keys.c.partition == partition, parked_keys.c.retry_at <= now)
+                .limit(1)
+            ).first()
+            return due is not None or bool(_owed_ready(conn, partition, barrier))
+
+    def partitions_with_work(self) -> set[int]:
+        """Every partition with an event it could apply now, a parked key due for another try,
+        or owed deadlines (these last are checked by the drain itself)."""
+        now = self.clock()
+        with self.engine.connect() as conn:
+            barrier = next_tick_seq(conn)
+            pending = select(event_log.c.partition).where(
+                event_log.c.status == "pending",
+                event_log.c.kind == "event",
+                ~exists().where(parked_keys.c.ordering_key == event_log.c.ordering_key),
+            )
+            if barrier is not None:
+                pending = pending.where(event_log.c.seq < barrier)
+            found: set[int] = set(conn.execute(pending.distinct()).scalars())
+            found.update(
+                conn.execute(
+                    select(parked_keys.c.partition).where(parked_keys.c.retry_at <= now).distinct()
+                ).scalars()
+            )
+            found.update(conn.execute(select(owed_ticks.c.partition).distinct()).scalars())
+        return found
+
+    def tick_waiting(self) -> bool:
+        with self.engine.connect() as conn:
+            return next_tick_seq(conn) is not None
+
+
+def next_tick_seq(conn: Connection) -> int | None:
+    """The log number of the oldest unfired tick: no event after it is applied before it."""
+    found: int | None = conn.execute(
+        select(event_log.c.seq)
+        .where(event_log.c.status == "pending", event_log.c.kind == "tick")
+        .order_by(event_log.c.seq)
+        .limit(1)
+    ).scalar()
+    return found
+
+
+def _lock_partition(conn: Connection, partition: int) -> bool:
+    if conn.dialect.name != "postgresql":
+        return True
+    locked: bool = conn.execute(
+        text("SELECT pg_try_advisory_xact_lock(:class_id, :partition)"),
+        {"class_id": PARTITION_LOCK_CLASS, "partition": partition},
+    ).scalar_one()
+    return locked
+
+
+def _applicable(conn: Connection, partition: int, barrier: int | None, *, limit: int) -> list[Any]:
+    """Pending events of the partition below the barrier whose key is not parked, in order."""
+    query = (
+        select(
+            event_log.c.seq,
+            event_log.c.ordering_key,
+            event_log.c.event_type,
+            event_log.c.body,
+            event_log.c.received_at,
+            event_log.c.producer,
+        )
+        .where(
+            event_log.c.partition == partition,
+            event_log.c.status == "pending",
+            ~exists().where(parked_keys.c.ordering_key == event_log.c.ordering_key),
+        )
+        .order_by(event_log.c.seq)
+        .limit(limit)
+    )
+    if barrier is not None:
+        query = query.where(event_log.c.seq < barrier)
+    return list(conn.execute(query))
+
+
+def _owed_ready(conn: Connection, partition: int, barrier: int | None) -> list[Any]:
+    """Owed deadlines of free keys with no pending event before their tick: fire them now."""
+    earlier = (
+        select(event_log.c.seq)
+        .where(
+            event_log.c.ordering_key == owed_ticks.c.ordering_key,
+            event_log.c.status == "pending",
+            event_log.c.seq < owed_ticks.c.tick_seq,
+        )
+        .exists()
+    )
+    parked = select(parked_keys.c.ordering_key).where(
+        parked_keys.c.ordering_key == owed_ticks.c.ordering_key
+    )
+    return list(
+        conn.execute(
+            select(owed_ticks.c.ordering_key, owed_ticks.c.tick_seq)
+            .where(owed_ticks.c.partition == partition, ~earlier, ~parked.exists())
+            .order_by(owed_ticks.c.tick_seq)
+        )
+    )
+
+
+class _Batch:
+    """One transaction of a drain."""
+
+    def __init__(self, drainer: Drainer, conn: Connection, partition: int) -> None:
+        self.d = drainer
+        self.conn = conn
+        self.partition = partition
+        self.now = drainer.clock()
+        self.parked: dict[str, _Parked] = {
+            row.ordering_key: _Parked(
+                row.head_seq, row.reason, row.attempts, row.first_failed_at, row.retry_at
+            )
+            for row in conn.execute(select(parked_keys).where(parked_keys.c.partition == partition))
+        }
+
+    def run(self) -> Progress:
+        try:
+            self._retry_due_heads()
+            barrier = next_tick_seq(self.conn)
+            self._fire_owed(barrier)
+            rows = _applicable(self.conn, self.partition, barrier, limit=self.d.batch_size)
+            for row in rows:
+                if row.ordering_key in self.parked:
+                    continue  # parked earlier in this batch
+                self._fire_owed_before(row.ordering_key, row.seq)
+                self._apply(row)
+        except _Collision:
+            return Progress.MORE  # the transaction commits what it did
+        self._schedule_retries()
+        return Progress.MORE if len(rows) == self.d.batch_size else Progress.DRAINED
+
+    def _retry_due_heads(self) -> None:
+        due = sorted(
+            (parked.head_seq, key)
+            for key, parked in self.parked.items()
+            if parked.retry_at <= self.now
+        )
+        for head_seq, key in due:
+            row = self.conn.execute(
+                select(
+                    event_log.c.seq,
+                    event_log.c.ordering_key,
+                    event_log.c.event_type,
+                    event_log.c.body,
+                    event_log.c.received_at,
+                    event_log.c.producer,
+                ).where(event_log.c.seq == head_seq)
+            ).one()
+            self._fire_owed_before(key, head_seq)
+            self._apply(row, retrying=self.parked[key])
+
+    def _apply(self, row: Any, retrying: _Parked | None = None) -> None:
+        try:
+            event = parse_event(row.body)
+        except MalformedMessage as exc:
+            # Only a body written by an older release that this one reads differently.
+            self._dead(row, "malformed", list(exc.problems), retrying)
+            return
+        try:
+            with savepoint(self.conn, "recourse_step"):
+                result = apply_event(self.conn, event, self.d.policies)
+                record_step(self.conn, row.seq, "event")
+        except UnknownSubject as exc:
+            self._park_or_dead(row, "unknown_subject", str(exc), retrying)
+            return
+        except IdempotencyConflict as exc:
+            self._dead(row, "idempotency_conflict", [("event_id", str(exc))], retrying)
+            return
+        except DBAPIError as exc:
+            if is_contention(exc):
+                log.info("event.contention", seq=row.seq, error=str(exc.orig)[:200])
+                raise _Collision from exc
+            if exc.connection_invalidated:
+                raise
+            self._park_or_dead(row, "handler_error", _error_text(exc), retrying)
+            return
+        except Exception as exc:  # a bug or a broken invariant: retried, then dead-lettered
+            log.exception("event.handler_error", seq=row.seq, event_type=row.event_type)
+            self._park_or_dead(row, "handler_error", _error_text(exc), retrying)
+            return
+        self._done(row, result, retrying)
+
+    def _done(self, row: Any, result: ApplyResult, retrying: _Parked | None) -> None:
+        self.conn.execute(
+            update(event_log)
+            .where(event_log.c.seq == row.seq)
+            .values(status="done", result=result.status, reason=result.reason)
+        )
+        if retrying is not None:
+            self._unpark(row.ordering_key)
+        if self.d.metrics is not None:
+            self.d.metrics.record_result(result)
+        log.info(
+            "event.handled",
+            seq=row.seq,
+            event_type=row.event_type,
+            status=result.status,
+            reason=result.reason,
+        )
+
+    def _park_or_dead(self, row: Any, reason: str, error: str, retrying: _Parked | None) -> None:
+        attempts = 1 if retrying is None else retrying.attempts + 1
+        first_failed_at = self.now if retrying is None else retrying.first_failed_at
+        if reason == "unknown_subject":
+            spent = self.now - first_failed_at >= timedelta(
+                seconds=self.d.budget.unknown_subject_seconds
+            )
+        else:
+            spent = attempts > self.d.budget.error_max_retries
+        if spent:
+            self._dead(row, reason, [("event", error)], retrying)
+            return
+        retry_at = self.now + self.d.budget.backoff(attempts)
+        if reason == "unknown_subject":
+            # The last try comes when the budget ends, not a whole backoff after it.
+            budget_end = first_failed_at + timedelta(seconds=self.d.budget.unknown_subject_seconds)
+            retry_at = min(retry_at, budget_end)
+        values = {
+            "partition": self.partition,
+            "head_seq": row.seq,
+            "reason": reason,
+            "attempts": attempts,
+            "first_failed_at": first_failed_at,
+            "retry_at": retry_at,
+            "last_error": error[:2000],
+            "contract_id": _contract_key(row),
+        }
+        if retrying is None:
+            self.conn.execute(parked_keys.insert().values(ordering_key=row.ordering_key, **values))
+        else:
+            self.conn.execute(
+                update(parked_keys)
+                .where(parked_keys.c.ordering_key == row.ordering_key)
+                .values(**values)
+            )
+        self.parked[row.ordering_key] = _Parked(
+            row.seq, reason, attempts, first_failed_at, retry_at
+        )
+        log.info(
+            "event.parked",
+            seq=row.seq,
+            event_type=row.event_type,
+            reason=reason,
+            attempts=attempts,
+            retry_at=retry_at.isoformat(),
+        )
+
+    def _dead(
+        self, row: Any, reason: str, problems: list[tuple[str, str]], retrying: _Parked | None
+    ) -> None:
+        self.conn.execute(
+            update(event_log).where(event_log.c.seq == row.seq).values(status="dead", reason=reason)
+        )
+        event_id, event_type = _ids_of(row.body)
+        self.conn.execute(
+            dead_letters.insert().values(
+                dead_letter_row(
+                    reason=reason,
+                    problems=problems,
+                    body=row.body,
+                    event_id=event_id,
+                    event_type=event_type or row.event_type,
+                    routing_key=row.ordering_key,
+                    producer=row.producer,
+                    received_at=row.received_at,
+                    dead_at=self.now,
+                    log_seq=row.seq,
+                )
+            )
+        )
+        if retrying is not None:
+            self._unpark(row.ordering_key)
+        if self.d.metrics is not None:
+            self.d.metrics.record_failure("refunds.events", row.event_type, "dead_letter", reason)
+        log.warning("event.dead_lettered", seq=row.seq, event_type=row.event_type, reason=reason)
+
+    def _unpark(self, key: str) -> None:
+        self.conn.execute(delete(parked_keys).where(parked_keys.c.ordering_key == key))
+        self.parked.pop(key, None)
+
+    def _fire_owed(self, barrier: int | None) -> None:
+        for key, tick_seq in _owed_ready(self.conn, self.partition, barrier):
+            self._fire_owed_tick(key, tick_seq)
+
+    def _fire_owed_before(self, key: str, seq: int) -> None:
+        """Deadlines owed to `key` by ticks before its event at `seq` fire before it does."""
+        owed: list[int] = list(
+            self.conn.execute(
+                select(owed_ticks.c.tick_seq)
+                .where(owed_ticks.c.ordering_key == key, owed_ticks.c.tick_seq < seq)
+                .order_by(owed_ticks.c.tick_seq)
+            ).scalars()
+        )
+        for tick_seq in owed:
+            self._fire_owed_tick(key, int(tick_seq))
+
+    def _fire_owed_tick(self, key: str, tick_seq: int) -> None:
+        fire_key_deadlines(self.conn, self.d.policies, key, tick_seq)
+        self.conn.execute(
+            delete(owed_ticks).where(
+                and_(owed_ticks.c.ordering_key == key, owed_ticks.c.tick_seq == tick_seq)
+            )
+        )
+
+    def _schedule_retries(self) -> None:
+        if not self.parked:
+            return
+        soonest = min(parked.retry_at for parked in self.parked.values())
+        self.d.retry_later(self.partition, max((soonest - self.now).total_seconds(), 0.0))
+
+
+def fire_key_deadlines(
+    conn: Connection, policies: PolicySet, contract_id: str, tick_seq: int
+) -> None:
+    """Fire the deadlines of one contract that the tick at `tick_seq` left to it."""
+    body: str = conn.execute(
+        select(event_log.c.body).where(event_log.c.seq == tick_seq)
+    ).scalar_one()
+    tick = parse_event(body)
+    assert isinstance(tick, DeadlineTickEvent)
+    context = HandlerContext(
+        conn,
+        policies,
+        cause_id=tick.event_id,
+        event_id=tick.event_id,
+        event_type=tick.type,
+        occurred_at=tick.occurred_at,
+    )
+    context.deadline_scope = DeadlineScope(only=contract_id)
+    fire_deadlines(context, tick)
+    record_step(conn, tick_seq, "key_deadlines", [contract_id])
+
+
+def _contract_key(row: Any) -> str | None:
+    """The key itself when it is a contract id (its type's key field is `contract_id`)."""
+    return row.ordering_key if row.event_type not in KEY_FIELD_BY_TYPE else None
+
+
+def _ids_of(body: str) -> tuple[str | None, str | None]:
+    try:
+        event = parse_event(body)
+    except MalformedMessage:
+        return None, None
+    return event.event_id, event.type
+
+
+def _error_text(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"[:2000]

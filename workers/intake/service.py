@@ -1,0 +1,103 @@
+"""The intake's entry: judge a batch of arrivals, append it, then nudge what it touched.
+
+The AMQP consumer (`consumer`) calls `receive` with what the broker delivered and acks only after
+it returns; the embedded mode calls `submit` for each envelope. Either way the same judge, the
+same log and the same drains run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import structlog
+from sqlalchemy import Engine
+
+from workers.intake.judge import Refused, judge
+from workers.intake.log import Arrival, append
+from workers.intake.producers import Producers
+from workers.metrics import EngineMetrics
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """What the intake reads of a broker message, and nothing else (MESSAGES.md, Transport)."""
+
+    body: bytes
+    routing_key: str | None
+    user_id: str | None
+
+
+class Intake:
+    def __init__(
+        self,
+        engine: Engine,
+        producers: Producers,
+        *,
+        nudge: Callable[[set[int]], None],
+        metrics: EngineMetrics | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.engine = engine
+        self.producers = producers
+        self.nudge = nudge
+        """Called after the commit with the partitions that got events (-1: a tick came)."""
+        self.metrics = metrics
+        self.clock = clock
+
+    def receive(self, deliveries: Sequence[Delivery]) -> None:
+        arrivals = [self._judged(delivery) for delivery in deliveries]
+        with self.engine.begin() as conn:
+            touched = append(conn, arrivals, now=self.clock())
+        for arrival in arrivals:
+            verdict = arrival.verdict
+            if isinstance(verdict, Refused):
+                # The field names only: a body's free text never goes to the log.
+                log.warning(
+                    "intake.refused",
+                    reason=verdict.reason,
+                    fields=[field for field, _ in verdict.problems][:10],
+                )
+                if self.metrics is not None:
+                    self.metrics.record_failure(
+                        "refunds.events",
+                        verdict.event.type if verdict.event else "unknown",
+                        "dead_letter",
+                        verdict.reason,
+                    )
+        if touched:
+            self.nudge(touched)
+
+    def submit(self, body: bytes | str, *, user_id: str | None = None) -> None:
+        """Take one envelope in-process (embedded mode, `recourse run`, tests), as the broker
+        would deliver it from the engine's own user under its own ordering key."""
+        from messages import MalformedMessage, parse_event
+        from messages.ordering import ordering_key
+
+        raw = body.encode("utf-8") if isinstance(body, str) else body
+        try:
+            routing_key: str | None = ordering_key(parse_event(raw))
+        except (MalformedMessage, LookupError):
+            routing_key = None
+        self.receive(
+            [
+                Delivery(
+                    raw, routing_key, user_id if user_id is not None else self.producers.engine_user
+                )
+            ]
+        )
+
+    def _judged(self, delivery: Delivery) -> Arrival:
+        try:
+            verdict = judge(
+                delivery.body,
+                user_id=delivery.user_id,
+                routing_key=delivery.routing_key,
+                producers=self.producers,
+            )
+        except Exception as exc:  # a reader's failure must not stall the queue behind it
+            verdict = Refused("malformed", [("body", f"could not be read ({type(exc).__name__})")])
+        return Arrival(verdict, delivery.body, delivery.routing_key, delivery.user_id)

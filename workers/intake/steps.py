@@ -1,0 +1,22 @@
+"""The applied steps: what took effect, numbered in the order it did (MESSAGES.md, Ordering 4)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Collection
+
+from sqlalchemy import Connection, insert
+
+from workers.intake.tables import applied_steps
+
+
+def record_step(
+    conn: Connection, log_seq: int, action: str, contract_ids: Collection[str] = ()
+) -> None:
+    """Number a step inside its own transaction, after the row locks it took: two steps that
+    wrote one row are numbered in the order they wrote it (the second waited for the first's
+    commit), so applying the steps in number order on a scratch store writes the same books."""
+    conn.execute(
+        insert(applied_steps),
+        {"log_seq": log_seq, "action": action, "contract_ids": json.dumps(sorted(contract_ids))},
+    )
