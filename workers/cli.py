@@ -99,6 +99,38 @@ PROGRESS_FROM_LINES = 5000
 
 
 @app.command()
+def verify(
+    as_json: bool = typer.Option(False, "--json", help="Print the result as one JSON object."),
+) -> None:
+    """Apply the database's events again, in the order they took effect, on a scratch store,
+    and compare every balance and transfer; exit 1 when they differ."""
+    import json
+
+    from policy.config import load_policies
+    from workers.database import make_engine
+    from workers.verify import verify as verify_books
+
+    settings = load_settings()
+    engine = make_engine(settings.database_url)
+    try:
+        result = verify_books(engine, load_policies(settings.policy_file, settings.default_policy))
+    finally:
+        engine.dispose()
+    if as_json:
+        typer.echo(json.dumps(result.as_json(), indent=2, sort_keys=True))
+    else:
+        verdict = "the same books" if result.same else f"{result.differences_total} differences"
+        typer.echo(
+            f"{result.steps} steps applied again: {verdict} "
+            f"({result.balances_compared} balances, {result.transfers_compared} transfers)"
+        )
+        for line in result.differences:
+            typer.echo(f"  {line}")
+    if not result.same:
+        raise typer.Exit(1)
+
+
+@app.command()
 def audit(
     database_url: str | None = typer.Option(
         None, "--db", help="Database URL (default: DATABASE_URL)."

@@ -453,12 +453,20 @@ class _Batch:
 def fire_key_deadlines(
     conn: Connection, policies: PolicySet, contract_id: str, tick_seq: int
 ) -> None:
-    """Fire the deadlines of one contract that the tick at `tick_seq` left to it."""
-    body: str = conn.execute(
-        select(event_log.c.body).where(event_log.c.seq == tick_seq)
-    ).scalar_one()
-    tick = parse_event(body)
+    """Fire the deadlines of one contract that the tick at `tick_seq` left to it, and number
+    the step."""
+    tick_row = select(event_log.c.body).where(event_log.c.seq == tick_seq)
+    tick = parse_event(conn.execute(tick_row).scalar_one())
     assert isinstance(tick, DeadlineTickEvent)
+    fire_contract_deadlines(conn, policies, contract_id, tick)
+    record_step(conn, tick_seq, "key_deadlines", [contract_id])
+
+
+def fire_contract_deadlines(
+    conn: Connection, policies: PolicySet, contract_id: str, tick: DeadlineTickEvent
+) -> None:
+    """Fire one contract's deadlines due at the tick's time (the tick itself was applied
+    before, without them)."""
     context = HandlerContext(
         conn,
         policies,
@@ -469,7 +477,6 @@ def fire_key_deadlines(
     )
     context.deadline_scope = DeadlineScope(only=contract_id)
     fire_deadlines(context, tick)
-    record_step(conn, tick_seq, "key_deadlines", [contract_id])
 
 
 def _contract_key(row: Any) -> str | None:
