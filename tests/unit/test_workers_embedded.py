@@ -1,41 +1,37 @@
-"""The workers in embedded mode: StubBroker, Dramatiq worker threads, SQLite. The same actors,
-middleware and unit of work as on RabbitMQ and PostgreSQL, without a server."""
+"""The ordered runtime in embedded mode: SQLite, the in-process intake, Dramatiq's StubBroker
+carrying the nudges. The same judge, log, drains and barrier as on RabbitMQ and PostgreSQL,
+without a server."""
 
 from __future__ import annotations
 
-import itertools
 import json
 import threading
 import time
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
-import structlog
-from dramatiq import Worker
-from dramatiq.brokers.stub import StubBroker
 from sqlalchemy import Engine, func, select
-from sqlalchemy.exc import OperationalError
 
 from ledger import Book
 from ledger.accounts import owner_side_balances
-from messages.transport import EVENTS_QUEUE, TICKS_QUEUE
-from policy.apply import ApplyResult
 from policy.tables import inbox
-from workers.actors import declare_actors
-from workers.broker import worker_middleware
-from workers.dlq import AT, ERROR, REASON
-from workers.metrics import EngineMetrics
-from workers.middleware import RetryPolicy
-from workers.middleware.log_context import LogContext, message_context
+from workers.database import make_engine, migrate
+from workers.intake.tables import applied_steps, dead_letters, event_log, parked_keys
 from workers.replay import replay_lines
-from workers.runtime import Runtime
+from workers.runtime import Runtime, WorkerHandle
 from workers.settings import Settings
 
-FAST: dict[str, Any] = {"retry_min_backoff_ms": 20, "retry_max_backoff_ms": 200}
+FAST: dict[str, Any] = {
+    "retry_min_backoff_ms": 20,
+    "retry_max_backoff_ms": 100,
+    "sweep_seconds": 0.2,
+}
+SPECTRUM_WEEK = Path(__file__).parents[2] / "examples" / "spectrum-week.jsonl"
 SC6_EXAMPLE = Path(__file__).parents[2] / "examples" / "sc6-worked-example.jsonl"
-WAIT_MS = 20_000
+WAIT_S = 20.0
 
 
 def event(event_id: str, type_: str, at: str, **data: Any) -> dict[str, Any]:
@@ -77,20 +73,11 @@ RELEASED = event(
     milestone_id="m1",
     released_by="client",
 )
-WITHDRAWAL = event(
-    "e4",
-    "withdrawal.requested",
-    "2026-03-06T09:00:00Z",
-    withdrawal_id="w1",
-    user_id="nobody",
-    amount_minor=100,
-    currency="USD",
-)
 
 
 @pytest.fixture
 def make_runtime(sqlite_engine: Engine) -> Iterator[Callable[..., Runtime]]:
-    made: list[tuple[Runtime, Worker]] = []
+    made: list[tuple[Runtime, WorkerHandle]] = []
 
     def make(**settings: Any) -> Runtime:
         runtime = Runtime.build(
@@ -100,17 +87,23 @@ def make_runtime(sqlite_engine: Engine) -> Iterator[Callable[..., Runtime]]:
         return runtime
 
     yield make
-    for runtime, worker in made:
-        worker.stop()
+    for runtime, handle in made:
+        handle.stop()
         runtime.broker.close()
 
 
-def settle(runtime: Runtime) -> StubBroker:
-    broker = runtime.broker
-    assert isinstance(broker, StubBroker)
-    for queue in (EVENTS_QUEUE, TICKS_QUEUE):
-        broker.join(queue, fail_fast=False, timeout=WAIT_MS)
-    return broker
+def settle(runtime: Runtime) -> None:
+    deadline = time.monotonic() + WAIT_S
+    while True:
+        with runtime.engine.connect() as conn:
+            pending = conn.execute(
+                select(func.count()).select_from(event_log).where(event_log.c.status == "pending")
+            ).scalar_one()
+            parked = conn.execute(select(func.count()).select_from(parked_keys)).scalar_one()
+        if pending == 0 and parked == 0:
+            return
+        assert time.monotonic() < deadline, f"{pending} events pending, {parked} keys parked"
+        time.sleep(0.02)
 
 
 def balances(engine: Engine) -> dict[str, dict[str, int]]:
@@ -119,233 +112,208 @@ def balances(engine: Engine) -> dict[str, dict[str, int]]:
         return owner_side_balances(Book(conn).balances())
 
 
-def inbox_count(engine: Engine) -> int:
+def letters(engine: Engine) -> list[tuple[str | None, str, list[list[str]]]]:
     with engine.connect() as conn:
-        return conn.execute(select(func.count()).select_from(inbox)).scalar_one()
+        rows = conn.execute(
+            select(dead_letters.c.event_id, dead_letters.c.reason, dead_letters.c.problems)
+        ).all()
+    return [(event_id, reason, json.loads(problems)) for event_id, reason, problems in rows]
 
 
-def test_events_sent_to_the_actor_book_what_the_replay_books(
+def results(engine: Engine) -> dict[str, tuple[str, str | None]]:
+    with engine.connect() as conn:
+        rows = conn.execute(select(inbox.c.event_id, inbox.c.result, inbox.c.reason)).all()
+    return {event_id: (result, reason) for event_id, result, reason in rows}
+
+
+def test_a_story_submitted_at_once_books_what_the_replay_books(
     make_runtime: Callable[..., Runtime], tmp_path: Any
 ) -> None:
-    from workers.database import make_engine, migrate
+    runtime = make_runtime(unknown_subject_retry_seconds=0.3)
+    lines = [line for line in SPECTRUM_WEEK.read_text("utf-8").splitlines() if line.strip()]
+    for line in lines:
+        runtime.submit(line)
+    settle(runtime)
 
-    runtime = make_runtime()
-    for envelope in (OPENED, FUNDED, RELEASED):
-        runtime.actors.event.send(envelope)
-        settle(runtime)
-
-    replayed = make_engine(f"sqlite:///{tmp_path / 'replay.sqlite'}")
-    migrate(replayed)
-    lines = [json.dumps(envelope) for envelope in (OPENED, FUNDED, RELEASED)]
-    report = replay_lines(replayed, lines, runtime.policies)
-    replayed.dispose()
-
-    assert balances(runtime.engine) == report.balances
-    assert balances(runtime.engine)["escrow:m1"] == {"USD": 0}
-    assert settle(runtime).dead_letters == []
+    scratch = make_engine(f"sqlite:///{tmp_path / 'replay.sqlite'}")
+    migrate(scratch)
+    assert balances(runtime.engine) == replay_lines(scratch, lines, runtime.policies).balances
 
 
-def test_a_malformed_message_is_dead_lettered_with_its_error_and_touches_nothing(
+def test_a_malformed_message_is_dead_lettered_naming_the_field_and_touches_nothing(
     make_runtime: Callable[..., Runtime],
 ) -> None:
     runtime = make_runtime()
-    runtime.actors.event.send({**FUNDED, "data": {**FUNDED["data"], "amount_minor": 1.5}})
+    runtime.submit({**FUNDED, "data": {**FUNDED["data"], "amount_minor": 1.5}})
+    settle(runtime)
 
-    (letter,) = settle(runtime).dead_letters
-
-    assert letter.options[REASON] == "malformed"
-    assert "data.amount_minor" in letter.options[ERROR]
-    assert isinstance(letter.options[AT], int)
-    assert "retries" not in letter.options
-    assert inbox_count(runtime.engine) == 0
-    assert balances(runtime.engine) == {}
+    ((event_id, reason, problems),) = letters(runtime.engine)
+    assert (event_id, reason) == (None, "malformed")
+    assert [field for field, _ in problems] == ["data.amount_minor"]
+    with runtime.engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(event_log)).scalar_one() == 0
+    assert results(runtime.engine) == {}
 
 
 def test_a_second_body_under_the_same_event_id_is_dead_lettered_as_a_conflict(
     make_runtime: Callable[..., Runtime],
 ) -> None:
     runtime = make_runtime()
-    runtime.actors.event.send(OPENED)
+    runtime.submit(OPENED)
+    runtime.submit({**OPENED, "data": {**OPENED["data"], "client_id": "someone-else"}})
     settle(runtime)
-    runtime.actors.event.send({**OPENED, "occurred_at": "2026-03-02T09:00:01Z"})
 
-    (letter,) = settle(runtime).dead_letters
-
-    assert letter.options[REASON] == "idempotency_conflict"
-    assert inbox_count(runtime.engine) == 1
+    assert [(e, r) for e, r, _ in letters(runtime.engine)] == [("e1", "idempotency_conflict")]
+    assert results(runtime.engine) == {"e1": ("applied", None)}
 
 
-def test_a_duplicate_is_acked_and_changes_nothing(make_runtime: Callable[..., Runtime]) -> None:
+def test_a_duplicate_changes_nothing(make_runtime: Callable[..., Runtime]) -> None:
     runtime = make_runtime()
-    for envelope in (OPENED, FUNDED):
-        runtime.actors.event.send(envelope)
-        settle(runtime)
-    before = balances(runtime.engine)
+    for envelope in (OPENED, FUNDED, FUNDED, RELEASED, RELEASED):
+        runtime.submit(envelope)
+    settle(runtime)
 
-    runtime.actors.event.send(FUNDED)
+    with runtime.engine.connect() as conn:
+        done = conn.execute(
+            select(event_log.c.event_id, event_log.c.result).order_by(event_log.c.seq)
+        ).all()
+    assert [tuple(row) for row in done] == [
+        ("e1", "applied"),
+        ("e2", "applied"),
+        ("e2", "duplicate"),
+        ("e3", "applied"),
+        ("e3", "duplicate"),
+    ]
+    assert balances(runtime.engine)["user:ben"] == {"USD": 46_000}
 
-    assert settle(runtime).dead_letters == []
-    assert balances(runtime.engine) == before
-    duplicates = {"type": "milestone.funded", "result": "duplicate"}
-    assert runtime.metrics.value("recourse_events_total", duplicates) == 1
+
+CHARGEBACK = event(
+    "cb-open",
+    "chargeback.opened",
+    "2026-03-03T09:00:00Z",
+    chargeback_id="cb1",
+    payment_id="p1",
+    amount_minor=50_000,
+    issuer_fee_minor=1_500,
+)
+CHARGEBACK_RESOLVED = event(
+    "cb-resolved",
+    "chargeback.resolved",
+    "2026-03-04T09:00:00Z",
+    chargeback_id="cb1",
+    outcome="client_lost",
+)
 
 
-def test_an_event_that_overtakes_its_subject_is_retried_until_the_subject_arrives(
+def test_an_event_that_overtakes_its_subject_waits_and_holds_back_its_key_only(
     make_runtime: Callable[..., Runtime],
 ) -> None:
-    runtime = make_runtime()
-    runtime.actors.event.send(FUNDED)
-    runtime.actors.event.send_with_options(args=(OPENED,), delay=300)
+    """A chargeback on a payment not seen yet parks its key; its resolution waits behind it
+    (it would otherwise be refused); another contract goes on; the payment arrives and both
+    are applied, in their order."""
+    runtime = make_runtime(unknown_subject_retry_seconds=30)
+    runtime.submit(CHARGEBACK)
+    runtime.submit(CHARGEBACK_RESOLVED)
+    runtime.submit({**OPENED, "event_id": "o2", "data": {**OPENED["data"], "contract_id": "c2"}})
+    deadline = time.monotonic() + WAIT_S
+    while "o2" not in results(runtime.engine):
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    assert set(results(runtime.engine)) == {"o2"}
 
-    assert settle(runtime).dead_letters == []
-    assert inbox_count(runtime.engine) == 2
-    assert balances(runtime.engine)["escrow:m1"] == {"USD": 50_000}
-    retried = {"queue": EVENTS_QUEUE, "reason": "unknown_subject"}
-    assert runtime.metrics.value("recourse_retries_total", retried) >= 1
+    runtime.submit(OPENED)
+    runtime.submit(FUNDED)
+    settle(runtime)
+
+    assert {event_id for event_id, (result, _) in results(runtime.engine).items()} == {
+        "o2",
+        "e1",
+        "e2",
+        "cb-open",
+        "cb-resolved",
+    }
+    assert results(runtime.engine)["cb-open"] == ("applied", None)
+    with runtime.engine.connect() as conn:
+        steps = list(
+            conn.execute(
+                select(event_log.c.event_id)
+                .join(applied_steps, applied_steps.c.log_seq == event_log.c.seq)
+                .order_by(applied_steps.c.step)
+            ).scalars()
+        )
+    assert steps.index("e2") < steps.index("cb-open") < steps.index("cb-resolved")
 
 
-def test_an_unknown_subject_is_dead_lettered_when_its_retry_budget_is_spent(
+def test_an_unknown_subject_is_dead_lettered_when_its_budget_is_spent_and_its_key_goes_on(
     make_runtime: Callable[..., Runtime],
 ) -> None:
+    """A contract's funding before its opening on the same key: the opening, a later event of
+    that key, cannot overtake it, so the funding waits out its budget, then the release behind
+    it, then the opening is applied."""
     runtime = make_runtime(unknown_subject_retry_seconds=0.3)
-    runtime.actors.event.send(RELEASED)
+    runtime.submit(FUNDED)
+    runtime.submit(RELEASED)
+    runtime.submit(OPENED)
+    settle(runtime)
 
-    (letter,) = settle(runtime).dead_letters
-
-    assert letter.options[REASON] == "unknown_subject"
-    assert letter.options[ERROR] == "UnknownSubject: unknown contract 'c1'"
-    assert letter.options["retries"] >= 1
-    assert inbox_count(runtime.engine) == 0
-
-
-def test_a_business_rejection_is_not_a_failure(make_runtime: Callable[..., Runtime]) -> None:
-    runtime = make_runtime()
-    runtime.actors.event.send(WITHDRAWAL)
-
-    assert settle(runtime).dead_letters == []
-    rejected = {"type": "withdrawal.requested", "result": "rejected"}
-    assert runtime.metrics.value("recourse_events_total", rejected) == 1
-    assert runtime.metrics.value("recourse_rejections_total", {"reason": "insufficient_balance"})
+    assert [(e, r) for e, r, _ in letters(runtime.engine)] == [
+        ("e2", "unknown_subject"),
+        ("e3", "unknown_subject"),
+    ]
+    assert results(runtime.engine) == {"e1": ("applied", None)}
 
 
-def test_the_tick_actor_takes_only_ticks(make_runtime: Callable[..., Runtime]) -> None:
-    runtime = make_runtime()
-    runtime.actors.tick.send(OPENED)
-
-    (letter,) = settle(runtime).dead_letters
-
-    assert letter.options[REASON] == "malformed"
-    assert "deadline.tick" in letter.options[ERROR]
-
-
-def test_a_message_with_more_than_the_envelope_is_malformed(
-    make_runtime: Callable[..., Runtime],
+def test_an_unexpected_error_is_retried_then_dead_lettered_as_handler_error(
+    make_runtime: Callable[..., Runtime], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    runtime = make_runtime()
-    runtime.actors.event.send(OPENED, "extra")
-    runtime.actors.event.send_with_options(args=(OPENED,), kwargs={"extra": 1})
+    from policy.registry import HANDLERS
 
-    letters = settle(runtime).dead_letters
+    calls: list[str] = []
 
-    assert sorted(letter.options[ERROR].split(":")[0] for letter in letters) == ["args", "kwargs"]
-    assert inbox_count(runtime.engine) == 0
-
-
-def stub_workers(
-    process: Callable[[object], ApplyResult], policy: RetryPolicy
-) -> tuple[StubBroker, Any, Worker]:
-    broker = StubBroker(middleware=worker_middleware(policy, EngineMetrics()))
-    actors = declare_actors(broker, process)
-    worker = Worker(broker, worker_threads=1, worker_timeout=50)
-    worker.start()
-    return broker, actors, worker
-
-
-def test_a_database_outage_is_retried_until_the_database_is_back() -> None:
-    """Many more failures than any bounded budget allows: an outage never dead-letters."""
-    attempts = itertools.count(1)
-
-    def process(envelope: object) -> ApplyResult:
-        if next(attempts) <= 8:
-            raise OperationalError("SELECT 1", {}, Exception("connection refused"))
-        return ApplyResult("e1", "contract.opened", "applied")
-
-    policy = RetryPolicy(min_backoff_ms=1, max_backoff_ms=5, error_max_retries=0)
-    broker, actors, worker = stub_workers(process, policy)
-    try:
-        actors.event.send(OPENED)
-        broker.join(EVENTS_QUEUE, fail_fast=False, timeout=WAIT_MS)
-    finally:
-        worker.stop()
-
-    assert broker.dead_letters == []
-    assert next(attempts) == 10
-
-
-def test_an_unexpected_error_is_dead_lettered_after_its_retries() -> None:
-    calls: list[object] = []
-
-    def process(envelope: object) -> ApplyResult:
-        calls.append(envelope)
+    def broken(context: Any, envelope: Any) -> Any:
+        calls.append(envelope.event_id)
         raise RuntimeError("handler bug")
 
-    policy = RetryPolicy(min_backoff_ms=1, max_backoff_ms=5, error_max_retries=2)
-    broker, actors, worker = stub_workers(process, policy)
-    try:
-        actors.event.send(OPENED)
-        broker.join(EVENTS_QUEUE, fail_fast=False, timeout=WAIT_MS)
-    finally:
-        worker.stop()
+    monkeypatch.setitem(HANDLERS, "contract.opened", broken)
+    runtime = make_runtime(error_max_retries=2)
+    runtime.submit(OPENED)
+    settle(runtime)
 
-    (letter,) = broker.dead_letters
-    assert letter.options[REASON] == "handler_error"
-    assert letter.options[ERROR] == "RuntimeError: handler bug"
-    assert len(calls) == 3
+    ((event_id, reason, problems),) = letters(runtime.engine)
+    assert (event_id, reason) == ("e1", "handler_error")
+    assert problems == [["event", "RuntimeError: handler bug"]]
+    assert calls == ["e1", "e1", "e1"]
 
 
-def test_the_log_context_names_the_event_its_contract_and_the_attempt() -> None:
-    broker = StubBroker(middleware=worker_middleware(RetryPolicy(), EngineMetrics()))
-    actors = declare_actors(broker, lambda envelope: ApplyResult("e2", "x", "applied"))
-    message = actors.event.message_with_options(args=(FUNDED,), retries=2)
-    from dramatiq.brokers.stub import _StubMessageProxy
+def test_a_tick_fires_only_after_the_events_before_it(
+    make_runtime: Callable[..., Runtime],
+) -> None:
+    """The release starts the review window; a tick long after it closes the window and
+    finalizes the milestone; a dispute published after the tick comes too late."""
+    runtime = make_runtime()
+    for envelope in (OPENED, FUNDED, RELEASED):
+        runtime.submit(envelope)
+    runtime.submit(event("t1", "deadline.tick", "2026-06-01T00:00:00Z"))
+    settle(runtime)
 
-    proxy = _StubMessageProxy(message)
-    LogContext().before_process_message(broker, proxy)
-    try:
-        bound = structlog.contextvars.get_contextvars()
-    finally:
-        LogContext().after_process_message(broker, proxy)
-
-    assert bound == message_context(proxy)
-    assert {key: bound[key] for key in ("event_id", "type", "contract_id", "attempt")} == {
-        "event_id": "e2",
-        "type": "milestone.funded",
-        "contract_id": "c1",
-        "attempt": 3,
-    }
-    assert structlog.contextvars.get_contextvars() == {}
-
-
-def test_the_log_context_of_a_malformed_message_keeps_what_it_can() -> None:
-    broker = StubBroker(middleware=worker_middleware(RetryPolicy(), EngineMetrics()))
-    actors = declare_actors(broker, lambda envelope: ApplyResult("e", "x", "applied"))
-    from dramatiq.brokers.stub import _StubMessageProxy
-
-    context = message_context(
-        _StubMessageProxy(actors.event.message({"event_id": 7, "type": "x" * 500}))
-    )
-
-    assert "event_id" not in context
-    assert len(context["type"]) == 128
-    assert context["attempt"] == 1
+    with runtime.engine.connect() as conn:
+        steps = conn.execute(
+            select(event_log.c.event_id, applied_steps.c.action)
+            .join(applied_steps, applied_steps.c.log_seq == event_log.c.seq)
+            .order_by(applied_steps.c.step)
+        ).all()
+    assert [tuple(step) for step in steps] == [
+        ("e1", "event"),
+        ("e2", "event"),
+        ("e3", "event"),
+        ("t1", "tick"),
+    ]
 
 
-def test_run_all_works_the_queues_relays_and_ticks_in_one_process(
+def test_run_all_works_the_intake_relays_and_ticks_in_one_process(
     sqlite_engine: Engine,
 ) -> None:
-    """`recourse run` in the embedded default: StubBroker, SQLite, the in-process sink."""
-    from datetime import UTC, datetime
-
+    """`recourse run` in the embedded default: SQLite, StubBroker, the in-process sink."""
     from scheduler.clock import FixedClock
     from workers.relay import MemorySink
     from workers.runtime import run_all
@@ -353,7 +321,7 @@ def test_run_all_works_the_queues_relays_and_ticks_in_one_process(
     settings = Settings(broker_url=None, relay_idle_seconds=0.01, **FAST)
     runtime = Runtime.build(settings, engine=sqlite_engine)
     sink, stop = MemorySink(), threading.Event()
-    clock = FixedClock(datetime(2026, 5, 1, tzinfo=UTC))
+    clock = FixedClock(datetime(2026, 5, 1, 0, 5, tzinfo=UTC))
     engine_thread = threading.Thread(
         target=run_all,
         args=(runtime, stop),
@@ -362,8 +330,8 @@ def test_run_all_works_the_queues_relays_and_ticks_in_one_process(
     engine_thread.start()
     try:
         for line in SC6_EXAMPLE.read_text("utf-8").splitlines():
-            runtime.actors.event.send(json.loads(line))
-        deadline = time.monotonic() + WAIT_MS / 1000
+            runtime.submit(line)
+        deadline = time.monotonic() + WAIT_S
         while not {"refund.completed", "dispute.resolved"} <= {n.type for n in sink.sent}:
             assert time.monotonic() < deadline, "the refund never reached the sink"
             time.sleep(0.01)
@@ -374,5 +342,6 @@ def test_run_all_works_the_queues_relays_and_ticks_in_one_process(
     assert not engine_thread.is_alive()
     with sqlite_engine.connect() as conn:
         ticks = conn.execute(select(inbox.c.event_id).where(inbox.c.type == "deadline.tick"))
+        # Five minutes late (TICK_LATENESS_SECONDS): what was due then is what it fires.
         assert list(ticks.scalars()) == ["tick:2026-05-01T00:00:00Z"]
     assert balances(sqlite_engine)["user:ana"] == {"USD": 52_000}
