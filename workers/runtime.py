@@ -211,6 +211,16 @@ class WorkerHandle:
     services: Services
     consumer: IntakeConsumer | None
 
+    def dead_threads(self) -> list[str]:
+        """The names of the threads this worker needs that are no longer running: a worker
+        with any is better restarted by its supervisor than left half alive."""
+        threads: list[threading.Thread] = [
+            *self.services.threads,
+            *self.worker.workers,
+            *self.worker.consumers.values(),
+        ]
+        return [thread.name for thread in threads if not thread.is_alive()]
+
     def stop(self, timeout: int = SHUTDOWN_TIMEOUT_MS) -> None:
         # The intake first: nothing new is appended while the threads finish their batches.
         self.services.join()
@@ -252,12 +262,21 @@ def wait_for(stop: threading.Event) -> None:
         pass
 
 
+class WorkerDied(RuntimeError):
+    """A thread the worker needs stopped; the process exits non-zero to be restarted."""
+
+
 def run_worker(runtime: Runtime, stop: threading.Event, *, threads: int | None = None) -> None:
-    """Consume both queues until `stop` is set, then stop gracefully."""
+    """Take in, drain and sweep until `stop` is set, then stop gracefully. Raises `WorkerDied`
+    when one of its threads has stopped, so that its supervisor restarts the process."""
     worker = runtime.start_worker(threads)
     log.info("worker.started", threads=threads or runtime.settings.worker_threads)
     try:
-        wait_for(stop)
+        while not stop.wait(0.5):
+            dead = worker.dead_threads()
+            if dead:
+                log.error("worker.thread_died", threads=dead)
+                raise WorkerDied(f"threads stopped: {', '.join(dead)}")
     finally:
         worker.stop(timeout=SHUTDOWN_TIMEOUT_MS)
         log.info("worker.stopped")
