@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from messages.inbound import DisputeOutcome
 from workers.operator.group import OneLineErrors, is_debug, set_debug
 from workers.settings import load_settings
+
+if TYPE_CHECKING:
+    from messages.publisher import EventPublisher
 
 app = typer.Typer(
     name="recourse",
@@ -191,46 +197,115 @@ def publish(
     broker_url: str | None = typer.Option(
         None, "--broker", help="amqp:// URL of RabbitMQ (default: BROKER_URL)."
     ),
+    as_json: bool = typer.Option(
+        False, "--json", help="Print one JSON object: sent, and the refused lines."
+    ),
 ) -> None:
-    """Send inbound events to RabbitMQ with publisher confirms.
+    """Publish inbound events to the refunds.events exchange, with publisher confirms.
 
-    Malformed lines are reported with their line number and not sent; the rest are. Exits 1
-    when any line was malformed or the broker did not confirm.
+    Each well-formed line goes as MESSAGES.md's "Transport" says: the envelope alone as the
+    body, its ordering key as routing key, the connection's broker user as user_id. Tick lines
+    (deadline.tick) are published like the others, but the engine only takes them from its own
+    broker user, the one of BROKER_URL: sent as another user they are dead-lettered as
+    unauthorized_producer. Malformed lines are refused with their line number and not sent.
+    Exits 1 when any line was refused or the broker did not confirm.
     """
+    import json
     import sys
 
-    from messages import MalformedMessage, PublishError, parse_event
     from messages.publisher import EventPublisher
+    from workers.operator.errors import OperatorError, UsageProblem
 
-    url = broker_url or load_settings().broker_url
+    settings = load_settings()
+    url = broker_url or settings.broker_url
     if not url:
-        typer.echo("BROKER_URL is not set: publish needs RabbitMQ (or pass --broker)", err=True)
-        raise typer.Exit(2)
-    # Bytes, not text: a line that is not UTF-8 is one malformed line, not a crash.
+        raise UsageProblem(
+            "BROKER_URL is not set", "publish needs RabbitMQ: set BROKER_URL or pass --broker"
+        )
+    engine_user = settings.engine_user if settings.broker_url else None
+    # Bytes, not text: a line that is not UTF-8 is one refused line, not a crash.
     stream = sys.stdin.buffer if file == "-" else Path(file).open("rb")  # noqa: SIM115
-    sent = malformed = 0
-    try:
-        with stream, EventPublisher(url) as publisher:
-            for number, line in enumerate(stream, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    event = parse_event(line)
-                except MalformedMessage as exc:
-                    malformed += 1
-                    typer.echo(f"line {number}: {exc}", err=True)
-                    continue
-                publisher.publish(event)
-                sent += 1
-    except PublishError as exc:
-        typer.echo(f"stopped after {sent} sent: {exc}", err=True)
-        raise typer.Exit(1) from None
-    summary = f"sent {sent} event{'' if sent == 1 else 's'}"
-    if malformed:
-        summary += f"; {malformed} malformed line{'' if malformed == 1 else 's'} not sent"
-    typer.echo(summary)
-    if malformed:
+    with stream, EventPublisher(url) as publisher:
+        outcome = _publish_lines(stream, publisher, engine_user, echo_refused=not as_json)
+    if as_json:
+        typer.echo(json.dumps(outcome.as_json(), indent=2, sort_keys=True))
+    else:
+        sent, refused = outcome.sent, len(outcome.refused)
+        summary = f"sent {sent} event{'' if sent == 1 else 's'} to refunds.events"
+        if refused:
+            summary += f"; {refused} malformed line{'' if refused == 1 else 's'} not sent"
+        typer.echo(summary)
+        if outcome.foreign_ticks:
+            typer.echo(
+                f"warning: {len(outcome.foreign_ticks)} tick lines sent as {outcome.user!r}, "
+                f"not as the engine's user {engine_user!r}: the engine dead-letters them as "
+                "unauthorized_producer",
+                err=True,
+            )
+    if outcome.failure is not None:
+        raise OperatorError(
+            f"the broker did not take the message: {outcome.failure}",
+            "check that RabbitMQ is running and that --broker or BROKER_URL point at it; the "
+            "lines before it were sent, so publish the rest of the file",
+        )
+    if outcome.refused:
         raise typer.Exit(1)
+
+
+@dataclass
+class _Published:
+    user: str
+    sent: int = 0
+    refused: list[dict[str, object]] = field(default_factory=list)
+    foreign_ticks: list[int] = field(default_factory=list)
+    """Line numbers of ticks sent as a user other than the engine's."""
+    failure: str | None = None
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "sent": self.sent,
+            "refused": self.refused,
+            "user": self.user,
+            "ticks_not_from_engine_user": self.foreign_ticks,
+            "error": self.failure,
+        }
+
+
+def _publish_lines(
+    lines: Iterable[bytes],
+    publisher: EventPublisher,
+    engine_user: str | None,
+    *,
+    echo_refused: bool,
+) -> _Published:
+    """Send each well-formed line in order; stop at the first the broker does not confirm."""
+    from messages import MalformedMessage, PublishError, parse_event
+    from messages.ordering import TICK_KEY
+
+    outcome = _Published(publisher.user)
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            event = parse_event(line)
+        except MalformedMessage as exc:
+            outcome.refused.append(
+                {"line": number, "problems": [list(problem) for problem in exc.problems]}
+            )
+            if echo_refused:
+                typer.echo(f"line {number}: {exc}", err=True)
+            continue
+        try:
+            publisher.publish(event)
+        except PublishError as exc:
+            outcome.failure = (
+                f"line {number} not confirmed, stopped after {outcome.sent} sent ({exc})"
+            )
+            break
+        outcome.sent += 1
+        if event.type == TICK_KEY and engine_user not in (None, outcome.user):
+            outcome.foreign_ticks.append(number)
+    return outcome
 
 
 @app.command("contract")
