@@ -440,7 +440,7 @@ def worker(
         1, "--processes", "-p", min=1, help="Worker processes; process i serves METRICS_PORT + i."
     ),
 ) -> None:
-    """Consume refunds.events and refunds.ticks with Dramatiq worker threads.
+    """Take in refunds.intake and apply its events with Dramatiq worker threads.
 
     Dramatiq's Worker runs inside this process (not the `dramatiq` command); with --processes N
     this process supervises N spawned worker processes and restarts any that dies.
