@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from messages.inbound import DisputeOutcome
 from workers.operator.group import OneLineErrors, is_debug, set_debug
 from workers.settings import load_settings
+
+if TYPE_CHECKING:
+    from messages.publisher import EventPublisher
 
 app = typer.Typer(
     name="recourse",
@@ -223,46 +229,115 @@ def publish(
     broker_url: str | None = typer.Option(
         None, "--broker", help="amqp:// URL of RabbitMQ (default: BROKER_URL)."
     ),
+    as_json: bool = typer.Option(
+        False, "--json", help="Print one JSON object: sent, and the refused lines."
+    ),
 ) -> None:
-    """Send inbound events to RabbitMQ with publisher confirms.
+    """Publish inbound events to the refunds.events exchange, with publisher confirms.
 
-    Malformed lines are reported with their line number and not sent; the rest are. Exits 1
-    when any line was malformed or the broker did not confirm.
+    Each well-formed line goes as MESSAGES.md's "Transport" says: the envelope alone as the
+    body, its ordering key as routing key, the connection's broker user as user_id. Tick lines
+    (deadline.tick) are published like the others, but the engine only takes them from its own
+    broker user, the one of BROKER_URL: sent as another user they are dead-lettered as
+    unauthorized_producer. Malformed lines are refused with their line number and not sent.
+    Exits 1 when any line was refused or the broker did not confirm.
     """
+    import json
     import sys
 
-    from messages import MalformedMessage, PublishError, parse_event
     from messages.publisher import EventPublisher
+    from workers.operator.errors import OperatorError, UsageProblem
 
-    url = broker_url or load_settings().broker_url
+    settings = load_settings()
+    url = broker_url or settings.broker_url
     if not url:
-        typer.echo("BROKER_URL is not set: publish needs RabbitMQ (or pass --broker)", err=True)
-        raise typer.Exit(2)
-    # Bytes, not text: a line that is not UTF-8 is one malformed line, not a crash.
+        raise UsageProblem(
+            "BROKER_URL is not set", "publish needs RabbitMQ: set BROKER_URL or pass --broker"
+        )
+    engine_user = settings.engine_user if settings.broker_url else None
+    # Bytes, not text: a line that is not UTF-8 is one refused line, not a crash.
     stream = sys.stdin.buffer if file == "-" else Path(file).open("rb")  # noqa: SIM115
-    sent = malformed = 0
-    try:
-        with stream, EventPublisher(url) as publisher:
-            for number, line in enumerate(stream, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    event = parse_event(line)
-                except MalformedMessage as exc:
-                    malformed += 1
-                    typer.echo(f"line {number}: {exc}", err=True)
-                    continue
-                publisher.publish(event)
-                sent += 1
-    except PublishError as exc:
-        typer.echo(f"stopped after {sent} sent: {exc}", err=True)
-        raise typer.Exit(1) from None
-    summary = f"sent {sent} event{'' if sent == 1 else 's'}"
-    if malformed:
-        summary += f"; {malformed} malformed line{'' if malformed == 1 else 's'} not sent"
-    typer.echo(summary)
-    if malformed:
+    with stream, EventPublisher(url) as publisher:
+        outcome = _publish_lines(stream, publisher, engine_user, echo_refused=not as_json)
+    if as_json:
+        typer.echo(json.dumps(outcome.as_json(), indent=2, sort_keys=True))
+    else:
+        sent, refused = outcome.sent, len(outcome.refused)
+        summary = f"sent {sent} event{'' if sent == 1 else 's'} to refunds.events"
+        if refused:
+            summary += f"; {refused} malformed line{'' if refused == 1 else 's'} not sent"
+        typer.echo(summary)
+        if outcome.foreign_ticks:
+            typer.echo(
+                f"warning: {len(outcome.foreign_ticks)} tick lines sent as {outcome.user!r}, "
+                f"not as the engine's user {engine_user!r}: the engine dead-letters them as "
+                "unauthorized_producer",
+                err=True,
+            )
+    if outcome.failure is not None:
+        raise OperatorError(
+            f"the broker did not take the message: {outcome.failure}",
+            "check that RabbitMQ is running and that --broker or BROKER_URL point at it; the "
+            "lines before it were sent, so publish the rest of the file",
+        )
+    if outcome.refused:
         raise typer.Exit(1)
+
+
+@dataclass
+class _Published:
+    user: str
+    sent: int = 0
+    refused: list[dict[str, object]] = field(default_factory=list)
+    foreign_ticks: list[int] = field(default_factory=list)
+    """Line numbers of ticks sent as a user other than the engine's."""
+    failure: str | None = None
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "sent": self.sent,
+            "refused": self.refused,
+            "user": self.user,
+            "ticks_not_from_engine_user": self.foreign_ticks,
+            "error": self.failure,
+        }
+
+
+def _publish_lines(
+    lines: Iterable[bytes],
+    publisher: EventPublisher,
+    engine_user: str | None,
+    *,
+    echo_refused: bool,
+) -> _Published:
+    """Send each well-formed line in order; stop at the first the broker does not confirm."""
+    from messages import MalformedMessage, PublishError, parse_event
+    from messages.ordering import TICK_KEY
+
+    outcome = _Published(publisher.user)
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            event = parse_event(line)
+        except MalformedMessage as exc:
+            outcome.refused.append(
+                {"line": number, "problems": [list(problem) for problem in exc.problems]}
+            )
+            if echo_refused:
+                typer.echo(f"line {number}: {exc}", err=True)
+            continue
+        try:
+            publisher.publish(event)
+        except PublishError as exc:
+            outcome.failure = (
+                f"line {number} not confirmed, stopped after {outcome.sent} sent ({exc})"
+            )
+            break
+        outcome.sent += 1
+        if event.type == TICK_KEY and engine_user not in (None, outcome.user):
+            outcome.foreign_ticks.append(number)
+    return outcome
 
 
 @app.command("contract")
@@ -397,7 +472,7 @@ def worker(
         1, "--processes", "-p", min=1, help="Worker processes; process i serves METRICS_PORT + i."
     ),
 ) -> None:
-    """Consume refunds.events and refunds.ticks with Dramatiq worker threads.
+    """Take in refunds.intake and apply its events with Dramatiq worker threads.
 
     Dramatiq's Worker runs inside this process (not the `dramatiq` command); with --processes N
     this process supervises N spawned worker processes and restarts any that dies.
@@ -465,8 +540,17 @@ def run(
 
 
 @app.command()
-def health(as_json: bool = typer.Option(False, "--json", help="Print the checks as JSON.")) -> None:
-    """Check the database and the broker; exit 1 when either is not usable."""
+def health(
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+    max_pending_seconds: float = typer.Option(
+        120.0,
+        "--max-pending-seconds",
+        min=0,
+        help="Fail when an event not held back by a parked key has waited longer than this.",
+    ),
+) -> None:
+    """Check the database, the intake's backlog, the broker and that a worker consumes
+    refunds.intake; exit 1 when any check fails."""
     import json
 
     from workers.database import make_engine
@@ -475,134 +559,250 @@ def health(as_json: bool = typer.Option(False, "--json", help="Print the checks 
     settings = load_settings()
     engine = make_engine(settings.database_url)
     try:
-        checks = check_all(engine, settings.broker_url)
+        checks = check_all(engine, settings.broker_url, max_pending_seconds=max_pending_seconds)
     finally:
         engine.dispose()
-    for check in checks:
-        if as_json:
-            typer.echo(json.dumps({"name": check.name, "ok": check.ok, "detail": check.detail}))
-        else:
+    ok = all(check.ok for check in checks)
+    if as_json:
+        report = {"ok": ok, "checks": [check.as_json() for check in checks]}
+        typer.echo(json.dumps(report, indent=2, sort_keys=True))
+    else:
+        for check in checks:
             typer.echo(f"{'ok  ' if check.ok else 'FAIL'} {check.name}: {check.detail}")
-    if not all(check.ok for check in checks):
+    if not ok:
         raise typer.Exit(1)
 
 
 dlq_app = typer.Typer(
     name="dlq",
-    help="Inspect the dead-letter queues refunds.events.XQ and refunds.ticks.XQ, with reasons.",
+    help="The dead letters: messages the intake refused and events the engine gave up on.",
     no_args_is_help=True,
 )
 app.add_typer(dlq_app)
 
-QUEUE_OPTION_HELP = "events, ticks or all."
+DB_OPTION_HELP = "Database URL (default: DATABASE_URL)."
+REASON_HELP = (
+    "malformed, misrouted, unauthorized_producer, idempotency_conflict, unknown_subject or "
+    "handler_error."
+)
 
 
-def _dlq_names(queue: str) -> list[str]:
-    from messages.transport import EVENTS_QUEUE, TICKS_QUEUE, dead_letter_queue
-
-    choices = {
-        "events": [dead_letter_queue(EVENTS_QUEUE)],
-        "ticks": [dead_letter_queue(TICKS_QUEUE)],
-        "all": [dead_letter_queue(EVENTS_QUEUE), dead_letter_queue(TICKS_QUEUE)],
-    }
-    if queue not in choices:
-        raise typer.BadParameter(f"choose events, ticks or all, not {queue!r}")
-    return choices[queue]
-
-
-def _dlq_broker_url() -> str:
+def _dlq_reason(reason: str | None) -> str | None:
+    from workers.dlq import REASONS
     from workers.operator.errors import UsageProblem
 
-    url = load_settings().broker_url
-    if not url:
+    if reason is not None and reason not in REASONS:
+        raise UsageProblem(f"no dead-letter reason {reason!r}", f"use one of: {REASON_HELP}")
+    return reason
+
+
+def _dlq_choice(
+    command: str, ids: list[int] | None, reason: str | None, every: bool
+) -> tuple[list[int], str | None, bool]:
+    """Exactly one way of naming letters: ids, --reason or --all."""
+    from workers.operator.errors import UsageProblem
+
+    given = sum((bool(ids), reason is not None, every))
+    if given != 1:
         raise UsageProblem(
-            "BROKER_URL is not set", "dead letters live in RabbitMQ: set BROKER_URL to its amqp URL"
+            "name the dead letters one way",
+            f"give their ids, or --reason REASON, or --all (`recourse dlq {command} --help`)",
         )
-    return url
+    return list(ids or []), _dlq_reason(reason), every
+
+
+def _print_json(value: object) -> None:
+    import json
+
+    typer.echo(json.dumps(value, indent=2, sort_keys=True))
 
 
 @dlq_app.command("list")
 def dlq_list(
-    queue: str = typer.Option("all", "--queue", "-q", help=QUEUE_OPTION_HELP),
-    as_json: bool = typer.Option(False, "--json", help="One JSON object per letter."),
+    reason: str | None = typer.Option(
+        None, "--reason", "-r", help=f"Only this reason: {REASON_HELP}"
+    ),
+    limit: int = typer.Option(50, "--limit", "-n", min=1, max=1000, help="Letters per page."),
+    before: int | None = typer.Option(
+        None, "--before", help="Start below this dead letter id (the next page)."
+    ),
+    database_url: str | None = typer.Option(None, "--db", help=DB_OPTION_HELP),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
-    """List dead letters with their reason, oldest first; they stay in the queue."""
-    import json
+    """List dead letters, newest first, with their reason and first problem."""
+    from workers.dlq import list_letters, printable
+    from workers.operator.database import reading
 
-    from workers.dlq import DeadLetterQueues
-
-    with DeadLetterQueues(_dlq_broker_url()) as queues:
-        for name in _dlq_names(queue):
-            for letter in queues.peek(name):
-                if as_json:
-                    typer.echo(json.dumps(letter.as_json(), sort_keys=True))
-                    continue
-                typer.echo(
-                    f"{letter.message_id or '-'}  {name}  {letter.reason}  "
-                    f"{letter.event_type or '-'}  {letter.event_id or '-'}  {letter.error}"
-                )
+    with reading(database_url or load_settings().database_url) as conn:
+        page = list_letters(conn, reason=_dlq_reason(reason), limit=limit, before=before)
+    if as_json:
+        _print_json(page.as_json())
+        return
+    for letter in page.letters:
+        problem = f"{letter.problems[0][0]}: {letter.problems[0][1]}" if letter.problems else "-"
+        fields = (
+            str(letter.dead_letter_id),
+            letter.dead_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            letter.reason,
+            letter.event_type or "-",
+            letter.event_id or "-",
+            problem,
+        )
+        typer.echo("  ".join(printable(field) for field in fields))
+    shown = len(page.letters)
+    summary = f"{shown} of {page.total} dead letter{'' if page.total == 1 else 's'}"
+    if page.next_before is not None:
+        summary += f"; older ones: recourse dlq list --before {page.next_before}"
+    typer.echo(summary)
 
 
 @dlq_app.command("show")
 def dlq_show(
-    message_id: str = typer.Argument(..., help="The letter's Dramatiq message id."),
+    dead_letter_id: int = typer.Argument(..., help="The dead letter's id (see `dlq list`)."),
+    database_url: str | None = typer.Option(None, "--db", help=DB_OPTION_HELP),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object, body included."),
 ) -> None:
-    """Print one dead letter: its reason, its error and the message body."""
-    import json
+    """Print one dead letter: its reason, its problems, where it came from and its body.
 
-    from workers.dlq import DeadLetterQueues
+    The body is printed as stored, with every character a terminal could take for a control
+    escaped (\\x1b, \\u202e...); `--json` gives it as a JSON string.
+    """
+    from workers.dlq import get_letter, printable
+    from workers.operator.database import describe, reading
+    from workers.operator.errors import NotFound
 
-    with DeadLetterQueues(_dlq_broker_url()) as queues:
-        letter = queues.find(message_id)
+    url = database_url or load_settings().database_url
+    with reading(url) as conn:
+        letter = get_letter(conn, dead_letter_id)
     if letter is None:
-        typer.echo(f"no dead letter {message_id}", err=True)
-        raise typer.Exit(1)
-    shown = letter.as_json()
-    try:
-        shown["message"] = json.loads(letter.body)
-    except ValueError:
-        shown["message"] = letter.body.decode("utf-8", errors="replace")
-    typer.echo(json.dumps(shown, indent=2, sort_keys=True))
+        raise NotFound(
+            "dead letter", str(dead_letter_id), describe(url), "see `recourse dlq list` for ids"
+        )
+    if as_json:
+        _print_json(letter.as_json(with_body=True))
+        return
+    if letter.body_intact:
+        body_note = f"{letter.body_bytes} bytes"
+    else:
+        body_note = (
+            f"{letter.body_bytes} bytes received; stored cut at 256 KiB or with undecodable "
+            "bytes replaced (\\ufffd)"
+        )
+    rows = [
+        ("dead letter", str(letter.dead_letter_id)),
+        ("reason", letter.reason),
+        *[("problem", f"{field}: {problem}") for field, problem in letter.problems],
+        ("event", f"{letter.event_type or '-'} {letter.event_id or '-'}"),
+        ("routing key", letter.routing_key or "-"),
+        ("producer", letter.producer or "-"),
+        ("log seq", "-" if letter.log_seq is None else str(letter.log_seq)),
+        ("received at", letter.received_at.strftime("%Y-%m-%dT%H:%M:%SZ")),
+        ("dead at", letter.dead_at.strftime("%Y-%m-%dT%H:%M:%SZ")),
+        ("body", body_note),
+    ]
+    for name, value in rows:
+        typer.echo(f"{name + ':':<13}{printable(value)}")
+    typer.echo(printable(letter.body, keep_newlines=True))
 
 
 @dlq_app.command("retry")
 def dlq_retry(
-    message_ids: list[str] = typer.Argument(None, help="Letters to retry (default: --all)."),
-    every: bool = typer.Option(False, "--all", help="Retry every letter of the queue(s)."),
-    queue: str = typer.Option("all", "--queue", "-q", help=QUEUE_OPTION_HELP),
+    *,
+    dead_letter_ids: list[int] = typer.Argument(None, help="Letters to retry, by id."),
+    reason: str | None = typer.Option(
+        None, "--reason", "-r", help=f"Every letter of: {REASON_HELP}"
+    ),
+    every: bool = typer.Option(False, "--all", help="Every dead letter."),
+    database_url: str | None = typer.Option(None, "--db", help=DB_OPTION_HELP),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
-    """Send letters back to their original queue, without their failure history."""
-    from workers.dlq import DeadLetterQueues
-    from workers.errors import DeadLetterError
+    """Submit dead letters to the intake again, oldest first, then delete them.
 
-    if not message_ids and not every:
-        typer.echo("name the letters to retry, or pass --all", err=True)
-        raise typer.Exit(2)
-    wanted = None if every else set(message_ids)
-    sent = 0
-    with DeadLetterQueues(_dlq_broker_url()) as queues:
-        for name in _dlq_names(queue):
-            try:
-                sent += queues.retry(name, wanted)
-            except DeadLetterError as exc:
-                typer.echo(f"{exc} ({sent} sent back before)", err=True)
-                raise typer.Exit(1) from None
-    typer.echo(f"{sent} dead letters sent back to their queues")
-    if wanted is not None and sent < len(wanted):
+    The intake judges each body again, as from the broker user that first sent it; what it
+    refuses again comes back as a new dead letter. A retried event goes to the end of its
+    key's order: it is applied after every event of its key already received. A running
+    worker picks it up within SWEEP_SECONDS. Exits 1 when a letter was not retried.
+    """
+    from workers.dlq import chosen_ids, retry
+    from workers.intake.producers import load_producers
+    from workers.intake.service import Intake
+    from workers.operator.database import reading
+
+    ids, wanted_reason, every = _dlq_choice("retry", dead_letter_ids, reason, every)
+    settings = load_settings()
+    url = database_url or settings.database_url
+    with reading(url) as conn:
+        chosen = ids or chosen_ids(conn, reason=wanted_reason, every=every)
+    from workers.database import make_engine
+
+    engine = make_engine(url)
+    try:
+        intake = Intake(
+            engine,
+            load_producers(settings.producers_file, settings.engine_user),
+            # No worker of this process: the workers' sweepers find the new entries.
+            nudge=lambda _partitions: None,
+        )
+        outcomes = retry(engine, intake, chosen)
+    finally:
+        engine.dispose()
+    retried = sum(outcome.retried for outcome in outcomes)
+    kept = len(outcomes) - retried
+    if as_json:
+        _print_json(
+            {
+                "retried": retried,
+                "kept": kept,
+                "letters": [outcome.as_json() for outcome in outcomes],
+            }
+        )
+    else:
+        for outcome in outcomes:
+            verb = "retried" if outcome.retried else "kept"
+            typer.echo(f"{verb} {outcome.dead_letter_id}: {outcome.detail}")
+        typer.echo(f"{retried} retried, {kept} kept")
+    if kept:
         raise typer.Exit(1)
 
 
 @dlq_app.command("purge")
 def dlq_purge(
-    queue: str = typer.Option("all", "--queue", "-q", help=QUEUE_OPTION_HELP),
-    yes: bool = typer.Option(False, "--yes", help="Do not ask for confirmation."),
+    *,
+    dead_letter_ids: list[int] = typer.Argument(None, help="Letters to delete, by id."),
+    reason: str | None = typer.Option(
+        None, "--reason", "-r", help=f"Every letter of: {REASON_HELP}"
+    ),
+    every: bool = typer.Option(False, "--all", help="Every dead letter."),
+    yes: bool = typer.Option(False, "--yes", help="Confirm: the letters are deleted for good."),
+    database_url: str | None = typer.Option(None, "--db", help=DB_OPTION_HELP),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
-    """Drop every letter of the queue(s)."""
-    from workers.dlq import DeadLetterQueues
+    """Delete dead letters for good. Exits 1 when a letter named by id does not exist."""
+    from workers.database import make_engine
+    from workers.dlq import chosen_ids, purge
+    from workers.operator.database import reading
+    from workers.operator.errors import UsageProblem
 
-    names = _dlq_names(queue)
+    ids, wanted_reason, every = _dlq_choice("purge", dead_letter_ids, reason, every)
     if not yes:
-        typer.confirm(f"Drop every letter of {', '.join(names)}?", abort=True)
-    with DeadLetterQueues(_dlq_broker_url()) as queues:
-        purged = sum(queues.purge(name) for name in names)
-    typer.echo(f"{purged} dead letters purged")
+        raise UsageProblem(
+            "purge deletes dead letters for good", "pass --yes to confirm, or see `dlq list`"
+        )
+    url = database_url or load_settings().database_url
+    with reading(url) as conn:
+        found = chosen_ids(conn, ids=ids, reason=wanted_reason, every=every)
+    engine = make_engine(url)
+    try:
+        with engine.begin() as conn:
+            purged = purge(conn, found)
+    finally:
+        engine.dispose()
+    missing = sorted(set(ids) - set(found))
+    if as_json:
+        _print_json({"purged": purged, "missing": missing})
+    else:
+        typer.echo(f"{purged} dead letter{'' if purged == 1 else 's'} purged")
+        for dead_letter_id in missing:
+            typer.echo(f"no dead letter {dead_letter_id}", err=True)
+    if missing:
+        raise typer.Exit(1)

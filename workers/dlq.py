@@ -1,335 +1,264 @@
-"""The dead-letter queues `refunds.events.XQ` and `refunds.ticks.XQ`: writing a letter with its
-reason, reading letters back, sending them back to work, purging.
+"""The dead letters: the rows of `dead_letters` that the intake and the drains write, read back,
+sent through the intake again, or purged (the `recourse dlq` commands).
 
-Why a dead letter is *copied* to the XQ rather than rejected there: Dramatiq dead-letters a
-message with `basic_nack(requeue=False)`, and RabbitMQ then moves the body *as it was
-delivered*. Anything a middleware writes into `message.options` during the failing attempt is
-lost, so the reason would never reach the queue. The worker instead publishes the message,
-re-encoded with the reason in its options, to the XQ with a publisher confirm, and lets Dramatiq
-ack the original. A crash between the two delivers the original again; it fails the same way
-and is copied again, so a letter may appear twice but is never lost.
+A letter is written by the engine alone: the intake refuses a message (`malformed`,
+`unauthorized_producer`, `misrouted`) or a drain gives up on an event (`idempotency_conflict`,
+`unknown_subject`, `handler_error`). Its reason is the engine's finding, never a field of the
+message. The stored body may hold anything a producer sent (undecodable bytes already replaced,
+at most 256 KiB of it): nothing here parses it to show it, and what is shown is escaped.
 
-Dramatiq still nacks on its own a body it cannot decode, or one for an actor it does not know:
-those letters carry no reason of ours, and the reader names them `undecodable` or
-`unknown_actor` (`no_reason_recorded` for any other letter without one). The StubBroker of
-the embedded mode keeps the failed message object itself in `broker.dead_letters`, options
-included, so there a plain nack is enough.
+A retry submits the stored body to the intake again, which judges it as it judges a message
+from the broker, under the broker user that first sent it, so a retry never lets through what
+that user may not publish. The event is appended at the end of the log: it is applied after
+every event of its key that the engine already received, not in its first place.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from types import TracebackType
-from typing import Any, Self, cast
+from datetime import datetime
+from typing import Any, Final, Protocol
 
-import pika
-import pika.exceptions
-from dramatiq import Broker, Message
-from dramatiq.broker import MessageProxy
-from dramatiq.brokers.rabbitmq import RabbitmqBroker
-from dramatiq.common import q_name, xq_name
-from dramatiq.errors import ConnectionClosed
+from sqlalchemy import Connection, Engine, delete, func, select
 
-from messages.transport import EVENT_ACTOR, EVENTS_QUEUE, TICK_ACTOR, TICKS_QUEUE, dead_letter_queue
-from workers.errors import ConfigurationError, DeadLetterError
+from workers.intake.tables import dead_letters
+from workers.operator.formats import iso
 
-REASON = "dead_letter_reason"
-ERROR = "dead_letter_error"
-AT = "dead_lettered_at"
-FIRST_FAILED_AT = "first_failed_at"
-LAST_ERROR = "last_error"
-
-DEAD_LETTER_QUEUES = (dead_letter_queue(EVENTS_QUEUE), dead_letter_queue(TICKS_QUEUE))
-
-_FAILURE_OPTIONS = (
-    REASON,
-    ERROR,
-    AT,
-    FIRST_FAILED_AT,
-    LAST_ERROR,
-    "retries",
-    "eta",
-    "traceback",
-    "requeue_timestamp",
+REASONS: Final = (
+    "malformed",
+    "misrouted",
+    "unauthorized_producer",
+    "idempotency_conflict",
+    "unknown_subject",
+    "handler_error",
 )
-"""What a failed run left in a message's options; a retried letter starts afresh without it."""
+"""Every reason the engine dead-letters for (MESSAGES.md, "Envelope")."""
 
-MAX_ERROR_CHARS = 2000
-PERSISTENT = 2
-NOT_FOUND = 404
+PAGE_SIZE: Final = 50
+REPLACEMENT: Final = "\ufffd"
 
 
-def write_dead_letter(
-    broker: Broker, message: MessageProxy, reason: str, error: str, *, at_ms: int
-) -> None:
-    """Record `reason` in the message and move it to its XQ (see the module docstring).
+class Submitter(Protocol):
+    """What a retry needs of the intake (`workers.intake.service.Intake`)."""
 
-    Raises `DeadLetterError` when RabbitMQ did not confirm the copy; the caller then falls back
-    to a plain nack, which keeps the message (without its reason) rather than dropping it.
-    """
-    message.options[REASON] = reason
-    message.options[ERROR] = error[:MAX_ERROR_CHARS]
-    message.options[AT] = at_ms
-    if not isinstance(broker, RabbitmqBroker):
-        message.fail()
-        return
-    # The broker's own enqueue: persistent, confirmed, mandatory, and it reconnects when this
-    # thread's publishing connection went stale while the thread was busy consuming.
-    copy = cast("Message[Any]", message).copy(queue_name=xq_name(q_name(message.queue_name)))
-    try:
-        broker.enqueue(copy)
-    except ConnectionClosed as exc:
-        raise DeadLetterError(f"could not dead-letter {message.message_id}: {exc!r}") from exc
+    def submit(self, body: bytes | str, *, user_id: str | None = None) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
 class DeadLetter:
-    """One letter of an XQ, as an operator wants to see it."""
-
-    queue: str
-    message_id: str | None
-    actor_name: str | None
+    dead_letter_id: int
+    log_seq: int | None
     reason: str
-    error: str
-    dead_lettered_at: datetime | None
-    retries: int
+    problems: list[tuple[str, str]]
     event_id: str | None
     event_type: str | None
-    body: bytes
+    routing_key: str | None
+    producer: str | None
+    body: str
+    body_bytes: int
+    received_at: datetime
+    dead_at: datetime
 
     @property
-    def origin_queue(self) -> str:
-        """The work queue the letter came from, where a retry sends it back."""
-        return q_name(self.queue)
+    def body_intact(self) -> bool:
+        """Whether the stored body is, byte for byte, the one received: neither cut at 256 KiB
+        nor with undecodable bytes or NULs replaced."""
+        return REPLACEMENT not in self.body and len(self.body.encode("utf-8")) == self.body_bytes
+
+    def as_json(self, *, with_body: bool = False) -> dict[str, Any]:
+        fields: dict[str, Any] = {
+            "dead_letter_id": self.dead_letter_id,
+            "log_seq": self.log_seq,
+            "reason": self.reason,
+            "problems": [list(problem) for problem in self.problems],
+            "event_id": self.event_id,
+            "event_type": self.event_type,
+            "routing_key": self.routing_key,
+            "producer": self.producer,
+            "body_bytes": self.body_bytes,
+            "body_intact": self.body_intact,
+            "received_at": iso(self.received_at),
+            "dead_at": iso(self.dead_at),
+        }
+        if with_body:
+            fields["body"] = self.body
+        return fields
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    letters: list[DeadLetter]
+    total: int
+    """Letters matching the filter, on every page."""
+    next_before: int | None
+    """The `before` of the next (older) page; None on the last page."""
 
     def as_json(self) -> dict[str, Any]:
         return {
-            "queue": self.queue,
-            "message_id": self.message_id,
-            "actor_name": self.actor_name,
-            "reason": self.reason,
-            "error": self.error,
-            "dead_lettered_at": (
-                self.dead_lettered_at.isoformat().replace("+00:00", "Z")
-                if self.dead_lettered_at
-                else None
-            ),
-            "retries": self.retries,
-            "event_id": self.event_id,
-            "event_type": self.event_type,
+            "dead_letters": [letter.as_json() for letter in self.letters],
+            "total": self.total,
+            "next_before": self.next_before,
         }
 
 
-def read_dead_letter(queue: str, body: bytes) -> DeadLetter:
-    """Make sense of one XQ body, whoever put it there."""
-    try:
-        fields = json.loads(body)
-        if not isinstance(fields, dict):
-            raise TypeError("not an object")
-        options = fields.get("options") or {}
-        if not isinstance(options, dict):
-            raise TypeError("options is not an object")
-    except (ValueError, TypeError, UnicodeDecodeError) as exc:
-        return DeadLetter(
-            queue=queue,
-            message_id=None,
-            actor_name=None,
-            reason="undecodable",
-            error=f"not a Dramatiq message: {exc}",
-            dead_lettered_at=None,
-            retries=0,
-            event_id=None,
-            event_type=None,
-            body=body,
+@dataclass(frozen=True, slots=True)
+class RetryOutcome:
+    dead_letter_id: int
+    retried: bool
+    detail: str
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "dead_letter_id": self.dead_letter_id,
+            "retried": self.retried,
+            "detail": self.detail,
+        }
+
+
+def list_letters(
+    conn: Connection,
+    *,
+    reason: str | None = None,
+    limit: int = PAGE_SIZE,
+    before: int | None = None,
+) -> Page:
+    """Newest first; `before` (a dead_letter_id) starts the page below that letter."""
+    matching = select(dead_letters)
+    counted = select(func.count()).select_from(dead_letters)
+    if reason is not None:
+        matching = matching.where(dead_letters.c.reason == reason)
+        counted = counted.where(dead_letters.c.reason == reason)
+    total: int = conn.execute(counted).scalar_one()
+    if before is not None:
+        matching = matching.where(dead_letters.c.dead_letter_id < before)
+    rows = conn.execute(
+        matching.order_by(dead_letters.c.dead_letter_id.desc()).limit(limit + 1)
+    ).all()
+    letters = [_letter(row) for row in rows[:limit]]
+    next_before = letters[-1].dead_letter_id if len(rows) > limit else None
+    return Page(letters, total, next_before)
+
+
+def get_letter(conn: Connection, dead_letter_id: int) -> DeadLetter | None:
+    row = conn.execute(
+        select(dead_letters).where(dead_letters.c.dead_letter_id == dead_letter_id)
+    ).first()
+    return None if row is None else _letter(row)
+
+
+def chosen_ids(
+    conn: Connection, *, ids: Sequence[int] = (), reason: str | None = None, every: bool = False
+) -> list[int]:
+    """The ids of the letters named by id, by reason or all, oldest first."""
+    query = select(dead_letters.c.dead_letter_id).order_by(dead_letters.c.dead_letter_id)
+    if not every:
+        if reason is not None:
+            query = query.where(dead_letters.c.reason == reason)
+        if ids:
+            query = query.where(dead_letters.c.dead_letter_id.in_(list(ids)))
+        if reason is None and not ids:
+            return []
+    return list(conn.execute(query).scalars())
+
+
+def retry(engine: Engine, intake: Submitter, ids: Iterable[int]) -> list[RetryOutcome]:
+    """Submit each letter's body to the intake again, oldest first, then delete the letter.
+
+    The submit and the delete are two transactions: a crash between them leaves the letter in
+    place with its event already in the log, and retrying it again is harmless (the second
+    copy is a duplicate of the first by its `event_id`).
+    """
+    outcomes: list[RetryOutcome] = []
+    for dead_letter_id in sorted(ids):
+        with engine.connect() as conn:
+            letter = get_letter(conn, dead_letter_id)
+        if letter is None:
+            outcomes.append(RetryOutcome(dead_letter_id, False, "no such dead letter"))
+            continue
+        refusal = _why_not_retried(letter)
+        if refusal is not None:
+            outcomes.append(RetryOutcome(dead_letter_id, False, refusal))
+            continue
+        intake.submit(letter.body.encode("utf-8"), user_id=letter.producer)
+        with engine.begin() as conn:
+            conn.execute(
+                delete(dead_letters).where(dead_letters.c.dead_letter_id == dead_letter_id)
+            )
+        outcomes.append(
+            RetryOutcome(dead_letter_id, True, f"submitted again as {letter.producer!r}")
         )
-    envelope = _first_arg(fields)
-    reason = options.get(REASON) or _unrecorded_reason(fields.get("actor_name"))
-    error = options.get(ERROR) or options.get(LAST_ERROR) or ""
-    at_ms = options.get(AT)
-    retries = options.get("retries")
+    return outcomes
+
+
+def purge(conn: Connection, ids: Sequence[int]) -> int:
+    if not ids:
+        return 0
+    deleted = conn.execute(
+        delete(dead_letters).where(dead_letters.c.dead_letter_id.in_(list(ids)))
+    ).rowcount
+    return int(deleted)
+
+
+def _why_not_retried(letter: DeadLetter) -> str | None:
+    if letter.producer is None:
+        # The judge would refuse it again; submitting it as anyone else would forge a user.
+        return "its message carried no user_id; the producer must publish it again"
+    if not letter.body_intact:
+        return (
+            f"the stored body is not the one received ({letter.body_bytes} bytes, cut or with "
+            "undecodable bytes replaced); the producer must publish it again"
+        )
+    return None
+
+
+def _letter(row: Any) -> DeadLetter:
     return DeadLetter(
-        queue=queue,
-        message_id=_text(fields.get("message_id")),
-        actor_name=_text(fields.get("actor_name")),
-        reason=str(reason),
-        error=str(error),
-        dead_lettered_at=(
-            datetime.fromtimestamp(at_ms / 1000, tz=UTC) if isinstance(at_ms, int) else None
-        ),
-        retries=retries if isinstance(retries, int) else 0,
-        event_id=_text(envelope.get("event_id")),
-        event_type=_text(envelope.get("type")),
-        body=body,
+        dead_letter_id=row.dead_letter_id,
+        log_seq=row.log_seq,
+        reason=row.reason,
+        problems=_problems(row.problems),
+        event_id=row.event_id,
+        event_type=row.event_type,
+        routing_key=row.routing_key,
+        producer=row.producer,
+        body=row.body,
+        body_bytes=row.body_bytes,
+        received_at=row.received_at,
+        dead_at=row.dead_at,
     )
 
 
-def _unrecorded_reason(actor_name: object) -> str:
-    """Why a letter that carries no reason of ours was dead-lettered, as far as it tells."""
-    # Dramatiq's consumer nacks a message for an actor no worker declares (ActorNotFound)
-    # before any middleware runs, so no reason could be written into it; the actor says it.
-    return "no_reason_recorded" if actor_name in (EVENT_ACTOR, TICK_ACTOR) else "unknown_actor"
+def _problems(text: str) -> list[tuple[str, str]]:
+    """The stored list of [field, problem]; anything else is shown whole as one problem."""
+    try:
+        value = json.loads(text)
+    except (ValueError, RecursionError):
+        return [("problems", text)]
+    if isinstance(value, list) and all(
+        isinstance(item, list) and len(item) == 2 and all(isinstance(part, str) for part in item)
+        for item in value
+    ):
+        return [(field, problem) for field, problem in value]
+    return [("problems", text)]
 
 
-def retry_body(body: bytes) -> bytes:
-    """The letter as a fresh message for its work queue: no failure history, no eta."""
-    fields = json.loads(body)
-    options = {
-        key: value
-        for key, value in (fields.get("options") or {}).items()
-        if key not in _FAILURE_OPTIONS
-    }
-    fields["queue_name"] = q_name(fields["queue_name"])
-    fields["options"] = options
-    fields["args"] = tuple(fields.get("args") or ())
-    return Message(**fields).encode()
-
-
-def _first_arg(fields: Mapping[str, Any]) -> Mapping[str, Any]:
-    args = fields.get("args")
-    if isinstance(args, list) and args and isinstance(args[0], dict):
-        return args[0]
-    return {}
-
-
-def _text(value: object) -> str | None:
-    return value if isinstance(value, str) else None
-
-
-ConnectionFactory = Callable[[pika.connection.Parameters], pika.BlockingConnection]
-
-
-class DeadLetterQueues:
-    """Inspect and act on the XQs of a RabbitMQ vhost (the `recourse dlq` commands)."""
-
-    def __init__(
-        self, url: str | None, *, connection_factory: ConnectionFactory = pika.BlockingConnection
-    ) -> None:
-        if not url:
-            raise ConfigurationError(
-                "dead-letter queues live in RabbitMQ: set BROKER_URL (the embedded StubBroker "
-                "keeps its dead letters in memory)"
-            )
-        self._connection = connection_factory(pika.URLParameters(url))
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.close()
-
-    def close(self) -> None:
-        if self._connection.is_open:
-            self._connection.close()
-
-    def depth(self, queue: str) -> int:
-        channel = self._connection.channel()
-        try:
-            count: int = channel.queue_declare(queue=queue, passive=True).method.message_count
-            return count
-        except pika.exceptions.ChannelClosedByBroker as exc:
-            if exc.reply_code == NOT_FOUND:
-                return 0
-            raise
-        finally:
-            if channel.is_open:
-                channel.close()
-
-    def peek(self, queue: str) -> list[DeadLetter]:
-        """Every letter of `queue`, left where it is and in its order."""
-        letters: list[DeadLetter] = []
-
-        def keep(letter: DeadLetter) -> bool:
-            letters.append(letter)
-            return False
-
-        self._walk(queue, keep)
-        return letters
-
-    def find(self, message_id: str) -> DeadLetter | None:
-        for queue in DEAD_LETTER_QUEUES:
-            for letter in self.peek(queue):
-                if letter.message_id == message_id:
-                    return letter
-        return None
-
-    def retry(self, queue: str, message_ids: set[str] | None = None) -> int:
-        """Send the chosen letters (all when `message_ids` is None) back to their work queue.
-
-        Each is published with a confirm before its letter is acked, so a failure in between
-        leaves a copy in both places, never in neither. An undecodable letter stays.
-        """
-        publisher = self._connection.channel()
-        publisher.confirm_delivery()
-
-        def send_back(letter: DeadLetter) -> bool:
-            if letter.message_id is None:
-                return False
-            if message_ids is not None and letter.message_id not in message_ids:
-                return False
-            publisher.basic_publish(
-                exchange="",
-                routing_key=letter.origin_queue,
-                body=retry_body(letter.body),
-                properties=pika.BasicProperties(
-                    delivery_mode=PERSISTENT,
-                    content_type="application/json",
-                    message_id=letter.message_id,
-                ),
-                mandatory=True,
-            )
-            return True
-
-        try:
-            return self._walk(queue, send_back)
-        except pika.exceptions.AMQPError as exc:
-            raise DeadLetterError(f"retry from {queue} stopped: {exc!r}") from exc
-        finally:
-            if publisher.is_open:
-                publisher.close()
-
-    def purge(self, queue: str) -> int:
-        """Drop every letter of `queue`; returns how many there were (0 if it does not exist
-        yet: no worker has declared it)."""
-        channel = self._connection.channel()
-        try:
-            purged: int = channel.queue_purge(queue).method.message_count
-            return purged
-        except pika.exceptions.ChannelClosedByBroker as exc:
-            if exc.reply_code == NOT_FOUND:
-                return 0
-            raise
-        finally:
-            if channel.is_open:
-                channel.close()
-
-    def _walk(self, queue: str, take: Callable[[DeadLetter], bool]) -> int:
-        """Get each letter present now; ack those `take` returns True for, put back the rest.
-
-        Only the letters present at the start are visited, so letters put back are not seen
-        twice and letters that arrive meanwhile wait for the next walk.
-        """
-        count = self.depth(queue)
-        channel = self._connection.channel()
-        taken = 0
-        try:
-            for _ in range(count):
-                method, _, body = channel.basic_get(queue=queue, auto_ack=False)
-                if method is None:
-                    break
-                letter = read_dead_letter(queue, body)
-                if take(letter):
-                    channel.basic_ack(method.delivery_tag)
-                    taken += 1
-        finally:
-            if channel.is_open:
-                # Closing the channel returns every unacked letter to its place in the queue.
-                channel.close()
-        return taken
+def printable(text: str, *, keep_newlines: bool = False) -> str:
+    """`text` safe for a terminal: every character that is not printable (controls, escape
+    sequences, bidirectional overrides, lone surrogates, the replacement character that stands
+    for undecodable bytes) becomes a `\\x..`, `\\u....` or `\\U........` escape."""
+    out: list[str] = []
+    for char in text:
+        shown = char == " " or (char.isprintable() and char != REPLACEMENT)
+        if shown or (char == "\n" and keep_newlines):
+            out.append(char)
+        else:
+            code = ord(char)
+            if code <= 0xFF:
+                out.append(f"\\x{code:02x}")
+            elif code <= 0xFFFF:
+                out.append(f"\\u{code:04x}")
+            else:
+                out.append(f"\\U{code:08x}")
+    return "".join(out)

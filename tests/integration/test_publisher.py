@@ -1,29 +1,24 @@
-"""EventPublisher against a real RabbitMQ: what lands on the queue, what Dramatiq makes of it,
-and what happens when the connection is cut under the publisher."""
+"""EventPublisher against a real RabbitMQ: what reaches `refunds.intake` through the
+`refunds.events` exchange (body, routing key, properties), what RabbitMQ refuses, and what
+happens when the connection is cut under the publisher."""
 
 from __future__ import annotations
 
+import json
 import subprocess
-import threading
-import time
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
 
 import pika
 import pytest
 
 from messages import PublishError, parse_event
 from messages.publisher import EventPublisher
-from messages.transport import (
-    EVENT_ACTOR,
-    EVENTS_QUEUE,
-    PERSISTENT,
-    TICK_ACTOR,
-    TICKS_QUEUE,
-    dead_letter_queue,
-)
+from messages.transport import CONTENT_TYPE, INTAKE_QUEUE, PERSISTENT, declare_intake
 
 pytestmark = pytest.mark.rabbitmq
+
+T = TypeVar("T")
 
 ENVELOPE: dict[str, Any] = {
     "event_id": "evt-7f3a",
@@ -46,16 +41,19 @@ def event(number: int) -> dict[str, Any]:
 
 @pytest.fixture
 def reader(rabbit_url: str) -> Iterator[Any]:
+    """A channel on the test vhost with the intake declared, as the engine declares it."""
     connection = pika.BlockingConnection(pika.URLParameters(rabbit_url))
-    yield connection.channel()
+    channel = connection.channel()
+    declare_intake(channel)
+    yield channel
     connection.close()
 
 
-def take(channel: Any, queue: str) -> tuple[Any, bytes]:
+def take(channel: Any, queue: str = INTAKE_QUEUE) -> tuple[Any, Any, bytes]:
     """The next message of `queue`, acknowledged; fails when the queue is empty."""
     method, properties, body = channel.basic_get(queue=queue, auto_ack=True)
     assert method is not None, f"{queue} is empty"
-    return properties, body
+    return method, properties, body
 
 
 def depth(channel: Any, queue: str) -> int:
@@ -63,64 +61,89 @@ def depth(channel: Any, queue: str) -> int:
     return count
 
 
-def test_a_published_event_reads_back_as_a_dramatiq_message_of_the_envelope(
+def test_a_published_event_reaches_the_intake_as_the_bare_envelope_under_its_key(
     rabbit_url: str, reader: Any
 ) -> None:
-    import dramatiq
-
     with EventPublisher(rabbit_url) as publisher:
-        message_id = publisher.publish(ENVELOPE)
+        key = publisher.publish(ENVELOPE)
 
-    properties, body = take(reader, EVENTS_QUEUE)
-    message = dramatiq.Message.decode(body)
+    method, properties, body = take(reader)
+    assert (method.exchange, method.routing_key, key) == ("refunds.events", "c1", "c1")
+    assert json.loads(body) == ENVELOPE
     assert properties.delivery_mode == PERSISTENT
-    assert message.queue_name == EVENTS_QUEUE
-    assert message.actor_name == EVENT_ACTOR
-    assert message.message_id == message_id
-    assert message.args == (ENVELOPE,)
-    assert parse_event(message.args[0]) == parse_event(ENVELOPE)
+    assert properties.content_type == CONTENT_TYPE
+    assert properties.message_id == "evt-7f3a"
+    assert properties.user_id == "guest"
+    assert depth(reader, INTAKE_QUEUE) == 0
 
 
-def test_a_tick_lands_on_the_ticks_queue(rabbit_url: str, reader: Any) -> None:
-    import dramatiq
-
+def test_a_tick_reaches_the_same_queue_in_publish_order(rabbit_url: str, reader: Any) -> None:
     tick = {**ENVELOPE, "event_id": "tick-1", "type": "deadline.tick", "data": {}}
 
     with EventPublisher(rabbit_url) as publisher:
+        publisher.publish(event(1))
         publisher.publish(tick)
+        publisher.publish(event(2))
 
-    _, body = take(reader, TICKS_QUEUE)
-    assert dramatiq.Message.decode(body).actor_name == TICK_ACTOR
-    assert depth(reader, EVENTS_QUEUE) == 0
+    keys = [take(reader)[0].routing_key for _ in range(3)]
+    assert keys == ["c1", "deadline.tick", "c1"]
 
 
-def test_a_dramatiq_worker_runs_the_actor_with_the_envelope(rabbit_url: str) -> None:
-    import dramatiq
-    from dramatiq.brokers.rabbitmq import RabbitmqBroker
+def test_a_user_id_other_than_the_connections_is_refused_by_rabbitmq(
+    rabbit_url: str, reader: Any
+) -> None:
+    with (
+        EventPublisher(rabbit_url) as publisher,
+        pytest.raises(PublishError, match="PRECONDITION_FAILED"),
+    ):
+        publisher.publish_raw(b"{}", routing_key="deadline.tick", user_id="recourse-engine")
 
-    # Publishing first means the queues exist with the publisher's arguments when Dramatiq
-    # declares them: a mismatch would fail here with PRECONDITION_FAILED.
+    assert depth(reader, INTAKE_QUEUE) == 0
+
+
+def test_poison_sent_raw_arrives_as_sent_for_the_intake_to_judge(
+    rabbit_url: str, reader: Any
+) -> None:
     with EventPublisher(rabbit_url) as publisher:
+        publisher.publish_raw(b"\xffnot an envelope", routing_key="anything")
+        publisher.publish_raw(b"{}", routing_key="c1", user_id=None)
+
+    first, second = take(reader), take(reader)
+    assert (first[0].routing_key, first[2], first[1].user_id) == (
+        "anything",
+        b"\xffnot an envelope",
+        "guest",
+    )
+    assert second[1].user_id is None
+
+
+def test_a_message_no_queue_takes_is_an_error_not_a_silent_drop(rabbit_url: str) -> None:
+    connection = pika.BlockingConnection(pika.URLParameters(rabbit_url))
+    try:
+        # The exchange without the intake queue behind it.
+        connection.channel().exchange_declare(
+            exchange="refunds.events", exchange_type="topic", durable=True
+        )
+    finally:
+        connection.close()
+
+    with (
+        EventPublisher(rabbit_url, max_attempts=2, sleep=lambda _s: None) as publisher,
+        pytest.raises(PublishError, match="Unroutable"),
+    ):
         publisher.publish(ENVELOPE)
 
-    broker = RabbitmqBroker(url=rabbit_url, confirm_delivery=True)
-    received: list[dict[str, Any]] = []
-    done = threading.Event()
 
-    def handle_event(envelope: dict[str, Any]) -> None:
-        received.append(envelope)
-        done.set()
+def test_without_the_exchange_the_publisher_fails_without_retrying(rabbit_url: str) -> None:
+    sleeps: list[float] = []
 
-    dramatiq.actor(actor_name=EVENT_ACTOR, queue_name=EVENTS_QUEUE, broker=broker)(handle_event)
-    worker = dramatiq.Worker(broker, worker_threads=1, worker_timeout=100)
-    worker.start()
-    try:
-        assert done.wait(timeout=20), "the actor never ran"
-    finally:
-        worker.stop()
-        broker.close()
+    with (
+        EventPublisher(rabbit_url, sleep=sleeps.append) as publisher,
+        pytest.raises(PublishError, match="NOT_FOUND"),
+    ):
+        publisher.publish(ENVELOPE)
 
-    assert received == [ENVELOPE]
+    assert sleeps == []
 
 
 def test_publishing_again_after_the_connection_is_closed_under_the_publisher_succeeds(
@@ -134,7 +157,7 @@ def test_publishing_again_after_the_connection_is_closed_under_the_publisher_suc
 
         publisher.publish(event(2))
 
-    ids = [parse_event(_envelope(take(reader, EVENTS_QUEUE)[1])).event_id for _ in range(2)]
+    ids = [parse_event(take(reader)[2]).event_id for _ in range(2)]
     assert ids == ["evt-1", "evt-2"]
 
 
@@ -142,6 +165,7 @@ def test_publishing_again_after_the_broker_closes_the_connection_succeeds(
     rabbit_url: str,
 ) -> None:
     vhost = rabbit_url.rsplit("/", 1)[1]
+    _with_channel(rabbit_url, declare_intake)
 
     with EventPublisher(rabbit_url, backoff_s=0.1) as publisher:
         publisher.publish(event(1))
@@ -149,44 +173,7 @@ def test_publishing_again_after_the_broker_closes_the_connection_succeeds(
 
         publisher.publish(event(2))
 
-    connection = pika.BlockingConnection(pika.URLParameters(rabbit_url))
-    try:
-        assert depth(connection.channel(), EVENTS_QUEUE) == 2
-    finally:
-        connection.close()
-
-
-def test_poison_sent_raw_is_dead_lettered_by_dramatiq(rabbit_url: str, reader: Any) -> None:
-    import dramatiq
-    from dramatiq.brokers.rabbitmq import RabbitmqBroker
-
-    with EventPublisher(rabbit_url) as publisher:
-        publisher.publish_raw(b"this is not a Dramatiq message")
-
-    broker = RabbitmqBroker(url=rabbit_url, confirm_delivery=True)
-    dramatiq.actor(actor_name=EVENT_ACTOR, queue_name=EVENTS_QUEUE, broker=broker)(_ignore)
-    worker = dramatiq.Worker(broker, worker_threads=1, worker_timeout=100)
-    worker.start()
-    try:
-        _wait_until(lambda: depth(reader, dead_letter_queue(EVENTS_QUEUE)) == 1)
-    finally:
-        worker.stop()
-        broker.close()
-
-    _, body = take(reader, dead_letter_queue(EVENTS_QUEUE))
-    assert body == b"this is not a Dramatiq message"
-
-
-def test_a_queue_declared_with_other_arguments_is_a_clear_error(
-    rabbit_url: str, reader: Any
-) -> None:
-    reader.queue_declare(queue=EVENTS_QUEUE, durable=True, arguments={"x-max-priority": 10})
-
-    with (
-        EventPublisher(rabbit_url) as publisher,
-        pytest.raises(PublishError, match="PRECONDITION_FAILED"),
-    ):
-        publisher.publish(ENVELOPE)
+    assert _with_channel(rabbit_url, lambda channel: depth(channel, INTAKE_QUEUE)) == 2
 
 
 def test_a_vhost_that_does_not_exist_fails_without_retrying(rabbit_url: str) -> None:
@@ -199,22 +186,12 @@ def test_a_vhost_that_does_not_exist_fails_without_retrying(rabbit_url: str) -> 
     assert sleeps == []
 
 
-def _ignore(envelope: dict[str, Any]) -> None:
-    del envelope
-
-
-def _envelope(body: bytes) -> dict[str, Any]:
-    import dramatiq
-
-    envelope: dict[str, Any] = dramatiq.Message.decode(body).args[0]
-    return envelope
-
-
-def _wait_until(condition: Any, timeout_s: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.1)
+def _with_channel(rabbit_url: str, use: Callable[[Any], T]) -> T:
+    connection = pika.BlockingConnection(pika.URLParameters(rabbit_url))
+    try:
+        return use(connection.channel())
+    finally:
+        connection.close()
 
 
 def _close_connections_of(vhost: str) -> None:

@@ -34,6 +34,7 @@ class FakePublisher:
 
     def __init__(self, url: str) -> None:
         self.url = url
+        self.user = url.split("//", 1)[1].split(":", 1)[0]
         self.sent: list[Envelope] = []
         self.closed = False
         FakePublisher.instances.append(self)
@@ -71,7 +72,7 @@ def test_every_line_of_a_clean_file_is_sent(publisher: type[FakePublisher], tmp_
     result = CliRunner().invoke(app, ["publish", str(file)])
 
     assert result.exit_code == 0, result.output
-    assert "sent 3 events" in result.output
+    assert "sent 3 events to refunds.events" in result.output
     assert sent_ids(publisher) == ["evt-1", "evt-2", "evt-3"]
     assert publisher.instances[0].url == BROKER
     assert publisher.instances[0].closed
@@ -99,7 +100,7 @@ def test_malformed_lines_are_named_not_sent_and_fail_the_command(
     assert "line 3: body:" in result.output
     assert "line 4" not in result.output
     assert "line 5: type:" in result.output
-    assert "sent 2 events; 3 malformed lines not sent" in result.output
+    assert "sent 2 events to refunds.events; 3 malformed lines not sent" in result.output
 
 
 def test_a_line_that_is_not_utf8_is_one_malformed_line(
@@ -139,7 +140,7 @@ def test_without_a_broker_nothing_is_read(
     result = CliRunner().invoke(app, ["publish", "-"], input=line(1))
 
     assert result.exit_code == 2
-    assert "BROKER_URL" in result.output
+    assert "error: BROKER_URL is not set; publish needs RabbitMQ" in result.output
     assert publisher.instances == []
 
 
@@ -151,4 +152,76 @@ def test_a_broker_that_stops_confirming_fails_with_the_count_sent(
     result = CliRunner().invoke(app, ["publish", "-"], input=line(1) + "\n" + line(2) + "\n")
 
     assert result.exit_code == 1
-    assert "stopped after 1 sent" in result.output
+    assert (
+        "error: the broker did not take the message: line 2 not confirmed, stopped after 1 sent"
+        in result.output
+    )
+
+
+def test_json_prints_one_summary_with_the_refused_lines(
+    publisher: type[FakePublisher],
+) -> None:
+    text = line(1) + "\n" + line(2, occurred_at="2026-03-02T10:00:00") + "\n" + line(3) + "\n"
+
+    result = CliRunner().invoke(app, ["publish", "-", "--json"], input=text)
+
+    assert result.exit_code == 1
+    summary = json.loads(result.stdout)
+    assert summary["sent"] == 2
+    assert summary["user"] == "guest"
+    assert summary["error"] is None
+    [refused] = summary["refused"]
+    assert refused["line"] == 2
+    assert refused["problems"][0][0] == "occurred_at"
+
+
+def test_json_names_the_line_the_broker_did_not_confirm(publisher: type[FakePublisher]) -> None:
+    publisher.fail_after = 1
+
+    result = CliRunner().invoke(
+        app, ["publish", "-", "--json"], input=line(1) + "\n" + line(2) + "\n"
+    )
+
+    assert result.exit_code == 1
+    summary = json.loads(result.stdout)
+    assert summary["sent"] == 1
+    assert summary["error"].startswith("line 2 not confirmed")
+
+
+def tick_line(number: int) -> str:
+    return line(number, event_id=f"tick-{number}", type="deadline.tick", data={})
+
+
+def test_tick_lines_are_published_like_the_others(publisher: type[FakePublisher]) -> None:
+    result = CliRunner().invoke(app, ["publish", "-"], input=line(1) + "\n" + tick_line(2))
+
+    assert result.exit_code == 0, result.output
+    assert sent_ids(publisher) == ["evt-1", "tick-2"]
+    assert "warning" not in result.output
+
+
+def test_ticks_sent_as_another_user_than_the_engines_are_warned_about(
+    publisher: type[FakePublisher],
+) -> None:
+    other = "amqp://contracts:p@broker.invalid:5672/"
+
+    result = CliRunner().invoke(
+        app, ["publish", "-", "--broker", other, "--json"], input=tick_line(1) + "\n" + line(2)
+    )
+
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["user"] == "contracts"
+    assert summary["ticks_not_from_engine_user"] == [1]
+    assert sent_ids(publisher) == ["tick-1", "evt-2"]
+
+
+def test_ticks_warning_in_text(publisher: type[FakePublisher]) -> None:
+    other = "amqp://contracts:p@broker.invalid:5672/"
+
+    result = CliRunner().invoke(app, ["publish", "-", "--broker", other], input=tick_line(1))
+
+    assert result.exit_code == 0, result.output
+    assert "warning: 1 tick lines sent as 'contracts', not as the engine's user 'guest'" in (
+        result.output
+    )

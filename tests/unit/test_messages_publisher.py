@@ -1,4 +1,5 @@
-"""EventPublisher's behaviour against a fake pika connection: validation, routing, retries."""
+"""EventPublisher against a fake pika connection: bare envelopes to `refunds.events` under their
+ordering key, the properties MESSAGES.md names, confirms, and the retries."""
 
 from __future__ import annotations
 
@@ -11,16 +12,9 @@ import pika.exceptions
 import pytest
 
 from messages import MalformedMessage, PublishError, parse_event
+from messages.ordering import ordering_key
 from messages.publisher import EventPublisher
-from messages.transport import (
-    EVENT_ACTOR,
-    EVENTS_QUEUE,
-    PERSISTENT,
-    TICK_ACTOR,
-    TICKS_QUEUE,
-    dead_letter_queue,
-    delay_queue,
-)
+from messages.transport import CONTENT_TYPE, EVENTS_EXCHANGE, PERSISTENT
 
 ENVELOPE: dict[str, Any] = {
     "event_id": "evt-1",
@@ -54,9 +48,9 @@ class FakeChannel:
     def confirm_delivery(self) -> None:
         self.confirming = True
 
-    def queue_declare(self, queue: str, durable: bool, arguments: dict[str, Any]) -> None:
-        assert durable
-        self.broker.declared.append(queue)
+    def __getattr__(self, name: str) -> Any:
+        # A producer never declares, binds or consumes: any such call fails the test.
+        raise AssertionError(f"the publisher called channel.{name}")
 
     def basic_publish(
         self,
@@ -92,7 +86,6 @@ class FakeBroker:
         self.failures = list(failures or [])
         self.connect_failures: list[Exception] = []
         self.published: list[tuple[str, str, bytes, pika.BasicProperties, bool]] = []
-        self.declared: list[str] = []
         self.connections = 0
         self.closed = 0
         self.sleeps: list[float] = []
@@ -118,23 +111,55 @@ def decoded(body: bytes) -> dict[str, Any]:
     return result
 
 
-def test_an_event_goes_to_the_events_queue_as_a_persistent_dramatiq_message() -> None:
+def test_an_event_goes_to_the_exchange_under_its_ordering_key_as_bare_json() -> None:
     broker = FakeBroker()
 
     with broker.publisher() as publisher:
-        message_id = publisher.publish(ENVELOPE)
+        key = publisher.publish(ENVELOPE)
 
-    [(exchange, queue, body, properties, mandatory)] = broker.published
-    message = decoded(body)
-    assert (exchange, queue, mandatory) == ("", EVENTS_QUEUE, True)
+    [(exchange, routing_key, body, properties, mandatory)] = broker.published
+    assert (exchange, routing_key, key, mandatory) == (EVENTS_EXCHANGE, "c1", "c1", True)
+    assert parse_event(body) == parse_event(ENVELOPE)
+    assert set(decoded(body)) == {"event_id", "type", "occurred_at", "schema_version", "data"}
     assert properties.delivery_mode == PERSISTENT
-    assert properties.message_id == message_id
-    assert message["queue_name"] == EVENTS_QUEUE
-    assert message["actor_name"] == EVENT_ACTOR
-    assert message["message_id"] == message_id
-    assert message["kwargs"] == {} and message["options"] == {}
-    [envelope] = message["args"]
-    assert parse_event(envelope) == parse_event(ENVELOPE)
+    assert properties.content_type == CONTENT_TYPE
+    assert properties.message_id == "evt-1"
+    assert properties.user_id == "guest"
+    assert properties.headers is None
+
+
+@pytest.mark.parametrize(
+    ("type_", "data", "key"),
+    [
+        ("chargeback.resolved", {"chargeback_id": "cb1", "outcome": "client_won"}, "cb1"),
+        ("processor.fee_refunded", {"payment_id": "p9", "amount_minor": 5}, "p9"),
+        ("addon.started", {"addon_id": "a1"}, "a1"),
+        ("points.awarded", {"user_id": "u2", "points": 10}, "u2"),
+    ],
+)
+def test_the_routing_key_is_the_ordering_key_of_each_type(
+    type_: str, data: dict[str, Any], key: str
+) -> None:
+    broker = FakeBroker()
+    event = {**ENVELOPE, "type": type_, "data": data}
+
+    with broker.publisher() as publisher:
+        publisher.publish(event)
+
+    assert broker.published[0][1] == key == ordering_key(parse_event(event))
+
+
+def test_the_user_id_is_the_connections_broker_user() -> None:
+    broker = FakeBroker()
+    publisher = EventPublisher(
+        "amqp://contracts-service:secret@broker.invalid:5672/v", connection_factory=broker.connect
+    )
+
+    with publisher:
+        publisher.publish(ENVELOPE)
+
+    assert publisher.user == "contracts-service"
+    assert broker.published[0][3].user_id == "contracts-service"
 
 
 def test_the_envelope_is_sent_in_canonical_form() -> None:
@@ -150,21 +175,25 @@ def test_the_envelope_is_sent_in_canonical_form() -> None:
 
     with broker.publisher() as publisher:
         publisher.publish(with_null)
+        publisher.publish(json.dumps(with_null, indent=4).encode())
 
-    [envelope] = decoded(broker.published[0][2])["args"]
+    first, second = (body for _, _, body, _, _ in broker.published)
+    assert first == second
+    envelope = decoded(first)
     assert envelope["occurred_at"] == "2026-03-02T10:00:00Z"
     assert "request_id" not in envelope["data"]
 
 
-def test_a_tick_goes_to_the_ticks_queue_for_the_tick_actor() -> None:
+def test_a_tick_goes_to_the_same_exchange_under_the_tick_key() -> None:
     broker = FakeBroker()
 
     with broker.publisher() as publisher:
         publisher.publish(TICK)
 
-    [(_, queue, body, _, _)] = broker.published
-    assert queue == TICKS_QUEUE
-    assert decoded(body)["actor_name"] == TICK_ACTOR
+    [(exchange, routing_key, body, properties, _)] = broker.published
+    assert (exchange, routing_key) == (EVENTS_EXCHANGE, "deadline.tick")
+    assert decoded(body)["event_id"] == "tick-1"
+    assert properties.user_id == "guest"
 
 
 def test_a_model_and_json_text_are_accepted_too() -> None:
@@ -174,7 +203,7 @@ def test_a_model_and_json_text_are_accepted_too() -> None:
         publisher.publish(parse_event(ENVELOPE))
         publisher.publish(json.dumps(ENVELOPE).encode())
 
-    assert len(broker.published) == 2
+    assert broker.published[0][2] == broker.published[1][2]
 
 
 def test_a_malformed_envelope_is_never_sent() -> None:
@@ -189,30 +218,38 @@ def test_a_malformed_envelope_is_never_sent() -> None:
     assert broker.connections == 0
 
 
-def test_publish_raw_sends_the_bytes_unchecked() -> None:
+def test_publish_raw_sends_the_bytes_unchecked_under_the_key_given() -> None:
     broker = FakeBroker()
 
     with broker.publisher() as publisher:
-        publisher.publish_raw(b"\x00poison", queue=TICKS_QUEUE)
+        publisher.publish_raw(b"\x00poison", routing_key="c1")
+        publisher.publish_raw(b"{}", routing_key="deadline.tick", user_id="someone-else")
+        publisher.publish_raw(b"{}", routing_key="c1", user_id=None)
 
-    [(_, queue, body, properties, _)] = broker.published
-    assert (queue, body) == (TICKS_QUEUE, b"\x00poison")
-    assert properties.delivery_mode == PERSISTENT
+    first, second, third = broker.published
+    assert first[:3] == (EVENTS_EXCHANGE, "c1", b"\x00poison")
+    assert (first[3].user_id, first[3].message_id, first[3].delivery_mode) == (
+        "guest",
+        None,
+        PERSISTENT,
+    )
+    assert (second[1], second[3].user_id) == ("deadline.tick", "someone-else")
+    assert third[3].user_id is None
 
 
-def test_every_queue_and_its_dq_and_xq_are_declared_on_a_new_channel() -> None:
+def test_one_channel_with_confirms_carries_every_message() -> None:
     broker = FakeBroker()
 
     with broker.publisher() as publisher:
-        publisher.publish(ENVELOPE)
-        publisher.publish(ENVELOPE)
+        for number in range(3):
+            publisher.publish({**ENVELOPE, "event_id": f"evt-{number}"})
 
-    expected = [
-        name
-        for queue in (EVENTS_QUEUE, TICKS_QUEUE)
-        for name in (queue, delay_queue(queue), dead_letter_queue(queue))
+    assert broker.connections == 1
+    assert [decoded(body)["event_id"] for _, _, body, _, _ in broker.published] == [
+        "evt-0",
+        "evt-1",
+        "evt-2",
     ]
-    assert broker.declared == expected
 
 
 @pytest.mark.parametrize(
@@ -232,10 +269,11 @@ def test_a_dropped_connection_or_channel_is_reopened_and_the_same_message_resent
     broker = FakeBroker(failures=[failure])
 
     with broker.publisher() as publisher:
-        message_id = publisher.publish(ENVELOPE)
+        publisher.publish(ENVELOPE)
 
-    [(_, _, body, _, _)] = broker.published
-    assert decoded(body)["message_id"] == message_id
+    [(_, routing_key, body, properties, _)] = broker.published
+    assert (routing_key, properties.message_id) == ("c1", "evt-1")
+    assert parse_event(body) == parse_event(ENVELOPE)
     assert broker.connections == 2
     assert broker.sleeps == [0.2]
 
