@@ -8,12 +8,14 @@ same log and the same drains run.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 import structlog
 from sqlalchemy import Engine
+from sqlalchemy.exc import DBAPIError
 
+from workers.errors import is_contention, is_outage
 from workers.intake.judge import Refused, judge
 from workers.intake.log import Arrival, append
 from workers.intake.producers import Producers
@@ -50,8 +52,18 @@ class Intake:
 
     def receive(self, deliveries: Sequence[Delivery]) -> None:
         arrivals = [self._judged(delivery) for delivery in deliveries]
-        with self.engine.begin() as conn:
-            touched = append(conn, arrivals, now=self.clock())
+        try:
+            with self.engine.begin() as conn:
+                touched = append(conn, arrivals, now=self.clock())
+        except DBAPIError as exc:
+            if is_outage(exc) or is_contention(exc):
+                raise
+            # The database refused something a message carried: one by one, so that the one
+            # it refuses is dead-lettered and cannot stall the queue behind it.
+            log.warning("intake.batch_refused", error=type(exc.orig).__name__)
+            touched = set()
+            for arrival in arrivals:
+                touched |= self._append_alone(arrival)
         for arrival in arrivals:
             verdict = arrival.verdict
             if isinstance(verdict, Refused):
@@ -70,6 +82,18 @@ class Intake:
                     )
         if touched:
             self.nudge(touched)
+
+    def _append_alone(self, arrival: Arrival) -> set[int]:
+        try:
+            with self.engine.begin() as conn:
+                return append(conn, [arrival], now=self.clock())
+        except DBAPIError as exc:
+            if is_outage(exc) or is_contention(exc):
+                raise
+        refused = Refused("malformed", [("body", "could not be stored by the database")])
+        with self.engine.begin() as conn:
+            append(conn, [replace(arrival, verdict=refused)], now=self.clock())
+        return set()
 
     def submit(self, body: bytes | str, *, user_id: str | None = None) -> None:
         """Take one envelope in-process (embedded mode, `recourse run`, tests), as the broker
