@@ -1,9 +1,9 @@
 """Append judged messages to the event log, or to the dead letters, in arrival order.
 
-One batch is one transaction, and on PostgreSQL it first takes the intake's advisory lock: two
-intake consumers overlapping for a moment (a failover while the old one still commits) then
-append one after the other, so log numbers rise in commit order and a drain never sees a gap
-that a slower transaction fills later.
+One batch is one transaction, and on PostgreSQL it first takes the intake's advisory lock (on
+SQLite every transaction is exclusive): two intake consumers overlapping for a moment (a failover
+while the old one still commits) then append one after the other, so log numbers rise in commit
+order and a drain never sees a gap that a slower transaction fills later.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Connection, insert, text
+from sqlalchemy import Connection, func, insert, select, text
 
 from messages.ordering import TICK_KEY
 from policy.apply import canonical_body
@@ -69,9 +69,14 @@ def append(conn: Connection, arrivals: Sequence[Arrival], *, now: datetime) -> s
                 "status": "pending",
             }
         )
-    # One statement a row, in order: the serial numbers follow the arrival order.
-    for row in rows:
-        conn.execute(insert(event_log), row)
+    if rows:
+        # Numbered here, under the intake's lock, rather than by the column's sequence: the
+        # numbers then follow the arrival order by construction, and the rows go in one
+        # statement.
+        first: int = conn.execute(select(func.coalesce(func.max(event_log.c.seq), 0))).scalar_one()
+        for number, row in enumerate(rows, start=first + 1):
+            row["seq"] = number
+        conn.execute(insert(event_log), rows)
     if dead:
         conn.execute(insert(dead_letters), dead)
     return touched
