@@ -209,6 +209,7 @@ def _routes(app: FastAPI, console: Console) -> None:  # noqa: PLR0915 - one rout
     ) -> Response:
         check_csrf(request.session, csrf_token_)
         at = console.clock()
+        who: Operator | None = None
         with console.engine.begin() as conn:
             try:
                 who = accounts.authenticate(

@@ -8,6 +8,7 @@ import re
 from datetime import UTC, datetime
 from typing import Any
 
+import argon2
 from fastapi import FastAPI
 from sqlalchemy import Engine
 from starlette.testclient import TestClient
@@ -27,7 +28,13 @@ SECRET = "test-secret-key-of-at-least-32-characters"
 
 
 def _event(event_id: str, type_: str, at: str, **data: Any) -> dict[str, Any]:
-    return {"event_id": event_id, "type": type_, "occurred_at": at, "schema_version": 1, "data": data}
+    return {
+        "event_id": event_id,
+        "type": type_,
+        "occurred_at": at,
+        "schema_version": 1,
+        "data": data,
+    }
 
 
 STORY = [
@@ -72,6 +79,11 @@ OPERATORS = {
     "fran": Role.FINANCE,
     "ada": Role.ADMIN,
 }
+
+
+CHEAP_HASHER = argon2.PasswordHasher.from_parameters(argon2.profiles.CHEAPEST)
+"""For the tests' accounts (patched in by their fixtures): the production parameters cost
+0.3 s a hash on a CI core; tests/unit/test_console_security.py checks those."""
 
 
 def seed(engine: Engine) -> None:
