@@ -1,5 +1,5 @@
 # One image for every Recourse process; docker-compose.yml picks the command
-# (recourse worker | relay | scheduler | migrate).
+# (recourse worker | relay | scheduler | migrate | console).
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -17,6 +17,7 @@ COPY ledger ./ledger
 COPY policy ./policy
 COPY scheduler ./scheduler
 COPY workers ./workers
+COPY console ./console
 RUN pip install . && rm -rf /app/build
 
 # Nothing in the container needs root; a fixed uid keeps volume permissions predictable.

@@ -806,3 +806,24 @@ def dlq_purge(
             typer.echo(f"no dead letter {dead_letter_id}", err=True)
     if missing:
         raise typer.Exit(1)
+
+
+@app.command("console")
+def console() -> None:
+    """Serve the operators' web console (CONSOLE_HOST:CONSOLE_PORT, default 127.0.0.1:8080).
+
+    Embedded (no BROKER_URL) it applies decisions itself; with a broker it publishes them and
+    needs CONSOLE_SECRET_KEY. See docs/console.md.
+    """
+    from console.cli import run_console
+
+    run_console()
+
+
+def _users_app() -> typer.Typer:
+    from console.cli import users_app
+
+    return users_app
+
+
+app.add_typer(_users_app())

@@ -16,7 +16,7 @@ MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 # never makes two heads in another's.
 VERSION_LOCATIONS = [
     Path(__file__).resolve().parent.parent / package / "migrations"
-    for package in ("ledger", "policy", "scheduler", "workers/intake")
+    for package in ("ledger", "policy", "scheduler", "workers/intake", "console")
 ]
 POOL_SIZE = 10
 MAX_OVERFLOW = 20

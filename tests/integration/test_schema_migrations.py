@@ -14,10 +14,15 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import Engine, MetaData
 
+from console.tables import metadata as console_metadata
 from policy.tables import metadata as policy_metadata
 from scheduler.tables import metadata as scheduler_metadata
 
-PACKAGES = {"policy": policy_metadata, "scheduler": scheduler_metadata}
+PACKAGES = {
+    "console": console_metadata,
+    "policy": policy_metadata,
+    "scheduler": scheduler_metadata,
+}
 
 
 def differences(engine: Engine, target: MetaData) -> list[Any]:

@@ -13,13 +13,20 @@ import pytest
 import typer.main
 import yaml
 
+from console.settings import ConsoleSettings
 from workers.cli import app
 from workers.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVERS = {"postgres", "rabbitmq"}
-ENGINE = {"worker": "worker", "relay": "relay", "scheduler": "scheduler", "migrate": "migrate"}
-LONG_RUNNING = {"worker", "relay", "scheduler"}
+ENGINE = {
+    "worker": "worker",
+    "relay": "relay",
+    "scheduler": "scheduler",
+    "migrate": "migrate",
+    "console": "console",
+}
+LONG_RUNNING = {"worker", "relay", "scheduler", "console"}
 
 
 @pytest.fixture(scope="module")
@@ -129,7 +136,9 @@ def test_the_engine_logs_in_with_the_credentials_the_servers_are_given(
 
 
 def test_every_engine_variable_is_a_setting(services: dict[str, Any]) -> None:
-    settings = {name.upper() for name in Settings.model_fields}
+    settings = {name.upper() for name in Settings.model_fields} | {
+        name.upper() for name in ConsoleSettings.model_fields
+    }
 
     for name in ENGINE:
         assert set(services[name]["environment"]) <= settings
@@ -141,7 +150,7 @@ def test_the_dockerfile_installs_the_package_on_python_3_11_slim() -> None:
     assert re.search(r"^FROM python:3\.11-slim$", dockerfile, re.MULTILINE)
     assert re.search(r"^RUN pip install \.", dockerfile, re.MULTILINE)
     assert re.search(r"^USER ", dockerfile, re.MULTILINE)
-    for package in ("messages", "ledger", "policy", "scheduler", "workers"):
+    for package in ("messages", "ledger", "policy", "scheduler", "workers", "console"):
         assert f"COPY {package} ./{package}" in dockerfile
 
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, select, tuple_
 
 from policy.config import PolicySet
 from policy.tables import contracts, disputes, targets
@@ -52,8 +52,19 @@ def dispute_queue(
     *,
     only_open: bool = False,
     only_overdue: bool = False,
+    status: str | None = None,
+    policy: str | None = None,
+    min_at_stake_minor: int | None = None,
+    max_at_stake_minor: int | None = None,
+    after: tuple[datetime, str] | None = None,
+    limit: int | None = None,
 ) -> list[QueuedDispute]:
-    """Disputes oldest first; `only_overdue` keeps the open ones past their SLA."""
+    """Disputes oldest first; `only_overdue` keeps the open ones past their SLA.
+
+    The console pages by index: `after` is the (`opened_at`, `dispute_id`) of the last row of
+    the page before, and `limit` caps the rows read (before `only_overdue` drops any).
+    """
+    at_stake = targets.c.amount_minor - targets.c.refunded_minor
     query = (
         select(
             disputes,
@@ -72,6 +83,18 @@ def dispute_queue(
     )
     if only_open or only_overdue:
         query = query.where(disputes.c.status == OPEN)
+    if status is not None:
+        query = query.where(disputes.c.status == status)
+    if policy is not None:
+        query = query.where(contracts.c.policy == policy)
+    if min_at_stake_minor is not None:
+        query = query.where(at_stake >= min_at_stake_minor)
+    if max_at_stake_minor is not None:
+        query = query.where(at_stake <= max_at_stake_minor)
+    if after is not None:
+        query = query.where(tuple_(disputes.c.opened_at, disputes.c.dispute_id) > after)
+    if limit is not None:
+        query = query.limit(limit)
     queue = [_queued(row, policies, now) for row in conn.execute(query)]
     return [item for item in queue if item.overdue] if only_overdue else queue
 
