@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import json
+
 from sqlalchemy import Engine
 
 from console.decisions import Publisher
 from messages.publisher import EventPublisher
 from policy.config import PolicySet
-from workers.unit_of_work import EventProcessor
+from workers.actors import TICKS_PARTITION
+from workers.intake.barrier import Barrier
+from workers.intake.drain import Drainer, RetryBudget
+from workers.intake.producers import Producers
+from workers.intake.service import Intake
+from workers.settings import EMBEDDED_USER
 
 PUBLISH_ATTEMPTS = 3
 
@@ -26,11 +33,26 @@ def broker_publisher(url: str) -> Publisher:
     return publish
 
 
+CONSOLE_PRODUCER = "console"
+"""The producer the embedded console's decisions are recorded as."""
+
+
 def embedded_publisher(engine: Engine, policies: PolicySet) -> Publisher:
-    """Apply each decision at once through the engine's own unit of work (embedded mode)."""
-    processor = EventProcessor(engine, policies)
+    """Take each decision in through the engine's own intake and drain its partition at once
+    (embedded mode): the same judge, log and order as every other event, with no broker and
+    whether or not `recourse run` is up. A decision that must wait for its subject stays
+    parked for the engine's sweeper."""
+    drainer = Drainer(engine, policies, budget=RetryBudget(), retry_later=lambda *_: None)
+    barrier = Barrier(engine, policies, on_fired=lambda: None)
+
+    def drain_now(partitions: set[int]) -> None:
+        for partition in sorted(partitions - {TICKS_PARTITION}):
+            drainer.drain(partition)
+        barrier.fire_ready()
+
+    intake = Intake(engine, Producers(engine_user=EMBEDDED_USER), nudge=drain_now)
 
     def publish(envelope: dict[str, object]) -> None:
-        processor(envelope)
+        intake.submit(json.dumps(envelope), user_id=CONSOLE_PRODUCER)
 
     return publish
