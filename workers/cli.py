@@ -49,15 +49,50 @@ def migrate(
     database_url: str | None = typer.Option(
         None, "--db", help="Database URL (default: DATABASE_URL)."
     ),
+    as_json: bool = typer.Option(False, "--json", help="Print what was done as one JSON object."),
 ) -> None:
     """Create or upgrade the database schema to the newest revision."""
-    from workers.database import make_engine
+    import json
+
+    from sqlalchemy import inspect
+
+    from workers.database import current_revisions, make_engine
     from workers.database import migrate as run_migrations
+    from workers.preflight import check_database
 
     url = database_url or load_settings().database_url
+    check_database(url, setting="--db" if database_url else "DATABASE_URL", schema=False)
     engine = make_engine(url)
-    run_migrations(engine)
-    typer.echo(f"schema is up to date on {engine.url.render_as_string(hide_password=True)}")
+    try:
+        tables_before = set(inspect(engine).get_table_names())
+        before = current_revisions(engine)
+        run_migrations(engine)
+        after = current_revisions(engine)
+        created = sorted(set(inspect(engine).get_table_names()) - tables_before)
+    finally:
+        engine.dispose()
+    where = engine.url.render_as_string(hide_password=True)
+    action = "created" if not before else ("upgraded" if before != after else "unchanged")
+    if as_json:
+        report = {
+            "database": where,
+            "action": action,
+            "revisions_before": before,
+            "revisions_after": after,
+            "tables_created": created,
+        }
+        typer.echo(json.dumps(report, indent=2, sort_keys=True))
+    elif action == "created":
+        typer.echo(
+            f"created the schema on {where}: {len(created)} tables, revisions {', '.join(after)}"
+        )
+    elif action == "upgraded":
+        typer.echo(
+            f"upgraded the schema on {where} from {', '.join(before)} to {', '.join(after)}"
+            + (f"; {len(created)} new tables" if created else "")
+        )
+    else:
+        typer.echo(f"the schema on {where} is already up to date ({', '.join(after)})")
 
 
 @app.command()
@@ -414,9 +449,13 @@ def _require_broker(command: str) -> None:
 
 @app.command()
 def relay() -> None:
-    """Publish committed notifications from the outbox to the refunds.notifications exchange."""
+    """Publish committed notifications from the outbox to the refunds.notifications exchange.
+
+    Exits 1 at once when the database or the broker cannot be used.
+    """
     from workers.runtime import from_environment, serve_until_done
 
+    _check_servers()
     runtime, stop = from_environment()
     outbox_relay = runtime.relay()
     idle = runtime.settings.relay_idle_seconds
@@ -425,13 +464,27 @@ def relay() -> None:
 
 @app.command()
 def scheduler() -> None:
-    """Publish deadline.tick every TICK_INTERVAL_SECONDS; one instance active (advisory lock)."""
+    """Publish deadline.tick every TICK_INTERVAL_SECONDS; one instance active (advisory lock).
+
+    Exits 1 at once when the database or the broker cannot be used.
+    """
     from workers.runtime import from_environment, serve_until_done
 
     _require_broker("scheduler")
+    _check_servers()
     runtime, stop = from_environment()
     publisher = runtime.tick_publisher()
     serve_until_done(runtime, lambda: publisher.run(stop))
+
+
+def _check_servers() -> None:
+    """Before a long-running process starts: its database (migrated) and broker answer."""
+    from workers.preflight import check_broker, check_database
+
+    settings = load_settings()
+    check_database(settings.database_url)
+    if settings.broker_url:
+        check_broker(settings.broker_url)
 
 
 @app.command()
