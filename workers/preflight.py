@@ -17,9 +17,9 @@ import pika.exceptions
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+from sqlalchemy.exc import SQLAlchemyError
 
-from workers.operator.errors import OperatorError, first_line, safe_url
+from workers.operator.errors import OperatorError, UsageProblem, first_line, safe_url
 
 CONNECT_TIMEOUT_S = 5
 """How long one connection attempt may take before the check gives up (both servers)."""
@@ -38,13 +38,8 @@ def check_database(url: str, *, setting: str = "DATABASE_URL", schema: bool = Tr
     from workers.database import alembic_config, make_engine
 
     shown = safe_url(url)
-    try:
-        parsed = make_url(url)
-    except ArgumentError as exc:
-        raise StartupProblem(
-            f"{setting} is not a database URL ({first_line(exc)})",
-            "use sqlite:///FILE or postgresql+psycopg://USER:PASS@HOST:5432/DB",
-        ) from None
+    # A URL that does not parse raises ArgumentError: the CLI's usage error for it (exit 2).
+    parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         _check_sqlite_path(parsed.database, shown, setting=setting, must_exist=schema)
         engine = make_engine(url)
@@ -93,7 +88,7 @@ def check_broker(url: str, *, setting: str = "BROKER_URL") -> None:
     try:
         parameters = pika.URLParameters(url)
     except (ValueError, TypeError) as exc:
-        raise StartupProblem(
+        raise UsageProblem(
             f"{setting} is not an AMQP URL ({exc})", "use amqp://USER:PASS@HOST:5672/VHOST"
         ) from None
     parameters.connection_attempts = 1
