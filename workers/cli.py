@@ -432,6 +432,7 @@ def worker(
         supervise_from_environment(processes, threads)
         return
     runtime, stop = from_environment()
+    runtime.metrics.keep_only("worker")
     serve_until_done(runtime, lambda: run_worker(runtime, stop, threads=threads))
 
 
@@ -457,6 +458,7 @@ def relay() -> None:
 
     _check_servers()
     runtime, stop = from_environment()
+    runtime.metrics.keep_only("relay")
     outbox_relay = runtime.relay()
     idle = runtime.settings.relay_idle_seconds
     serve_until_done(runtime, lambda: outbox_relay.run(stop, idle_seconds=idle))
@@ -473,6 +475,7 @@ def scheduler() -> None:
     _require_broker("scheduler")
     _check_servers()
     runtime, stop = from_environment()
+    runtime.metrics.keep_only("scheduler")
     publisher = runtime.tick_publisher()
     serve_until_done(runtime, lambda: publisher.run(stop))
 
