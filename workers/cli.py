@@ -166,8 +166,12 @@ def audit(
 
     from ledger.audit import audit as audit_books
     from workers.database import make_engine
+    from workers.preflight import check_database
 
-    engine = make_engine(database_url or load_settings().database_url)
+    url = database_url or load_settings().database_url
+    # A SQLite path that does not exist is an error, never a new empty file.
+    check_database(url, setting="--db" if database_url else "DATABASE_URL")
+    engine = make_engine(url)
     # One snapshot for every query, so writers committing meanwhile are not differences.
     snapshot = (
         engine.execution_options(isolation_level="REPEATABLE READ")
@@ -217,21 +221,38 @@ def schema(
     directory: Path | None = typer.Option(
         None, "--dir", help="Where the documents live (default: messages/schemas)."
     ),
+    as_json: bool = typer.Option(False, "--json", help="Print the outcome as one JSON object."),
 ) -> None:
     """Generate the JSON Schema of every message and the AsyncAPI 3.0 document."""
+    import json
+
     from messages.schema import SCHEMA_DIR, differences, write
 
     target = directory or SCHEMA_DIR
     if check:
         problems = differences(target)
-        for problem in problems:
-            typer.echo(problem, err=True)
+        if as_json:
+            report = {"directory": str(target), "ok": not problems, "differences": problems}
+            typer.echo(json.dumps(report, indent=2, sort_keys=True))
+        else:
+            for problem in problems:
+                typer.echo(problem, err=True)
+            if problems:
+                typer.echo(
+                    f"error: {target} differs from the message models; "
+                    "run `recourse schema` and commit the result",
+                    err=True,
+                )
+            else:
+                typer.echo(f"{target} matches the message models")
         if problems:
-            typer.echo("run `recourse schema` and commit the result", err=True)
             raise typer.Exit(1)
-        typer.echo(f"{target} matches the message models")
         return
     changed = write(target)
+    if as_json:
+        written = {"directory": str(target), "changed": changed}
+        typer.echo(json.dumps(written, indent=2, sort_keys=True))
+        return
     typer.echo(f"{len(changed)} files written or removed in {target}")
 
 
