@@ -1,6 +1,6 @@
 # One image for every Recourse process; docker-compose.yml picks the command
 # (recourse worker | relay | scheduler | migrate | console).
-FROM python:3.11-slim
+FROM python:3.11.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
@@ -23,5 +23,10 @@ RUN pip install . && rm -rf /app/build
 # Nothing in the container needs root; a fixed uid keeps volume permissions predictable.
 RUN useradd --system --uid 10001 --no-create-home recourse
 USER recourse
+
+# Healthy while the process can reach its database and broker (`recourse health`, exit 1
+# otherwise); docker-compose.yml turns it off for the one-shot `migrate`.
+HEALTHCHECK --interval=30s --timeout=10s --start-period=20s --retries=3 \
+    CMD ["recourse", "health"]
 
 CMD ["recourse", "--help"]

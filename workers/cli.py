@@ -25,11 +25,26 @@ app = typer.Typer(
 )
 
 
+def _print_version(wanted: bool) -> None:
+    if wanted:
+        from importlib.metadata import version
+
+        typer.echo(f"recourse {version('recourse')}")
+        raise typer.Exit()
+
+
 @app.callback()
 def _options(
     ctx: typer.Context,
     debug: bool = typer.Option(
         False, "--debug", help="On a failure, show the traceback instead of one line."
+    ),
+    _version: bool = typer.Option(
+        False,
+        "--version",
+        callback=_print_version,
+        is_eager=True,
+        help="Print the installed version and exit.",
     ),
 ) -> None:
     set_debug(ctx, debug)
@@ -40,15 +55,50 @@ def migrate(
     database_url: str | None = typer.Option(
         None, "--db", help="Database URL (default: DATABASE_URL)."
     ),
+    as_json: bool = typer.Option(False, "--json", help="Print what was done as one JSON object."),
 ) -> None:
     """Create or upgrade the database schema to the newest revision."""
-    from workers.database import make_engine
+    import json
+
+    from sqlalchemy import inspect
+
+    from workers.database import current_revisions, make_engine
     from workers.database import migrate as run_migrations
+    from workers.preflight import check_database
 
     url = database_url or load_settings().database_url
+    check_database(url, setting="--db" if database_url else "DATABASE_URL", schema=False)
     engine = make_engine(url)
-    run_migrations(engine)
-    typer.echo(f"schema is up to date on {engine.url.render_as_string(hide_password=True)}")
+    try:
+        tables_before = set(inspect(engine).get_table_names())
+        before = current_revisions(engine)
+        run_migrations(engine)
+        after = current_revisions(engine)
+        created = sorted(set(inspect(engine).get_table_names()) - tables_before)
+    finally:
+        engine.dispose()
+    where = engine.url.render_as_string(hide_password=True)
+    action = "created" if not before else ("upgraded" if before != after else "unchanged")
+    if as_json:
+        report = {
+            "database": where,
+            "action": action,
+            "revisions_before": before,
+            "revisions_after": after,
+            "tables_created": created,
+        }
+        typer.echo(json.dumps(report, indent=2, sort_keys=True))
+    elif action == "created":
+        typer.echo(
+            f"created the schema on {where}: {len(created)} tables, revisions {', '.join(after)}"
+        )
+    elif action == "upgraded":
+        typer.echo(
+            f"upgraded the schema on {where} from {', '.join(before)} to {', '.join(after)}"
+            + (f"; {len(created)} new tables" if created else "")
+        )
+    else:
+        typer.echo(f"the schema on {where} is already up to date ({', '.join(after)})")
 
 
 @app.command()
@@ -154,8 +204,12 @@ def audit(
 
     from ledger.audit import audit as audit_books
     from workers.database import make_engine
+    from workers.preflight import check_database
 
-    engine = make_engine(database_url or load_settings().database_url)
+    url = database_url or load_settings().database_url
+    # A SQLite path that does not exist is an error, never a new empty file.
+    check_database(url, setting="--db" if database_url else "DATABASE_URL")
+    engine = make_engine(url)
     # One snapshot for every query, so writers committing meanwhile are not differences.
     snapshot = (
         engine.execution_options(isolation_level="REPEATABLE READ")
@@ -205,21 +259,38 @@ def schema(
     directory: Path | None = typer.Option(
         None, "--dir", help="Where the documents live (default: messages/schemas)."
     ),
+    as_json: bool = typer.Option(False, "--json", help="Print the outcome as one JSON object."),
 ) -> None:
     """Generate the JSON Schema of every message and the AsyncAPI 3.0 document."""
+    import json
+
     from messages.schema import SCHEMA_DIR, differences, write
 
     target = directory or SCHEMA_DIR
     if check:
         problems = differences(target)
-        for problem in problems:
-            typer.echo(problem, err=True)
+        if as_json:
+            report = {"directory": str(target), "ok": not problems, "differences": problems}
+            typer.echo(json.dumps(report, indent=2, sort_keys=True))
+        else:
+            for problem in problems:
+                typer.echo(problem, err=True)
+            if problems:
+                typer.echo(
+                    f"error: {target} differs from the message models; "
+                    "run `recourse schema` and commit the result",
+                    err=True,
+                )
+            else:
+                typer.echo(f"{target} matches the message models")
         if problems:
-            typer.echo("run `recourse schema` and commit the result", err=True)
             raise typer.Exit(1)
-        typer.echo(f"{target} matches the message models")
         return
     changed = write(target)
+    if as_json:
+        written = {"directory": str(target), "changed": changed}
+        typer.echo(json.dumps(written, indent=2, sort_keys=True))
+        return
     typer.echo(f"{len(changed)} files written or removed in {target}")
 
 
@@ -489,6 +560,7 @@ def worker(
         supervise_from_environment(processes, threads)
         return
     runtime, stop = from_environment()
+    runtime.metrics.keep_only("worker")
     serve_until_done(runtime, lambda: run_worker(runtime, stop, threads=threads))
 
 
@@ -506,10 +578,15 @@ def _require_broker(command: str) -> None:
 
 @app.command()
 def relay() -> None:
-    """Publish committed notifications from the outbox to the refunds.notifications exchange."""
+    """Publish committed notifications from the outbox to the refunds.notifications exchange.
+
+    Exits 1 at once when the database or the broker cannot be used.
+    """
     from workers.runtime import from_environment, serve_until_done
 
+    _check_servers()
     runtime, stop = from_environment()
+    runtime.metrics.keep_only("relay")
     outbox_relay = runtime.relay()
     idle = runtime.settings.relay_idle_seconds
     serve_until_done(runtime, lambda: outbox_relay.run(stop, idle_seconds=idle))
@@ -517,13 +594,28 @@ def relay() -> None:
 
 @app.command()
 def scheduler() -> None:
-    """Publish deadline.tick every TICK_INTERVAL_SECONDS; one instance active (advisory lock)."""
+    """Publish deadline.tick every TICK_INTERVAL_SECONDS; one instance active (advisory lock).
+
+    Exits 1 at once when the database or the broker cannot be used.
+    """
     from workers.runtime import from_environment, serve_until_done
 
     _require_broker("scheduler")
+    _check_servers()
     runtime, stop = from_environment()
+    runtime.metrics.keep_only("scheduler")
     publisher = runtime.tick_publisher()
     serve_until_done(runtime, lambda: publisher.run(stop))
+
+
+def _check_servers() -> None:
+    """Before a long-running process starts: its database (migrated) and broker answer."""
+    from workers.preflight import check_broker, check_database
+
+    settings = load_settings()
+    check_database(settings.database_url)
+    if settings.broker_url:
+        check_broker(settings.broker_url)
 
 
 @app.command()

@@ -130,6 +130,15 @@ def alembic_config(engine: Engine) -> Config:
     return config
 
 
+def current_revisions(engine: Engine) -> list[str]:
+    """The revisions the database is at, one per package branch; empty before the first
+    migration."""
+    from alembic.runtime.migration import MigrationContext
+
+    with engine.connect() as conn:
+        return sorted(MigrationContext.configure(conn).get_current_heads())
+
+
 def migrate(engine: Engine) -> None:
     """Bring the schema of every package to its newest revision."""
     command.upgrade(alembic_config(engine), "heads")

@@ -1,4 +1,4 @@
-"""Prometheus metrics of the engine, served on METRICS_PORT.
+"""Prometheus metrics of the engine, served on METRICS_HOST:METRICS_PORT.
 
 Dramatiq's own Prometheus middleware is not used: it needs the `dramatiq` command's process
 boot and forked exposition server, and prometheus_client's multiprocess mode, which is chosen
@@ -14,9 +14,14 @@ the engine's own:
   notifications leave the outbox;
 - `recourse_notifications_published_total{type}`, `recourse_ticks_published_total`;
 - `recourse_message_duration_seconds{queue,actor}`, `recourse_messages_in_progress{...}`;
-- read from the database at each scrape (`BacklogCollector`): `recourse_outbox_unsent`,
-  `recourse_outbox_lag_seconds`, `recourse_deadlines_due`, `recourse_deadline_lag_seconds`;
+- read from the database at most every few seconds (`BacklogCollector`):
+  `recourse_outbox_unsent`, `recourse_outbox_lag_seconds`, `recourse_deadlines_due`,
+  `recourse_deadline_lag_seconds`, `recourse_backlog_up`;
 - the process's own `process_*` and `python_info`.
+
+Each process exports only its role's series (`EngineMetrics.keep_only`): a worker the message
+series, a relay the notification series and the outbox gauges, a scheduler the tick series and
+the deadline gauges; `recourse run` all of them.
 """
 
 from __future__ import annotations
@@ -46,9 +51,17 @@ from policy.apply import ApplyResult
 from policy.tables import outbox
 from scheduler.clock import Clock, SystemClock
 from scheduler.tables import deadlines
+from workers.operator.errors import OperatorError
 
 REFUND_AMOUNT_FIELDS = {"refund.completed": "refund_minor", "addon.refunded": "amount_minor"}
 """Notification type -> the field holding the refunded amount, fees excluded."""
+
+WORKER, RELAY, SCHEDULER = "worker", "relay", "scheduler"
+ROLES = frozenset({WORKER, RELAY, SCHEDULER})
+
+
+class MetricsPortTaken(OperatorError):
+    """The metrics endpoint cannot listen where the settings say."""
 
 
 class EngineMetrics:
@@ -56,6 +69,7 @@ class EngineMetrics:
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
+        self.roles: frozenset[str] = ROLES
         # The process's CPU, memory and file descriptors, as on the default registry.
         ProcessCollector(registry=self.registry)
         PlatformCollector(registry=self.registry)
@@ -118,6 +132,30 @@ class EngineMetrics:
             registry=self.registry,
         )
 
+        self._by_role: dict[str, list[Collector]] = {
+            WORKER: [
+                self.events,
+                self.rejections,
+                self.retries,
+                self.dead_letters,
+                self.message_seconds,
+                self.in_progress,
+            ],
+            RELAY: [self.notifications, self.refunded],
+            SCHEDULER: [self.ticks, self.scheduler_leader],
+        }
+
+    def keep_only(self, *roles: str) -> None:
+        """Export only the series of `roles` (worker, relay, scheduler); the others keep
+        counting in memory, unseen, so the code that records them needs no role checks."""
+        unknown = set(roles) - ROLES
+        if unknown:
+            raise ValueError(f"unknown roles {sorted(unknown)}; choose from {sorted(ROLES)}")
+        for role in self.roles - set(roles):
+            for collector in self._by_role[role]:
+                self.registry.unregister(collector)
+        self.roles = self.roles & frozenset(roles)
+
     def record_result(self, result: ApplyResult) -> None:
         self.events.labels(result.type, result.status).inc()
         if result.reason is not None:
@@ -152,14 +190,20 @@ class Monotonic(Protocol):
     def __call__(self) -> float: ...
 
 
+BACKLOG_MAX_AGE_S = 5.0
+"""How long one read of the backlog serves scrapes: Prometheus and a dashboard scraping every
+second cost the database one query pair per this many seconds."""
+
+
 class BacklogCollector(Collector):
-    """Gauges read from the database at each scrape: what waits in the outbox and the deadline
-    store, and for how long.
+    """Gauges read from the database: what waits in the outbox (the relay's) and the deadline
+    store (the scheduler's), and for how long. One read serves every scrape for
+    `max_age_seconds`.
 
     Outbox rows carry their event's time, not the time they were written (an event may be
     published late), so the outbox lag is measured from when this collector first saw the
     current oldest unsent row: it grows while the relay is stuck on it, and is 0 at the first
-    scrape. Deadline lag is how far the oldest due, unfired deadline is behind the clock.
+    read. Deadline lag is how far the oldest due, unfired deadline is behind the clock.
     """
 
     def __init__(
@@ -168,56 +212,87 @@ class BacklogCollector(Collector):
         *,
         clock: Clock | None = None,
         monotonic: Monotonic = time.monotonic,
+        roles: frozenset[str] = frozenset({RELAY, SCHEDULER}),
+        max_age_seconds: float = BACKLOG_MAX_AGE_S,
     ) -> None:
         self._engine = engine
         self._clock = clock or SystemClock()
         self._monotonic = monotonic
+        self._roles = roles
+        self._max_age_s = max_age_seconds
         self._head: tuple[int, float] | None = None
+        self._last: tuple[float, list[Metric]] | None = None
         self._lock = Lock()
 
     def collect(self) -> Iterator[Metric]:
+        with self._lock:
+            now = self._monotonic()
+            if self._last is None or now - self._last[0] >= self._max_age_s:
+                self._last = (now, self._read_gauges(now))
+            gauges = self._last[1]
+        yield from gauges
+
+    def restrict_to(self, roles: frozenset[str]) -> None:
+        """Read and export only the gauges of `roles` (relay: outbox, scheduler: deadlines)."""
+        with self._lock:
+            self._roles = self._roles & roles
+            self._last = None
+
+    def _read_gauges(self, monotonic_now: float) -> list[Metric]:
         now = self._clock.now()
+        up = "1 when the backlog gauges could be read."
         try:
             unsent, oldest_seq, due, oldest_due = self._read(now)
         except SQLAlchemyError:
-            yield _gauge("recourse_backlog_up", "1 when the backlog gauges could be read.", 0)
-            return
-        yield _gauge("recourse_backlog_up", "1 when the backlog gauges could be read.", 1)
-        yield _gauge("recourse_outbox_unsent", "Notifications not yet published.", unsent)
-        yield _gauge(
-            "recourse_outbox_lag_seconds",
-            "How long the oldest unsent notification has been waiting, as seen by this process.",
-            self._outbox_lag(oldest_seq),
-        )
-        yield _gauge("recourse_deadlines_due", "Deadlines due and not fired yet.", due)
-        lag = (now - oldest_due).total_seconds() if oldest_due is not None else 0.0
-        yield _gauge(
-            "recourse_deadline_lag_seconds",
-            "Age of the oldest deadline that is due and not fired yet.",
-            max(lag, 0.0),
-        )
+            return [_gauge("recourse_backlog_up", up, 0)]
+        gauges: list[Metric] = [_gauge("recourse_backlog_up", up, 1)]
+        if RELAY in self._roles:
+            gauges.append(
+                _gauge("recourse_outbox_unsent", "Notifications not yet published.", unsent)
+            )
+            gauges.append(
+                _gauge(
+                    "recourse_outbox_lag_seconds",
+                    "How long the oldest unsent notification has been waiting, as seen by this "
+                    "process.",
+                    self._outbox_lag(oldest_seq, monotonic_now),
+                )
+            )
+        if SCHEDULER in self._roles:
+            gauges.append(_gauge("recourse_deadlines_due", "Deadlines due and not fired yet.", due))
+            lag = (now - oldest_due).total_seconds() if oldest_due is not None else 0.0
+            gauges.append(
+                _gauge(
+                    "recourse_deadline_lag_seconds",
+                    "Age of the oldest deadline that is due and not fired yet.",
+                    max(lag, 0.0),
+                )
+            )
+        return gauges
 
     def _read(self, now: datetime) -> tuple[int, int | None, int, datetime | None]:
+        unsent: Any = (0, None)
+        due: Any = (0, None)
         with self._engine.connect() as conn:
-            unsent = conn.execute(
-                select(func.count(), func.min(outbox.c.seq)).where(outbox.c.sent_at.is_(None))
-            ).one()
-            due = conn.execute(
-                select(func.count(), func.min(deadlines.c.due_at)).where(
-                    deadlines.c.fired_at.is_(None), deadlines.c.due_at <= now
-                )
-            ).one()
+            if RELAY in self._roles:
+                unsent = conn.execute(
+                    select(func.count(), func.min(outbox.c.seq)).where(outbox.c.sent_at.is_(None))
+                ).one()
+            if SCHEDULER in self._roles:
+                due = conn.execute(
+                    select(func.count(), func.min(deadlines.c.due_at)).where(
+                        deadlines.c.fired_at.is_(None), deadlines.c.due_at <= now
+                    )
+                ).one()
         return unsent[0], unsent[1], due[0], due[1]
 
-    def _outbox_lag(self, oldest_seq: int | None) -> float:
-        with self._lock:
-            now = self._monotonic()
-            if oldest_seq is None:
-                self._head = None
-                return 0.0
-            if self._head is None or self._head[0] != oldest_seq:
-                self._head = (oldest_seq, now)
-            return now - self._head[1]
+    def _outbox_lag(self, oldest_seq: int | None, now: float) -> float:
+        if oldest_seq is None:
+            self._head = None
+            return 0.0
+        if self._head is None or self._head[0] != oldest_seq:
+            self._head = (oldest_seq, now)
+        return now - self._head[1]
 
 
 def _gauge(name: str, documentation: str, value: float) -> GaugeMetricFamily:
@@ -227,10 +302,19 @@ def _gauge(name: str, documentation: str, value: float) -> GaugeMetricFamily:
 class MetricsServer:
     """The HTTP endpoint of a registry; `close()` stops it."""
 
-    def __init__(self, registry: CollectorRegistry, port: int, addr: str = "0.0.0.0") -> None:
-        server, thread = start_http_server(port, addr=addr, registry=registry)
+    def __init__(self, registry: CollectorRegistry, port: int, addr: str = "127.0.0.1") -> None:
+        try:
+            server, thread = start_http_server(port, addr=addr, registry=registry)
+        except OSError as exc:
+            where = f"[{addr}]:{port}" if ":" in addr else f"{addr}:{port}"
+            raise MetricsPortTaken(
+                f"cannot serve metrics on {where} ({exc.strerror or exc})",
+                "set METRICS_PORT to a free port (0 for no endpoint) or METRICS_HOST to an "
+                "address of this host; each process on one host needs its own port",
+            ) from None
         self._server: Any = server
         self._thread: Thread = thread
+        self.host: str = str(server.server_address[0])
         self.port: int = server.server_address[1]
 
     def close(self) -> None:
@@ -240,11 +324,21 @@ class MetricsServer:
 
 
 def serve_metrics(
-    metrics: EngineMetrics, port: int, *, backlog: BacklogCollector | None = None
+    metrics: EngineMetrics,
+    port: int,
+    *,
+    host: str | None = None,
+    backlog: BacklogCollector | None = None,
 ) -> MetricsServer | None:
-    """Serve `metrics` (and the backlog gauges, when given) on `port`; port 0 serves nothing."""
+    """Serve `metrics` (and the backlog gauges of its roles, when given) on `host:port`; port 0
+    serves nothing. `host` defaults to the METRICS_HOST setting."""
     if port == 0:
         return None
-    if backlog is not None:
+    if backlog is not None and metrics.roles & {RELAY, SCHEDULER}:
+        backlog.restrict_to(metrics.roles)
         metrics.registry.register(backlog)
-    return MetricsServer(metrics.registry, port)
+    if host is None:
+        from workers.settings import load_settings
+
+        host = load_settings().metrics_host
+    return MetricsServer(metrics.registry, port, addr=host)

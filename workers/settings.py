@@ -35,7 +35,13 @@ class Settings(BaseSettings):
     )
     log_level: str = Field(default="INFO")
     tick_interval_seconds: float = Field(default=60.0, gt=0)
-    metrics_port: int = Field(default=9191, ge=0, le=65535)
+    metrics_port: int = Field(
+        default=9191, ge=0, le=65535, description="Port of the metrics endpoint; 0 for none."
+    )
+    metrics_host: str = Field(
+        default="127.0.0.1",
+        description="Address the metrics endpoint listens on; 0.0.0.0 for every interface.",
+    )
     worker_threads: int = Field(default=8, ge=1, description="Worker threads per process.")
     unknown_subject_retry_seconds: float = Field(
         default=600.0,

@@ -163,7 +163,9 @@ def test_the_deployed_processes_run_a_story_end_to_end(
     before = count(pg_engine, scheduler_ticks)
     wait_until(lambda: count(pg_engine, scheduler_ticks) > before, "ticks after the takeover")
 
-    assert (scrape(worker_port, "recourse_backlog_up") or 0) == 1
+    # Each process exports its own role's series: the worker serves, but no scheduler gauge.
+    assert scrape(worker_port, "process_start_time_seconds") is not None
+    assert scrape(worker_port, "recourse_scheduler_leader") is None
     health = processes.command("health")
     assert health.returncode == 0, health.stdout + health.stderr
     letters = processes.command("dlq", "list", "--json")
@@ -200,7 +202,7 @@ def test_a_multi_process_worker_replaces_a_dead_process_and_stops_on_sigterm(
     )
     wait_until(lambda: len(spawned_children(parent.pid)) == 2, "two worker processes")
     wait_until(
-        lambda: all(scrape(p, "recourse_backlog_up") == 1 for p in (port, port + 1)),
+        lambda: all(scrape(p, "process_start_time_seconds") for p in (port, port + 1)),
         "both processes serving metrics on their own port",
     )
     first_children = spawned_children(parent.pid)
@@ -211,7 +213,7 @@ def test_a_multi_process_worker_replaces_a_dead_process_and_stops_on_sigterm(
         "a replacement process",
     )
     wait_until(
-        lambda: all(scrape(p, "recourse_backlog_up") == 1 for p in (port, port + 1)),
+        lambda: all(scrape(p, "process_start_time_seconds") for p in (port, port + 1)),
         "the replacement serving metrics on the dead process's port",
     )
 

@@ -488,11 +488,12 @@ def test_a_database_without_the_schema_asks_for_a_migration(tmp_path: Path) -> N
 
 
 def test_an_existing_command_failing_inside_gets_one_line_too(tmp_path: Path) -> None:
-    result = run("audit", "--db", f"sqlite:///{tmp_path / 'no-dir' / 'x.sqlite'}")
+    url = f"sqlite:///{tmp_path / 'no-dir' / 'x.sqlite'}"
+    result = run("audit", "--db", url)
     assert result.exit_code == 1
     assert result.stderr == (
-        "error: cannot open the SQLite file (unable to open database file); check the path in "
-        "--db or DATABASE_URL and that its folder exists\n"
+        f"error: the SQLite file of --db ({url}) does not exist; check the path, or run "
+        "`recourse migrate` to create the database\n"
     )
 
 

@@ -48,8 +48,56 @@ def registered_commands() -> set[str]:
 
 def test_the_servers_and_every_engine_process_are_services(services: dict[str, Any]) -> None:
     assert set(services) == SERVERS | set(ENGINE)
-    assert services["rabbitmq"]["image"] == "rabbitmq:3.13-management"
-    assert services["postgres"]["image"] == "postgres:16"
+    assert services["rabbitmq"]["image"] == "rabbitmq:3.13.7-management"
+    assert services["postgres"]["image"] == "postgres:16.6"
+
+
+def test_there_is_no_top_level_name_that_compose_v1_rejects(compose: dict[str, Any]) -> None:
+    assert set(compose) == {
+        "x-engine",
+        "x-engine-service",
+        "x-engine-depends-on",
+        "services",
+        "volumes",
+    }
+
+
+@pytest.mark.parametrize("server", sorted(SERVERS))
+def test_server_images_are_pinned_to_an_exact_version(
+    services: dict[str, Any], server: str
+) -> None:
+    assert re.fullmatch(r"[a-z]+:\d+\.\d+(\.\d+)?(-[a-z]+)?", services[server]["image"])
+
+
+@pytest.mark.parametrize("name", sorted(LONG_RUNNING))
+def test_each_long_running_process_is_healthy_by_recourse_health_and_capped(
+    services: dict[str, Any], name: str
+) -> None:
+    service = services[name]
+    healthcheck = service["healthcheck"]
+    limits = service["deploy"]["resources"]["limits"]
+
+    assert healthcheck["test"] == ["CMD", "recourse", "health"]
+    assert "health" in registered_commands()
+    assert healthcheck["retries"] >= 3
+    assert float(limits["cpus"]) > 0
+    assert re.fullmatch(r"\d+[MG]", limits["memory"])
+
+
+def test_the_one_shot_migrate_has_no_healthcheck(services: dict[str, Any]) -> None:
+    assert services["migrate"]["healthcheck"] == {"disable": True}
+
+
+@pytest.mark.parametrize("name", sorted(LONG_RUNNING))
+def test_metrics_listen_on_the_network_and_the_port_is_exposed_not_published(
+    services: dict[str, Any], name: str
+) -> None:
+    service = services[name]
+    environment = service["environment"]
+
+    assert environment["METRICS_HOST"] == "0.0.0.0"
+    assert service["expose"] == [environment["METRICS_PORT"]]
+    assert "ports" not in service
 
 
 @pytest.mark.parametrize("server", sorted(SERVERS))
@@ -147,7 +195,10 @@ def test_every_engine_variable_is_a_setting(services: dict[str, Any]) -> None:
 def test_the_dockerfile_installs_the_package_on_python_3_11_slim() -> None:
     dockerfile = (ROOT / "Dockerfile").read_text("utf-8")
 
-    assert re.search(r"^FROM python:3\.11-slim$", dockerfile, re.MULTILINE)
+    assert re.search(r"^FROM python:3\.11\.\d+-slim$", dockerfile, re.MULTILINE)
+    assert re.search(
+        r"^HEALTHCHECK .*\\\n\s+CMD \[\"recourse\", \"health\"\]$", dockerfile, re.MULTILINE
+    )
     assert re.search(r"^RUN pip install \.", dockerfile, re.MULTILINE)
     assert re.search(r"^USER ", dockerfile, re.MULTILINE)
     for package in ("messages", "ledger", "policy", "scheduler", "workers", "console"):

@@ -135,10 +135,8 @@ class Cluster:
         for item in self.processes:
             if not item.metrics_port:
                 continue
-            while (
-                scrape(item.metrics_port, "recourse_backlog_up") is None
-                and scrape(item.metrics_port, "recourse_scheduler_leader") is None
-            ):
+            # Every role's endpoint serves the process's own series.
+            while scrape(item.metrics_port, "process_start_time_seconds") is None:
                 if not item.alive:
                     raise RuntimeError(f"{item.name} exited: {item.log.read_text()[-2000:]}")
                 if time.monotonic() > deadline:
