@@ -57,7 +57,9 @@ def migrate(
     ),
     as_json: bool = typer.Option(False, "--json", help="Print what was done as one JSON object."),
 ) -> None:
-    """Create or upgrade the database schema to the newest revision."""
+    """Create or upgrade the database schema to the newest revision; with BROKER_URL set, also
+    declare the exchange producers publish to and the engine's intake queue behind it, so that
+    producers can publish before the first worker starts."""
     import json
 
     from sqlalchemy import inspect
@@ -79,6 +81,11 @@ def migrate(
         engine.dispose()
     where = engine.url.render_as_string(hide_password=True)
     action = "created" if not before else ("upgraded" if before != after else "unchanged")
+    broker_url = load_settings().broker_url
+    if broker_url:
+        from workers.intake.topology import declare_broker_topology
+
+        declare_broker_topology(broker_url)
     if as_json:
         report = {
             "database": where,
@@ -86,6 +93,7 @@ def migrate(
             "revisions_before": before,
             "revisions_after": after,
             "tables_created": created,
+            "broker_declared": bool(broker_url),
         }
         typer.echo(json.dumps(report, indent=2, sort_keys=True))
     elif action == "created":
@@ -543,10 +551,12 @@ def worker(
         1, "--processes", "-p", min=1, help="Worker processes; process i serves METRICS_PORT + i."
     ),
 ) -> None:
-    """Take in refunds.intake and apply its events with Dramatiq worker threads.
+    """Take in the events of refunds.events and apply them in order with worker threads.
 
-    Dramatiq's Worker runs inside this process (not the `dramatiq` command); with --processes N
-    this process supervises N spawned worker processes and restarts any that dies.
+    Each worker process runs the intake consumer (one is active at a time), Dramatiq's worker
+    threads that drain partitions, and a sweeper; with --processes N this process supervises N
+    spawned worker processes and restarts any that dies. Exits 1 at once when the database or
+    the broker cannot be used, and when a thread it needs has stopped.
     """
     from workers.runtime import (
         from_environment,
@@ -556,6 +566,7 @@ def worker(
     )
 
     _require_broker("worker")
+    _check_servers()
     if processes > 1:
         supervise_from_environment(processes, threads)
         return

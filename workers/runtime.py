@@ -186,7 +186,12 @@ class Runtime:
 
     def serve_metrics(self, port: int | None = None) -> MetricsServer | None:
         chosen = self.settings.metrics_port if port is None else port
-        return serve_metrics(self.metrics, chosen, backlog=BacklogCollector(self.engine))
+        return serve_metrics(
+            self.metrics,
+            chosen,
+            host=self.settings.metrics_host,
+            backlog=BacklogCollector(self.engine),
+        )
 
     def close(self) -> None:
         for close in self.closers:
@@ -319,6 +324,7 @@ def run_all(
 def _worker_process(threads: int, metrics_port: int) -> None:
     """The body of one spawned worker process (`--processes N`)."""
     runtime, stop = from_environment()
+    runtime.metrics.keep_only("worker")
     server = runtime.serve_metrics(metrics_port)
     try:
         run_worker(runtime, stop, threads=threads)
