@@ -27,11 +27,39 @@ ENGINE = {
     "console": "console",
 }
 LONG_RUNNING = {"worker", "relay", "scheduler", "console"}
+ENGINE_PROCESSES = {"worker", "relay", "scheduler"}
+"""The long-running processes of the engine itself, checked by `recourse health`, with metrics."""
+
+
+SETUP_USERS = ROOT / "deploy" / "rabbitmq" / "setup-users.sh"
+VARIABLE = re.compile(r"\$\{(?P<name>[A-Z_]+)(?::\?[^}]*)?\}")
+
+
+def env_example() -> dict[str, str]:
+    lines = (ROOT / ".env.example").read_text("utf-8").splitlines()
+    pairs = (line.split("=", 1) for line in lines if line and not line.startswith("#"))
+    return {name: value for name, value in pairs}
+
+
+def interpolated(value: Any, variables: dict[str, str]) -> Any:
+    """What compose makes of a value, with the variables of .env.example."""
+    if isinstance(value, str):
+        return VARIABLE.sub(lambda match: variables[match["name"]], value)
+    if isinstance(value, list):
+        return [interpolated(item, variables) for item in value]
+    if isinstance(value, dict):
+        return {key: interpolated(item, variables) for key, item in value.items()}
+    return value
 
 
 @pytest.fixture(scope="module")
-def compose() -> dict[str, Any]:
-    document: dict[str, Any] = yaml.safe_load((ROOT / "docker-compose.yml").read_text("utf-8"))
+def raw_compose() -> str:
+    return (ROOT / "docker-compose.yml").read_text("utf-8")
+
+
+@pytest.fixture(scope="module")
+def compose(raw_compose: str) -> dict[str, Any]:
+    document: dict[str, Any] = interpolated(yaml.safe_load(raw_compose), env_example())
     return document
 
 
@@ -47,7 +75,7 @@ def registered_commands() -> set[str]:
 
 
 def test_the_servers_and_every_engine_process_are_services(services: dict[str, Any]) -> None:
-    assert set(services) == SERVERS | set(ENGINE)
+    assert set(services) == SERVERS | set(ENGINE) | {"broker-users"}
     assert services["rabbitmq"]["image"] == "rabbitmq:3.13.7-management"
     assert services["postgres"]["image"] == "postgres:16.6"
 
@@ -69,7 +97,7 @@ def test_server_images_are_pinned_to_an_exact_version(
     assert re.fullmatch(r"[a-z]+:\d+\.\d+(\.\d+)?(-[a-z]+)?", services[server]["image"])
 
 
-@pytest.mark.parametrize("name", sorted(LONG_RUNNING))
+@pytest.mark.parametrize("name", sorted(ENGINE_PROCESSES))
 def test_each_long_running_process_is_healthy_by_recourse_health_and_capped(
     services: dict[str, Any], name: str
 ) -> None:
@@ -84,11 +112,17 @@ def test_each_long_running_process_is_healthy_by_recourse_health_and_capped(
     assert re.fullmatch(r"\d+[MG]", limits["memory"])
 
 
+def test_the_console_is_healthy_when_it_serves_its_sign_in_page(services: dict[str, Any]) -> None:
+    test = services["console"]["healthcheck"]["test"]
+    assert test[:2] == ["CMD", "python"]
+    assert "http://127.0.0.1:8080/signin" in test[-1]
+
+
 def test_the_one_shot_migrate_has_no_healthcheck(services: dict[str, Any]) -> None:
     assert services["migrate"]["healthcheck"] == {"disable": True}
 
 
-@pytest.mark.parametrize("name", sorted(LONG_RUNNING))
+@pytest.mark.parametrize("name", sorted(ENGINE_PROCESSES))
 def test_metrics_listen_on_the_network_and_the_port_is_exposed_not_published(
     services: dict[str, Any], name: str
 ) -> None:
@@ -175,12 +209,27 @@ def test_the_engine_logs_in_with_the_credentials_the_servers_are_given(
         "/" + postgres["POSTGRES_DB"],
     )
     assert broker.scheme == "amqp"
-    # guest may only log in from localhost, so another container needs a user of its own.
-    assert broker.username != "guest"
-    assert (broker.username, broker.password) == (
-        rabbitmq["RABBITMQ_DEFAULT_USER"],
-        rabbitmq["RABBITMQ_DEFAULT_PASS"],
-    )
+    # guest may only log in from localhost, and the administrator is for people, not services.
+    assert broker.username not in ("guest", rabbitmq["RABBITMQ_DEFAULT_USER"])
+    made = services["broker-users"]["environment"]
+    assert broker.password == made["ENGINE_BROKER_PASSWORD"]
+    assert f"user {broker.username} " in SETUP_USERS.read_text("utf-8")
+
+
+def test_every_service_has_a_broker_user_of_its_own_and_no_password_is_inline(
+    raw_compose: str, services: dict[str, Any]
+) -> None:
+    console = urlsplit(services["console"]["environment"]["BROKER_URL"]).username
+    engine = urlsplit(services["worker"]["environment"]["BROKER_URL"]).username
+    assert console != engine
+    assert f"user {console} " in SETUP_USERS.read_text("utf-8")
+    raw = yaml.safe_load(raw_compose)
+    for name, service in raw["services"].items():
+        for key, value in (service.get("environment") or {}).items():
+            if "PASS" in key or key.endswith(("_URL", "_KEY")):
+                password = urlsplit(value).password if "://" in value else value
+                if password is not None and key != "RABBITMQ_ADMIN_USER":
+                    assert VARIABLE.fullmatch(password), (name, key)
 
 
 def test_every_engine_variable_is_a_setting(services: dict[str, Any]) -> None:
