@@ -99,21 +99,31 @@ HttpsUrl = Annotated[
 """An https URL of printable ASCII without spaces (the marketplace hosts the file)."""
 
 _DIGIT = "[0-9]"
-_YEAR = "2[0-9]{3}"
-# Days that exist in each month, February 29 only in leap years (2000 and 2400 are leap, the
-# other years that end in 00 are not), so that the pattern refuses what the parser refuses.
-_DATE = (
-    f"(?:{_YEAR}-(?:(?:0[13578]|1[02])-(?:0[1-9]|[12]{_DIGIT}|3[01])"
-    f"|(?:0[469]|11)-(?:0[1-9]|[12]{_DIGIT}|30)"
-    f"|02-(?:0[1-9]|1{_DIGIT}|2[0-8]))"
-    f"|(?:2[0-9](?:0[48]|[2468][048]|[13579][26])|2000|2400)-02-29)"
+
+
+def _date(year: str, leap_year: str) -> str:
+    """The dates that exist: days each month has, February 29 only in a leap year."""
+    return (
+        f"(?:{year}-(?:(?:0[13578]|1[02])-(?:0[1-9]|[12]{_DIGIT}|3[01])"
+        f"|(?:0[469]|11)-(?:0[1-9]|[12]{_DIGIT}|30)"
+        f"|02-(?:0[1-9]|1{_DIGIT}|2[0-8]))"
+        f"|{leap_year}-02-29)"
+    )
+
+
+# Leap years: divisible by 4 but not by 100 unless by 400 (2000 and 2400 are leap, 2100 not).
+_DATE = _date("2[0-9]{3}", "(?:2[0-9](?:0[48]|[2468][048]|[13579][26])|2000|2400)")
+# Python's dates start at year 1: 0000 is not a year.
+_ANY_YEAR_DATE = _date(
+    "(?:[0-9]{3}[1-9]|[0-9]{2}[1-9]0|[0-9][1-9]00|[1-9]000)",
+    "(?:[0-9]{2}(?:0[48]|[2468][048]|[13579][26])|(?:0[48]|[2468][048]|[13579][26])00)",
 )
 _TIME = f"(?:[01]{_DIGIT}|2[0-3]):[0-5]{_DIGIT}:[0-5]{_DIGIT}(?:\\.{_DIGIT}{{1,6}})?"
 _OFFSET = f"(?:Z|[+-](?:[01]{_DIGIT}|2[0-3]):[0-5]{_DIGIT})"
 INSTANT_PATTERN = f"^{_DATE}T{_TIME}{_OFFSET}$"
 """An RFC 3339 instant with seconds and an offset (`Z` or `+hh:mm`), years 2000-2999."""
 _INSTANT = re.compile(INSTANT_PATTERN.removeprefix("^").removesuffix("$"))
-DATE_PATTERN = f"^{_DIGIT}{{4}}-{_DIGIT}{{2}}-{_DIGIT}{{2}}$"
+DATE_PATTERN = f"^{_ANY_YEAR_DATE}$"
 _ISO_DATE = re.compile(DATE_PATTERN.removeprefix("^").removesuffix("$"))
 
 
@@ -151,7 +161,7 @@ def _require_text_date(value: Any) -> Any:
     if isinstance(value, date) and not isinstance(value, datetime):
         return value
     if not isinstance(value, str) or not _ISO_DATE.fullmatch(value):
-        raise ValueError("must be a date written YYYY-MM-DD")
+        raise ValueError("must be a date that exists, written YYYY-MM-DD")
     return value
 
 
@@ -161,7 +171,11 @@ def _require_monday(value: date) -> date:
     return value
 
 
-IsoDate = Annotated[date, BeforeValidator(_require_text_date)]
+IsoDate = Annotated[
+    date,
+    BeforeValidator(_require_text_date),
+    Field(json_schema_extra={"pattern": DATE_PATTERN, **_SINGLE_LINE}),
+]
 Monday = Annotated[
     date,
     BeforeValidator(_require_text_date),
