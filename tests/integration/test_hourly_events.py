@@ -362,10 +362,7 @@ def test_cc8_a_dispute_at_friday_23_59_59_after_the_period_is_taken(hourly: Driv
     )
     hourly.pay("inv2")
     fraction = FRIDAY_LAST_SECOND + timedelta(microseconds=999_999)
-    assert (
-        hourly.dispute(fraction, dispute_id="d2", contract_id="c1", target="inv2").status
-        == "applied"
-    )
+    assert hourly.dispute(fraction, dispute_id="d2", target="inv2").status == "applied"
     (opened, _) = hourly.notifications("dispute.opened")
     assert set(opened["recipients"]) == {CLIENT, EXPERT, "dispute_team"}
 
@@ -389,12 +386,8 @@ def test_cc8_the_dispute_team_takes_invoices_paid_within_the_past_30_days(
     engine.pay("inv1")
     engine.pay("inv2")
     last = PAID + timedelta(days=30)
-    assert (
-        engine.dispute(last, dispute_id="d1", contract_id="c1", target="inv1").status == "applied"
-    )
-    late = engine.dispute(
-        last + timedelta(seconds=1), dispute_id="d2", contract_id="c1", target="inv2"
-    )
+    assert engine.dispute(last, dispute_id="d1", target="inv1").status == "applied"
+    late = engine.dispute(last + timedelta(seconds=1), dispute_id="d2", target="inv2")
     assert (late.status, late.reason) == ("rejected", "window_expired")
 
 
