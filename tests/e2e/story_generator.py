@@ -381,6 +381,18 @@ class Deal:
         return Ask(dispute_id, key)
 
     def decide(self, dispute: Ask, at: datetime, amount: int) -> None:
+        # The client's evidence reaches the team as the decision is made: at the same instant
+        # and recorded first, so it stays inside the dispute's life; no draw of the rng, so the
+        # rest of a seed's story is unchanged.
+        evidence = {
+            "evidence_id": f"{dispute.subject_id}-ev",
+            "dispute_id": dispute.subject_id,
+            "contract_id": self.contract_id,
+            "party": "client",
+            "text": "the delivery does not match the brief",
+            "attachments": [],
+        }
+        self.story.add(at, "dispute.evidence_added", evidence, needs=dispute.key)
         outcome = self.rng.choice(("full_refund", "partial_refund", "release_to_creator"))
         data: dict[str, Any] = {
             "dispute_id": dispute.subject_id,
