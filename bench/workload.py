@@ -131,6 +131,7 @@ def _story(number: int, at: datetime) -> list[Step]:
                 "dispute.resolved",
                 {
                     "dispute_id": f"r{number}",
+                    "contract_id": contract,
                     "outcome": "partial_refund",
                     "refund_amount_minor": amount // 4,
                 },
@@ -152,7 +153,10 @@ def _story(number: int, at: datetime) -> list[Step]:
                     "reason": "the delivery is broken",
                 },
             ),
-            ("dispute.resolved", {"dispute_id": f"d{number}", "outcome": "full_refund"}),
+            (
+                "dispute.resolved",
+                {"dispute_id": f"d{number}", "contract_id": contract, "outcome": "full_refund"},
+            ),
             closed,
         ]
     if kind == 3:

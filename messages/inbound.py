@@ -13,12 +13,18 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 from messages.fields import (
     MESSAGE_CONFIG,
     AmountMinor,
+    ByteCount,
     Currency,
+    EvidenceText,
+    FileName,
+    HttpsUrl,
     Id,
     Jurisdiction,
+    MediaType,
     Monday,
     PositiveAmountMinor,
     SchemaVersion,
+    Sha256,
     Text,
     UtcDateTime,
 )
@@ -31,6 +37,8 @@ Approver = Literal["creator", "support"]
 DisputeOutcome = Literal["full_refund", "partial_refund", "release_to_creator"]
 ChargebackOutcome = Literal["client_won", "client_lost"]
 AddonKind = Literal["profile_boost", "featured_placement"]
+EvidenceParty = Literal["client", "creator"]
+MAX_ATTACHMENTS = 20
 
 
 class EventData(BaseModel):
@@ -94,15 +102,23 @@ class RefundApproved(EventData):
     amount_minor: PositiveAmountMinor
     approved_by: Approver
     request_id: Id | None = None
+    decided_by: Id | None = Field(
+        default=None, description="The operator who decided, when support acts."
+    )
 
 
 class RefundDeclined(EventData):
     request_id: Id
+    contract_id: Id
     declined_by: Approver
+    decided_by: Id | None = Field(
+        default=None, description="The operator who decided, when support acts."
+    )
 
 
 class RefundEscalated(EventData):
     request_id: Id
+    contract_id: Id
 
 
 class DisputeOpened(EventData):
@@ -127,6 +143,7 @@ class DisputeResolved(EventData):
     )
 
     dispute_id: Id
+    contract_id: Id
     outcome: DisputeOutcome
     # validate_default runs the check below even when the field is absent, so the error names
     # `data.refund_amount_minor` rather than the whole of `data`.
@@ -147,6 +164,28 @@ class DisputeResolved(EventData):
         if outcome is not None and outcome != "partial_refund" and value is not None:
             raise ValueError("is only allowed when outcome is partial_refund")
         return value
+
+    # Declared after the amount, so that its validator above sees `outcome` already read.
+    decided_by: Id | None = Field(default=None, description="The operator who decided.")
+
+
+class EvidenceAttachment(EventData):
+    """A file that the marketplace hosts; the engine keeps its description, not its bytes."""
+
+    name: FileName
+    media_type: MediaType
+    size_bytes: ByteCount
+    sha256: Sha256
+    url: HttpsUrl
+
+
+class DisputeEvidenceAdded(EventData):
+    evidence_id: Id
+    dispute_id: Id
+    contract_id: Id
+    party: EvidenceParty
+    text: EvidenceText
+    attachments: list[EvidenceAttachment] = Field(max_length=MAX_ATTACHMENTS)
 
 
 class ChargebackOpened(EventData):
@@ -283,6 +322,11 @@ class DisputeResolvedEvent(Envelope):
     data: DisputeResolved
 
 
+class DisputeEvidenceAddedEvent(Envelope):
+    type: Literal["dispute.evidence_added"]
+    data: DisputeEvidenceAdded
+
+
 class ChargebackOpenedEvent(Envelope):
     type: Literal["chargeback.opened"]
     data: ChargebackOpened
@@ -359,6 +403,7 @@ INBOUND_EVENTS: tuple[type[Envelope], ...] = (
     RefundEscalatedEvent,
     DisputeOpenedEvent,
     DisputeResolvedEvent,
+    DisputeEvidenceAddedEvent,
     ChargebackOpenedEvent,
     ChargebackResolvedEvent,
     ProcessorFeeRefundedEvent,

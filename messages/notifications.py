@@ -13,13 +13,14 @@ from pydantic import BaseModel, Field, SerializeAsAny, StrictStr
 
 from messages.fields import (
     MESSAGE_CONFIG,
-    AmountMinor,
     Currency,
+    EvidenceText,
     Id,
     IsoDate,
+    SumMinor,
     UtcDateTime,
 )
-from messages.inbound import ChargebackOutcome, DisputeOutcome
+from messages.inbound import ChargebackOutcome, DisputeOutcome, EvidenceAttachment, EvidenceParty
 
 ReasonCode = Literal[
     "window_expired",
@@ -36,7 +37,13 @@ ReasonCode = Literal[
 ]
 """Why a request was refused; the list of MESSAGES.md."""
 
-Recipient = Annotated[StrictStr, Field(pattern=r"^(user:\S+|dispute_team|support|finance)$")]
+Recipient = Annotated[
+    StrictStr,
+    Field(
+        pattern=r"^(user:[!-~]{1,128}|dispute_team|support|finance)$",
+        json_schema_extra={"not": {"pattern": r"\n"}},
+    ),
+]
 RefundCause = Literal["automatic", "approved", "dispute", "chargeback", "cooling_off"]
 
 
@@ -48,7 +55,7 @@ class RefundRequestedNotice(NotificationData):
     request_id: Id
     contract_id: Id
     target_id: Id
-    amount_minor: AmountMinor
+    amount_minor: SumMinor
     currency: Currency
     reason: StrictStr
 
@@ -61,12 +68,12 @@ class RefundCompleted(NotificationData):
     request_id: Id | None
     cause: RefundCause
     currency: Currency
-    refund_minor: AmountMinor
-    client_fee_reversed_minor: AmountMinor
-    creator_fee_reversed_minor: AmountMinor
-    processor_fee_deducted_minor: AmountMinor
-    credited_to_client_minor: AmountMinor
-    clawed_back_from_creator_minor: AmountMinor
+    refund_minor: SumMinor
+    client_fee_reversed_minor: SumMinor
+    creator_fee_reversed_minor: SumMinor
+    processor_fee_deducted_minor: SumMinor
+    credited_to_client_minor: SumMinor
+    clawed_back_from_creator_minor: SumMinor
 
 
 class RefundRejected(NotificationData):
@@ -93,8 +100,8 @@ class RefundFeeDeductionNotice(NotificationData):
     target_id: Id
     payment_id: Id
     currency: Currency
-    refund_minor: AmountMinor
-    processor_fee_deducted_minor: AmountMinor
+    refund_minor: SumMinor
+    processor_fee_deducted_minor: SumMinor
 
 
 class DisputeOpenedNotice(NotificationData):
@@ -110,8 +117,8 @@ class DisputeResolvedNotice(NotificationData):
     target_id: Id
     outcome: DisputeOutcome
     currency: Currency
-    refund_minor: AmountMinor
-    released_minor: AmountMinor
+    refund_minor: SumMinor
+    released_minor: SumMinor
 
 
 class DisputeRejected(NotificationData):
@@ -126,7 +133,18 @@ class DisputeOverdue(NotificationData):
     dispute_id: Id
     contract_id: Id
     opened_at: UtcDateTime
-    sla_days: AmountMinor
+    sla_days: SumMinor
+
+
+class DisputeEvidenceAddedNotice(NotificationData):
+    """A party added evidence to an open dispute: what the dispute team needs to look at it."""
+
+    evidence_id: Id
+    dispute_id: Id
+    contract_id: Id
+    party: EvidenceParty
+    text: EvidenceText
+    attachments: list[EvidenceAttachment]
 
 
 class MilestoneFinalized(NotificationData):
@@ -153,9 +171,9 @@ class ChargebackResolvedNotice(NotificationData):
     payment_id: Id
     outcome: ChargebackOutcome
     currency: Currency
-    amount_minor: AmountMinor
-    issuer_fee_minor: AmountMinor
-    passed_to_client_minor: AmountMinor
+    amount_minor: SumMinor
+    issuer_fee_minor: SumMinor
+    passed_to_client_minor: SumMinor
 
 
 class AccountFlagged(NotificationData):
@@ -168,7 +186,7 @@ class AddonRefunded(NotificationData):
     addon_id: Id
     user_id: Id
     currency: Currency
-    amount_minor: AmountMinor
+    amount_minor: SumMinor
 
 
 class AddonRefundRejected(NotificationData):
@@ -180,14 +198,14 @@ class AddonRefundRejected(NotificationData):
 class PointsClawedBack(NotificationData):
     user_id: Id
     milestone_id: Id
-    points: AmountMinor
+    points: SumMinor
 
 
 class WithdrawalScheduled(NotificationData):
     withdrawal_id: Id
     user_id: Id
     currency: Currency
-    amount_minor: AmountMinor
+    amount_minor: SumMinor
     earliest_on: IsoDate
     latest_on: IsoDate
 
@@ -195,7 +213,7 @@ class WithdrawalScheduled(NotificationData):
 class ReviewsHidden(NotificationData):
     contract_id: Id
     currency: Currency
-    net_value_minor: AmountMinor
+    net_value_minor: SumMinor
 
 
 class ReviewWindowClosed(NotificationData):
@@ -207,8 +225,8 @@ class ProcessorFeePassedThrough(NotificationData):
     payment_id: Id
     contract_id: Id | None
     currency: Currency
-    processor_fee_refunded_minor: AmountMinor
-    passed_to_client_minor: AmountMinor
+    processor_fee_refunded_minor: SumMinor
+    passed_to_client_minor: SumMinor
 
 
 class EventRejected(NotificationData):
@@ -231,6 +249,7 @@ NOTIFICATION_DATA: dict[str, type[NotificationData]] = {
     "dispute.resolved": DisputeResolvedNotice,
     "dispute.rejected": DisputeRejected,
     "dispute.overdue": DisputeOverdue,
+    "dispute.evidence_added": DisputeEvidenceAddedNotice,
     "milestone.finalized": MilestoneFinalized,
     "escrow.frozen": EscrowFrozen,
     "escrow.unfrozen": EscrowUnfrozen,
@@ -257,6 +276,7 @@ NotificationType = Literal[
     "dispute.resolved",
     "dispute.rejected",
     "dispute.overdue",
+    "dispute.evidence_added",
     "milestone.finalized",
     "escrow.frozen",
     "escrow.unfrozen",

@@ -7,6 +7,7 @@ dead-letter reason names the field (`data.amount_minor`) and never leaks pydanti
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -21,6 +22,13 @@ EVENT_MODELS: dict[str, type[Envelope]] = {event_type_of(model): model for model
 
 MAX_BODY_BYTES = 256 * 1024
 """A body past this size is refused before it is parsed: no event of the contract needs it."""
+
+MAX_DEPTH = 32
+"""How deeply a body may nest objects and arrays (the envelope itself is level 1)."""
+
+# A string literal of JSON (escapes included), and the brackets outside of them.
+_JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+_NOT_BRACKET = re.compile(r"[^\[\]{}]+")
 
 
 class _NotStrictJson(ValueError):
@@ -53,9 +61,67 @@ _DECODER = json.JSONDecoder(
 )
 
 
+def _too_large(raw: bytes | bytearray | str) -> bool:
+    if len(raw) > MAX_BODY_BYTES:
+        return True
+    # A character takes at most 4 bytes of UTF-8: only a long text needs encoding to be sure.
+    return (
+        isinstance(raw, str)
+        and len(raw) * 4 > MAX_BODY_BYTES
+        and _utf8_size(raw) > (MAX_BODY_BYTES)
+    )
+
+
+def _utf8_size(text: str) -> int:
+    return len(text.encode("utf-8", "surrogatepass"))
+
+
+def _text_depth(text: str) -> int:
+    """How deeply the JSON text nests, read from its brackets before any tree is built.
+
+    The decoder recurses once per level, so a body of ten thousand `[` would exhaust Python's
+    stack before any limit on the decoded tree could be checked.
+    """
+    if text.count("{") + text.count("[") <= MAX_DEPTH:
+        # Every event of the contract: too few brackets to nest too deeply.
+        return 0
+    brackets = _NOT_BRACKET.sub("", _JSON_STRING.sub("", text))
+    depth = deepest = 0
+    for bracket in brackets:
+        if bracket in "{[":
+            depth += 1
+            deepest = max(deepest, depth)
+        else:
+            depth -= 1
+    return deepest
+
+
+def _tree_depth(tree: object) -> int:
+    """How deeply a decoded body nests, walked with a stack of its own (no recursion)."""
+    deepest = 0
+    stack: list[tuple[object, int]] = [(tree, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, Mapping):
+            children: Any = node.values()
+        elif isinstance(node, list | tuple):
+            children = node
+        else:
+            continue
+        deepest = max(deepest, depth)
+        if deepest > MAX_DEPTH:
+            break
+        stack.extend((child, depth + 1) for child in children)
+    return deepest
+
+
+def _too_deep() -> MalformedMessage:
+    return MalformedMessage([("body", f"nests deeper than {MAX_DEPTH} levels")])
+
+
 def _as_mapping(raw: object) -> Mapping[str, Any]:
     if isinstance(raw, bytes | bytearray | str):
-        if len(raw) > MAX_BODY_BYTES:
+        if _too_large(raw):
             raise MalformedMessage([("body", f"is larger than {MAX_BODY_BYTES} bytes")])
         try:
             if not isinstance(raw, str):
@@ -64,9 +130,16 @@ def _as_mapping(raw: object) -> Mapping[str, Any]:
             elif raw.startswith("\ufeff"):
                 # `json.loads` refuses text that starts with a byte order mark, and says why.
                 raise ValueError("Unexpected UTF-8 BOM (decode using utf-8-sig)")
-            raw = _DECODER.decode(raw)
         except (ValueError, UnicodeDecodeError) as exc:
             raise MalformedMessage([("body", f"is not valid JSON ({exc})")]) from None
+        if _text_depth(raw) > MAX_DEPTH:
+            raise _too_deep()
+        try:
+            raw = _DECODER.decode(raw)
+        except ValueError as exc:
+            raise MalformedMessage([("body", f"is not valid JSON ({exc})")]) from None
+    elif _tree_depth(raw) > MAX_DEPTH:
+        raise _too_deep()
     if not isinstance(raw, Mapping):
         raise MalformedMessage([("body", "must be a JSON object")])
     return raw

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime
+from typing import Any
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +102,7 @@ class RefundRequestState:
     requested_at: datetime
     status: str  # pending | completed | declined | escalated | disputed | rejected
     decided_at: datetime | None
+    decided_by: str | None = None  # the operator, when support decided
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +118,19 @@ class DisputeState:
     refund_minor: int
     released_minor: int
     overdue_notified_at: datetime | None
+    decided_by: str | None = None  # the operator who resolved it
+
+
+@dataclass(frozen=True, slots=True)
+class EvidenceState:
+    evidence_id: str
+    dispute_id: str
+    contract_id: str
+    party: str  # client | creator
+    text: str
+    attachments: list[dict[str, Any]]
+    occurred_at: datetime
+    event_id: str
 
 
 @dataclass(frozen=True, slots=True)

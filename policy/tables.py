@@ -9,6 +9,7 @@ treat them alike; `kind` tells them apart.
 from __future__ import annotations
 
 from sqlalchemy import (
+    JSON,
     BigInteger,
     Boolean,
     CheckConstraint,
@@ -108,6 +109,7 @@ refund_requests = Table(
     Column("requested_at", UtcDateTime, nullable=False),
     Column("status", String(16), nullable=False),
     Column("decided_at", UtcDateTime),
+    Column("decided_by", String(ID)),
 )
 
 disputes = Table(
@@ -124,8 +126,23 @@ disputes = Table(
     _money("refund_minor"),
     _money("released_minor"),
     Column("overdue_notified_at", UtcDateTime),
+    Column("decided_by", String(ID)),
 )
 Index("disputes_open_by_age", disputes.c.status, disputes.c.opened_at)
+
+dispute_evidence = Table(
+    "dispute_evidence",
+    metadata,
+    Column("evidence_id", String(ID), primary_key=True),
+    Column("dispute_id", String(ID), nullable=False, index=True),
+    Column("contract_id", String(ID), nullable=False),
+    Column("party", String(16), nullable=False),
+    Column("text", Text, nullable=False),
+    # What the event said of each file (name, media type, size, digest, URL), as it said it.
+    Column("attachments", JSON, nullable=False),
+    Column("occurred_at", UtcDateTime, nullable=False),
+    Column("event_id", String(ID), nullable=False),
+)
 
 chargebacks = Table(
     "chargebacks",

@@ -510,6 +510,11 @@ def decide(
     event_id: str | None = typer.Option(
         None, "--event-id", help="Idempotency key (default: decide:<dispute_id>:<uuid4>)."
     ),
+    contract_id: str | None = typer.Option(
+        None,
+        "--contract",
+        help="The dispute's contract (default: read from the database; needed with --no-check).",
+    ),
     broker_url: str | None = typer.Option(
         None, "--broker", help="amqp:// URL of RabbitMQ (default: BROKER_URL)."
     ),
@@ -529,6 +534,7 @@ def decide(
         outcome,
         amount_minor,
         event_id,
+        contract_id=contract_id,
         broker_url=broker_url,
         database_url=database_url,
         check=check,

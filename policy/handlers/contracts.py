@@ -65,6 +65,31 @@ def lock_via_contract(
     return contract, rows.relock(context.conn, table, cls, key)
 
 
+def lock_named(
+    context: HandlerContext,
+    contract_id: str,
+    table: Table,
+    cls: type[OfContractT],
+    key: str,
+    *,
+    kind: str,
+) -> tuple[ContractState, OfContractT]:
+    """The contract an event names, locked, and a row found by its own id (a request, a
+    dispute), locked after it if it is that contract's; UnknownSubject if either is missing.
+
+    Only the named contract, the one of the event's ordering key, is locked: a row of another
+    contract is returned as read, unlocked, for the caller to refuse (`contract_mismatch`), so
+    that nothing of that other contract is locked or changed.
+    """
+    contract = lock_contract(context, contract_id)
+    found = rows.load(context.conn, table, cls, key)
+    if found is None:
+        raise UnknownSubject(kind, key)
+    if found.contract_id != contract.contract_id:
+        return contract, found
+    return contract, rows.relock(context.conn, table, cls, key)
+
+
 def record_charge(
     context: HandlerContext,
     legs: Sequence[Leg],

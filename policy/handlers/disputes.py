@@ -10,8 +10,9 @@ import dataclasses
 from sqlalchemy import bindparam, exists, select
 
 from ledger.prepared import Prepared
-from messages.inbound import DisputeOpenedEvent, DisputeResolvedEvent
+from messages.inbound import DisputeEvidenceAddedEvent, DisputeOpenedEvent, DisputeResolvedEvent
 from messages.notifications import (
+    DisputeEvidenceAddedNotice,
     DisputeOpenedNotice,
     DisputeOverdue,
     DisputeRejected,
@@ -19,21 +20,30 @@ from messages.notifications import (
 )
 from policy import rows
 from policy.context import HandlerContext
+from policy.errors import UnknownSubject
 from policy.handlers.contracts import (
     both_sides,
     load_paid_target,
     load_target,
     lock_contract,
+    lock_named,
     lock_via_contract,
 )
 from policy.handlers.milestones import release
 from policy.outcomes import APPLIED, Outcome, Rejected
 from policy.refunds import refund
 from policy.registry import fires, handles
+from policy.rules.contracts import contract_mismatch
 from policy.rules.disputes import mark_overdue, open_dispute, overdue_at, resolved, settle_dispute
 from policy.rules.legs import escrow_account, user_account
-from policy.state import ContractState, DisputeState, RefundRequestState, TargetState
-from policy.tables import disputes, refund_requests
+from policy.state import (
+    ContractState,
+    DisputeState,
+    EvidenceState,
+    RefundRequestState,
+    TargetState,
+)
+from policy.tables import dispute_evidence, disputes, refund_requests
 from scheduler.store import cancel
 
 OVERDUE = "dispute.overdue"
@@ -139,7 +149,19 @@ def lock_dispute(context: HandlerContext, dispute_id: str) -> tuple[ContractStat
 @handles("dispute.resolved")
 def handle_dispute_resolved(context: HandlerContext, event: DisputeResolvedEvent) -> Outcome:
     data = event.data
-    contract, dispute = lock_dispute(context, data.dispute_id)
+    contract, dispute = lock_named(
+        context, data.contract_id, disputes, DisputeState, data.dispute_id, kind="dispute"
+    )
+    mismatch = contract_mismatch(contract.contract_id, dispute.contract_id, "the dispute")
+    if mismatch is not None:
+        return _refuse(
+            context,
+            mismatch,
+            DISPUTE_TEAM,
+            dispute_id=dispute.dispute_id,
+            contract_id=contract.contract_id,
+            target_id=dispute.target_id,
+        )
     target = load_target(context, dispute.target_id)
     settlement = settle_dispute(dispute, contract, target, data.outcome, data.refund_amount_minor)
     if isinstance(settlement, Rejected):
@@ -183,7 +205,14 @@ def handle_dispute_resolved(context: HandlerContext, event: DisputeResolvedEvent
     rows.save_row(
         context.conn,
         disputes,
-        resolved(dispute, data.outcome, settlement.refund_minor, released_minor, context.at),
+        resolved(
+            dispute,
+            data.outcome,
+            settlement.refund_minor,
+            released_minor,
+            context.at,
+            decided_by=data.decided_by,
+        ),
     )
     if request is not None:
         # SC-3: the request that opened the dispute ends with the decision, refunded or not.
@@ -191,7 +220,9 @@ def handle_dispute_resolved(context: HandlerContext, event: DisputeResolvedEvent
         rows.save_row(
             context.conn,
             refund_requests,
-            dataclasses.replace(request, status=status, decided_at=context.at),
+            dataclasses.replace(
+                request, status=status, decided_at=context.at, decided_by=data.decided_by
+            ),
         )
     cancel(context.conn, OVERDUE, dispute.dispute_id, at=context.at, event_id=context.event_id)
     context.notify(
@@ -204,6 +235,60 @@ def handle_dispute_resolved(context: HandlerContext, event: DisputeResolvedEvent
             currency=target.currency,
             refund_minor=settlement.refund_minor,
             released_minor=released_minor,
+        ),
+    )
+    return APPLIED
+
+
+@handles("dispute.evidence_added")
+def handle_dispute_evidence_added(
+    context: HandlerContext, event: DisputeEvidenceAddedEvent
+) -> Outcome:
+    """Keep what a party submitted to a dispute (the files stay with the marketplace) and tell
+    the dispute team; no money moves."""
+    data = event.data
+    contract = lock_contract(context, data.contract_id)
+    dispute = rows.load(context.conn, disputes, DisputeState, data.dispute_id)
+    if dispute is None:
+        raise UnknownSubject("dispute", data.dispute_id)
+    refusal = contract_mismatch(contract.contract_id, dispute.contract_id, "the dispute")
+    if refusal is None and rows.load(
+        context.conn, dispute_evidence, EvidenceState, data.evidence_id
+    ):
+        refusal = Rejected("invalid_state", f"evidence id {data.evidence_id} in use")
+    if refusal is not None:
+        return _refuse(
+            context,
+            refusal,
+            DISPUTE_TEAM,
+            dispute_id=dispute.dispute_id,
+            contract_id=contract.contract_id,
+            target_id=dispute.target_id,
+        )
+    attachments = [attachment.model_dump(mode="json") for attachment in data.attachments]
+    rows.insert_row(
+        context.conn,
+        dispute_evidence,
+        EvidenceState(
+            evidence_id=data.evidence_id,
+            dispute_id=dispute.dispute_id,
+            contract_id=contract.contract_id,
+            party=data.party,
+            text=data.text,
+            attachments=attachments,
+            occurred_at=context.at,
+            event_id=context.event_id,
+        ),
+    )
+    context.notify(
+        [DISPUTE_TEAM],
+        DisputeEvidenceAddedNotice(
+            evidence_id=data.evidence_id,
+            dispute_id=dispute.dispute_id,
+            contract_id=contract.contract_id,
+            party=data.party,
+            text=data.text,
+            attachments=data.attachments,
         ),
     )
     return APPLIED

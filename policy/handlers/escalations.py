@@ -10,9 +10,10 @@ from messages.inbound import RefundEscalatedEvent
 from messages.notifications import RefundEscalatedNotice, RefundRejected
 from policy import rows
 from policy.context import HandlerContext
-from policy.handlers.contracts import both_sides, lock_via_contract
+from policy.handlers.contracts import both_sides, lock_named
 from policy.outcomes import APPLIED, Outcome, Rejected
 from policy.registry import handles
+from policy.rules.contracts import contract_mismatch
 from policy.rules.hourly import escalate
 from policy.rules.legs import user_account
 from policy.state import RefundRequestState, TargetState
@@ -24,16 +25,26 @@ SUPPORT = "support"
 @handles("refund.escalated")
 def handle_refund_escalated(context: HandlerContext, event: RefundEscalatedEvent) -> Outcome:
     request_id = event.data.request_id
-    contract, request = lock_via_contract(
-        context, refund_requests, RefundRequestState, request_id, "refund_request"
+    contract, request = lock_named(
+        context,
+        event.data.contract_id,
+        refund_requests,
+        RefundRequestState,
+        request_id,
+        kind="refund_request",
     )
-    target = rows.load(context.conn, targets, TargetState, request.target_id)
-    windows = context.policy(contract.policy).windows_for(contract.client_jurisdiction)
-    escalated = escalate(contract, request, target, windows, context.at)
+    mismatch = contract_mismatch(contract.contract_id, request.contract_id, "the request")
+    if mismatch is None:
+        target = rows.load(context.conn, targets, TargetState, request.target_id)
+        windows = context.policy(contract.policy).windows_for(contract.client_jurisdiction)
+        escalated = escalate(contract, request, target, windows, context.at)
+    else:
+        escalated = mismatch
     if isinstance(escalated, Rejected):
         return context.reject(
             escalated.reason,
-            [user_account(contract.client_id)],
+            # A request of another contract: its parties are not this contract's to tell.
+            [SUPPORT if mismatch else user_account(contract.client_id)],
             RefundRejected(
                 event_id=context.event_id,
                 contract_id=contract.contract_id,

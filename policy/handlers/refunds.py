@@ -17,11 +17,12 @@ from messages.notifications import RefundDeclinedNotice, RefundRejected, RefundR
 from policy import rows
 from policy.context import HandlerContext
 from policy.errors import UnknownSubject
-from policy.handlers.contracts import load_paid_target, lock_contract, lock_via_contract
+from policy.handlers.contracts import load_paid_target, lock_contract, lock_named
 from policy.handlers.disputes import dispute_open_on, start_dispute
 from policy.outcomes import APPLIED, Outcome, Rejected
 from policy.refunds import refund
 from policy.registry import handles
+from policy.rules.contracts import contract_mismatch
 from policy.rules.disputes import open_dispute
 from policy.rules.legs import user_account
 from policy.rules.refund_requests import (
@@ -178,7 +179,9 @@ def handle_refund_approved(context: HandlerContext, event: RefundApprovedEvent) 
     )
     if request is not None:
         rows.save_row(
-            context.conn, refund_requests, decide_request(request, "completed", context.at)
+            context.conn,
+            refund_requests,
+            decide_request(request, "completed", context.at, data.decided_by),
         )
     return APPLIED
 
@@ -201,12 +204,20 @@ def _refuse_approval(
 @handles("refund.declined")
 def handle_refund_declined(context: HandlerContext, event: RefundDeclinedEvent) -> Outcome:
     data = event.data
-    contract, request = lock_via_contract(
-        context, refund_requests, RefundRequestState, data.request_id, "refund_request"
+    contract, request = lock_named(
+        context,
+        data.contract_id,
+        refund_requests,
+        RefundRequestState,
+        data.request_id,
+        kind="refund_request",
     )
-    declined = decline_request(request, data.declined_by, context.at)
+    mismatch = contract_mismatch(contract.contract_id, request.contract_id, "the request")
+    declined = mismatch or decline_request(request, data.declined_by, context.at, data.decided_by)
     if isinstance(declined, Rejected):
-        decider = user_account(contract.creator_id) if data.declined_by == "creator" else "support"
+        # A request of another contract: its creator is not this contract's to tell.
+        by_creator = data.declined_by == "creator" and mismatch is None
+        decider = user_account(contract.creator_id) if by_creator else "support"
         return _refuse(
             context,
             declined,

@@ -36,3 +36,16 @@ def close_contract(contract: ContractState, at: datetime) -> ContractState | Rej
     if contract.closed_at is not None:
         return Rejected("invalid_state", f"closed at {contract.closed_at.isoformat()}")
     return dataclasses.replace(contract, closed_at=at)
+
+
+def contract_mismatch(
+    named_contract_id: str, subject_contract_id: str, subject: str
+) -> Rejected | None:
+    """A decision names the contract it is about; one naming another contract than its
+    subject's (a request's, a dispute's) is refused rather than applied to either."""
+    if named_contract_id == subject_contract_id:
+        return None
+    return Rejected(
+        "invalid_state",
+        f"{subject} belongs to contract {subject_contract_id}, not {named_contract_id}",
+    )

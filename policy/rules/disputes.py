@@ -143,6 +143,8 @@ def resolved(
     refund_minor: int,
     released_minor: int,
     at: datetime,
+    *,
+    decided_by: str | None = None,
 ) -> DisputeState:
     return dataclasses.replace(
         dispute,
@@ -151,6 +153,7 @@ def resolved(
         outcome=outcome,
         refund_minor=refund_minor,
         released_minor=released_minor,
+        decided_by=decided_by,
     )
 
 

@@ -140,15 +140,20 @@ def approval_refusal_of(
     return None
 
 
-def decide_request(request: RefundRequestState, status: str, at: datetime) -> RefundRequestState:
-    return dataclasses.replace(request, status=status, decided_at=at)
+def decide_request(
+    request: RefundRequestState, status: str, at: datetime, decided_by: str | None = None
+) -> RefundRequestState:
+    return dataclasses.replace(request, status=status, decided_at=at, decided_by=decided_by)
 
 
 def decline_request(
-    request: RefundRequestState, declined_by: Approver, at: datetime
+    request: RefundRequestState,
+    declined_by: Approver,
+    at: datetime,
+    decided_by: str | None = None,
 ) -> RefundRequestState | Rejected:
     """CC-2: the creator (or support) declines a pending request; support alone an escalated
     one, since escalating takes it out of the creator's hands (CC-9)."""
     if request.status == "pending" or (request.status == "escalated" and declined_by == "support"):
-        return decide_request(request, "declined", at)
+        return decide_request(request, "declined", at, decided_by)
     return Rejected("invalid_state", f"request {request.request_id} is {request.status}")

@@ -361,7 +361,11 @@ class Deal:
         self.story.add(at, "refund.approved", data, needs=needs)
 
     def decline(self, request: Ask, at: datetime, by: str = "creator") -> None:
-        data = {"request_id": request.subject_id, "declined_by": by}
+        data = {
+            "request_id": request.subject_id,
+            "contract_id": self.contract_id,
+            "declined_by": by,
+        }
         # Only the first decline finds the request waiting; a later one is judged by state.
         self.story.add(at, "refund.declined", data, needs=request.key if by == "creator" else None)
 
@@ -377,8 +381,24 @@ class Deal:
         return Ask(dispute_id, key)
 
     def decide(self, dispute: Ask, at: datetime, amount: int) -> None:
+        # The client's evidence reaches the team as the decision is made: at the same instant
+        # and recorded first, so it stays inside the dispute's life; no draw of the rng, so the
+        # rest of a seed's story is unchanged.
+        evidence = {
+            "evidence_id": f"{dispute.subject_id}-ev",
+            "dispute_id": dispute.subject_id,
+            "contract_id": self.contract_id,
+            "party": "client",
+            "text": "the delivery does not match the brief",
+            "attachments": [],
+        }
+        self.story.add(at, "dispute.evidence_added", evidence, needs=dispute.key)
         outcome = self.rng.choice(("full_refund", "partial_refund", "release_to_creator"))
-        data: dict[str, Any] = {"dispute_id": dispute.subject_id, "outcome": outcome}
+        data: dict[str, Any] = {
+            "dispute_id": dispute.subject_id,
+            "contract_id": self.contract_id,
+            "outcome": outcome,
+        }
         if outcome == "partial_refund":
             data["refund_amount_minor"] = max(1, amount * self.rng.randint(10, 80) // 100)
         self.story.add(at, "dispute.resolved", data, needs=dispute.key)
@@ -626,7 +646,9 @@ def invoice_refund_declined(deal: Deal, invoice: Paid, *, escalate: bool = False
     if not escalate:
         return invoice.paid_at + 2 * DAY
     deal.story.add(
-        invoice.paid_at + 3 * DAY, "refund.escalated", {"request_id": request.subject_id}
+        invoice.paid_at + 3 * DAY,
+        "refund.escalated",
+        {"request_id": request.subject_id, "contract_id": deal.contract_id},
     )
     decided = invoice.paid_at + 4 * DAY
     if deal.rng.random() < 0.5:

@@ -180,6 +180,7 @@ class History:
         elif kind == "decline":
             self.send(
                 "refund.declined",
+                **contract,
                 request_id=self._pick(self.requests, args[0]),
                 declined_by="creator",
             )
@@ -198,6 +199,7 @@ class History:
             amount = 10_000 if dispute_id == "missing" else self._dispute_amount(dispute_id)
             self.send(
                 "dispute.resolved",
+                **contract,
                 dispute_id=dispute_id,
                 outcome=outcome,
                 **(

@@ -176,6 +176,7 @@ def test_sc14_a_dispute_resolved_before_its_deadline_is_never_overdue(engine: Dr
         "dispute.resolved",
         T0 + 6 * DAY - MICROSECOND,
         dispute_id="d1",
+        contract_id="c1",
         outcome="release_to_creator",
     )
     engine.tick(T0 + 30 * DAY)

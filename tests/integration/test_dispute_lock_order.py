@@ -101,6 +101,7 @@ def test_sc3_partial_refunds_on_contracts_sharing_users_decided_together_never_d
                 "dispute.resolved",
                 at=T0 + timedelta(days=3),
                 dispute_id=f"r{number}",
+                contract_id=f"c{number}",
                 outcome="partial_refund",
                 refund_amount_minor=20000,
             )

@@ -123,7 +123,14 @@ class Driver:
         amount: dict[str, Any] = {}
         if refund_amount_minor is not None:
             amount["refund_amount_minor"] = refund_amount_minor
-        return self.send("dispute.resolved", at, dispute_id=dispute_id, outcome=outcome, **amount)
+        return self.send(
+            "dispute.resolved",
+            at,
+            dispute_id=dispute_id,
+            contract_id="c1",
+            outcome=outcome,
+            **amount,
+        )
 
     def balance(self, name: str) -> int:
         with self.engine.begin() as conn:
@@ -643,7 +650,9 @@ def test_cc2_creator_declines_and_a_second_decision_is_refused(engine: Driver) -
     engine.open("cadcrowd")
     engine.fund()
     engine.request("r1", 20000, T0 + DAY)
-    engine.send("refund.declined", T0 + 2 * DAY, request_id="r1", declined_by="creator")
+    engine.send(
+        "refund.declined", T0 + 2 * DAY, request_id="r1", contract_id="c1", declined_by="creator"
+    )
     (declined,) = engine.notifications("refund.declined")
     assert declined["recipients"] == ["user:ana"]
     assert engine.refund_request("r1").status == "declined"

@@ -243,6 +243,7 @@ def test_cc1_a_dispute_decision_refunds_an_invoice_from_the_experts_balance(
         "dispute.resolved",
         PAID + timedelta(days=2),
         dispute_id="d1",
+        contract_id="c1",
         outcome="partial_refund",
         refund_amount_minor=20_000,
     )
@@ -251,7 +252,11 @@ def test_cc1_a_dispute_decision_refunds_an_invoice_from_the_experts_balance(
     assert hourly.balance(EXPERT) == 30_000
     assert hourly.dispute(PAID + timedelta(days=3), dispute_id="d2").status == "applied"
     hourly.send(
-        "dispute.resolved", PAID + timedelta(days=4), dispute_id="d2", outcome="full_refund"
+        "dispute.resolved",
+        PAID + timedelta(days=4),
+        dispute_id="d2",
+        contract_id="c1",
+        outcome="full_refund",
     )
     assert hourly.balance(CLIENT) == AMOUNT
     assert hourly.balance(EXPERT) == 0
@@ -261,7 +266,11 @@ def test_cc1_release_to_creator_on_an_invoice_moves_nothing(hourly: Driver) -> N
     """CC-1: the money is already the expert's."""
     hourly.dispute(PAID + timedelta(days=1))
     result = hourly.send(
-        "dispute.resolved", PAID + timedelta(days=2), dispute_id="d1", outcome="release_to_creator"
+        "dispute.resolved",
+        PAID + timedelta(days=2),
+        dispute_id="d1",
+        contract_id="c1",
+        outcome="release_to_creator",
     )
     assert result.status == "applied"
     assert (hourly.balance(EXPERT), hourly.balance(CLIENT)) == (AMOUNT, 0)
@@ -396,7 +405,11 @@ def test_cc8_a_late_published_dispute_is_judged_by_when_it_happened(hourly: Driv
 def declined_request(hourly: Driver) -> None:
     assert hourly.request(PAID + timedelta(days=1)).status == "applied"
     declined = hourly.send(
-        "refund.declined", PAID + timedelta(days=2), request_id="r1", declined_by="creator"
+        "refund.declined",
+        PAID + timedelta(days=2),
+        request_id="r1",
+        contract_id="c1",
+        declined_by="creator",
     )
     assert declined.status == "applied"
 
@@ -406,7 +419,7 @@ def test_cc9_a_declined_refund_escalated_by_friday_goes_to_support_who_approves_
 ) -> None:
     """CC-9: escalated within the CC-8 deadline, support is told and may approve."""
     declined_request(hourly)
-    result = hourly.send("refund.escalated", FRIDAY_LAST_SECOND, request_id="r1")
+    result = hourly.send("refund.escalated", FRIDAY_LAST_SECOND, request_id="r1", contract_id="c1")
     assert result.status == "applied"
     assert hourly.refund_request().status == "escalated"
     (notice,) = hourly.notifications("refund.escalated")
@@ -426,7 +439,7 @@ def test_cc9_a_declined_refund_escalated_by_friday_goes_to_support_who_approves_
 def test_cc9_an_escalation_at_saturday_midnight_is_window_expired(hourly: Driver) -> None:
     """CC-9: the same deadline as CC-8: Saturday 00:00:00 is too late."""
     declined_request(hourly)
-    result = hourly.send("refund.escalated", SATURDAY_MIDNIGHT, request_id="r1")
+    result = hourly.send("refund.escalated", SATURDAY_MIDNIGHT, request_id="r1", contract_id="c1")
     assert (result.status, result.reason) == ("rejected", "window_expired")
     (notice,) = hourly.notifications("refund.rejected")
     assert notice["recipients"] == [CLIENT]
@@ -436,7 +449,9 @@ def test_cc9_an_escalation_at_saturday_midnight_is_window_expired(hourly: Driver
 
 def test_cc9_a_request_not_declined_cannot_be_escalated(hourly: Driver) -> None:
     hourly.request(PAID + timedelta(days=1))
-    result = hourly.send("refund.escalated", PAID + timedelta(days=2), request_id="r1")
+    result = hourly.send(
+        "refund.escalated", PAID + timedelta(days=2), request_id="r1", contract_id="c1"
+    )
     assert (result.status, result.reason) == ("rejected", "invalid_state")
     assert hourly.refund_request().status == "pending"
 
@@ -454,14 +469,22 @@ def test_cc9_a_refund_on_a_fixed_contract_is_not_escalated(engine: Driver) -> No
         processor_fee_minor=0,
     )
     engine.request(PAID + timedelta(days=1), target_id="m1")
-    engine.send("refund.declined", PAID + timedelta(days=2), request_id="r1", declined_by="creator")
-    result = engine.send("refund.escalated", PAID + timedelta(days=3), request_id="r1")
+    engine.send(
+        "refund.declined",
+        PAID + timedelta(days=2),
+        request_id="r1",
+        contract_id="c1",
+        declined_by="creator",
+    )
+    result = engine.send(
+        "refund.escalated", PAID + timedelta(days=3), request_id="r1", contract_id="c1"
+    )
     assert (result.status, result.reason) == ("rejected", "invalid_state")
 
 
 def test_cc9_an_unknown_request_is_an_unknown_subject(hourly: Driver) -> None:
     with pytest.raises(UnknownSubject):
-        hourly.send("refund.escalated", PAID, request_id="r-never")
+        hourly.send("refund.escalated", PAID, request_id="r-never", contract_id="c1")
 
 
 def test_cc9_a_late_published_escalation_is_judged_by_when_it_happened(hourly: Driver) -> None:
@@ -469,6 +492,9 @@ def test_cc9_a_late_published_escalation_is_judged_by_when_it_happened(hourly: D
     declined_request(hourly)
     hourly.send("deadline.tick", SATURDAY_MIDNIGHT + timedelta(days=2))
     result = hourly.send(
-        "refund.escalated", FRIDAY_LAST_SECOND - timedelta(hours=3), request_id="r1"
+        "refund.escalated",
+        FRIDAY_LAST_SECOND - timedelta(hours=3),
+        request_id="r1",
+        contract_id="c1",
     )
     assert result.status == "applied"

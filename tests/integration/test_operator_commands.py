@@ -77,7 +77,7 @@ STORY = [
         target_id="m2", amount_minor=30000, reason="the drawings miss the agreed views",
     ),
     _event(
-        "e8", "dispute.resolved", "2026-03-06T15:00:00Z", dispute_id="r1",
+        "e8", "dispute.resolved", "2026-03-06T15:00:00Z", dispute_id="r1", contract_id="c1",
         outcome="partial_refund", refund_amount_minor=10000,
     ),
     _event(

@@ -97,11 +97,12 @@ def test_decide_publishes_a_valid_dispute_resolved_envelope(
     event = parse_event(envelope)
     assert isinstance(event, DisputeResolvedEvent)
     assert re.fullmatch(r"decide:d1:[0-9a-f-]{36}", event.event_id)
-    assert (event.data.dispute_id, event.data.outcome, event.data.refund_amount_minor) == (
-        "d1",
-        "partial_refund",
-        12500,
-    )
+    assert (
+        event.data.dispute_id,
+        event.data.contract_id,
+        event.data.outcome,
+        event.data.refund_amount_minor,
+    ) == ("d1", "c1", "partial_refund", 12500)
     assert result.stdout.startswith(f"published dispute.resolved {event.event_id}: partial_refund")
 
 
@@ -119,7 +120,7 @@ def test_the_published_decision_settles_the_dispute_in_the_engine(
     (envelope,) = published(channel)
     assert printed["event"] == envelope
     assert envelope["event_id"] == "ops-1"
-    assert envelope["data"] == {"dispute_id": "d1", "outcome": "full_refund"}
+    assert envelope["data"] == {"dispute_id": "d1", "contract_id": "c1", "outcome": "full_refund"}
     report = replay_lines(sqlite_engine, [json.dumps(envelope)], load_policies())
     assert report.rejections == []
     assert report.balances["user:ana"] == {"USD": 52000}  # 500.00 and its 4% client fee
@@ -130,7 +131,7 @@ def test_a_resolved_dispute_is_refused_before_anything_is_sent(
     db: str, sqlite_engine: Engine, rabbit_url: str, channel: Any
 ) -> None:
     resolved = _event(
-        "e5", "dispute.resolved", "2026-03-06T10:00:00Z", dispute_id="d1",
+        "e5", "dispute.resolved", "2026-03-06T10:00:00Z", dispute_id="d1", contract_id="c1",
         outcome="release_to_creator",
     )  # fmt: skip
     replay_lines(sqlite_engine, [resolved], load_policies())
@@ -165,12 +166,25 @@ def test_an_unknown_dispute_or_too_large_an_amount_is_refused(
 @pytest.mark.rabbitmq
 def test_no_check_publishes_without_a_database(rabbit_url: str, channel: Any) -> None:
     result = decide(
-        "d7", "--outcome", "release_to_creator", "--no-check", "--broker", rabbit_url,
-        "--db", "sqlite:////nonexistent/recourse.sqlite",
+        "d7", "--outcome", "release_to_creator", "--no-check", "--contract", "c7",
+        "--broker", rabbit_url, "--db", "sqlite:////nonexistent/recourse.sqlite",
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     (envelope,) = published(channel)
-    assert envelope["data"] == {"dispute_id": "d7", "outcome": "release_to_creator"}
+    assert envelope["data"] == {
+        "dispute_id": "d7",
+        "contract_id": "c7",
+        "outcome": "release_to_creator",
+    }
+
+
+def test_no_check_needs_the_contract_given() -> None:
+    result = decide("d7", "--outcome", "full_refund", "--no-check", "--broker", "amqp://rabbit/")
+    assert result.exit_code == 2
+    assert result.stderr == (
+        "error: the event names the dispute's contract, and no database was checked; "
+        "pass --contract CONTRACT_ID\n"
+    )
 
 
 def test_partial_refund_without_an_amount_is_a_usage_error() -> None:
@@ -181,7 +195,9 @@ def test_partial_refund_without_an_amount_is_a_usage_error() -> None:
 
 def test_a_broker_that_is_down_is_one_line_and_exit_code_1() -> None:
     broker = "amqp://guest:secret@127.0.0.1:1/"
-    result = decide("d1", "--outcome", "full_refund", "--no-check", "--broker", broker)
+    result = decide(
+        "d1", "--outcome", "full_refund", "--no-check", "--contract", "c1", "--broker", broker
+    )
     assert result.exit_code == 1
     (line,) = result.stderr.splitlines()
     assert line.startswith("error: cannot publish to amqp://guest:***@127.0.0.1:1/ (")

@@ -63,9 +63,15 @@ VALID_DATA: dict[str, dict[str, Any]] = {
         "amount_minor": 20000,
         "approved_by": "creator",
         "request_id": "r1",
+        "decided_by": "op-7",
     },
-    "refund.declined": {"request_id": "r1", "declined_by": "support"},
-    "refund.escalated": {"request_id": "r1"},
+    "refund.declined": {
+        "request_id": "r1",
+        "contract_id": "c1",
+        "declined_by": "support",
+        "decided_by": "op-7",
+    },
+    "refund.escalated": {"request_id": "r1", "contract_id": "c1"},
     "dispute.opened": {
         "dispute_id": "d1",
         "contract_id": "c1",
@@ -74,8 +80,26 @@ VALID_DATA: dict[str, dict[str, Any]] = {
     },
     "dispute.resolved": {
         "dispute_id": "d1",
+        "contract_id": "c1",
         "outcome": "partial_refund",
         "refund_amount_minor": 10000,
+        "decided_by": "op-7",
+    },
+    "dispute.evidence_added": {
+        "evidence_id": "ev1",
+        "dispute_id": "d1",
+        "contract_id": "c1",
+        "party": "client",
+        "text": "The brief asked for a vector logo.\n\tSee the attached export.",
+        "attachments": [
+            {
+                "name": "export.pdf",
+                "media_type": "application/pdf",
+                "size_bytes": 48213,
+                "sha256": "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
+                "url": "https://files.example.com/ev1/export.pdf",
+            }
+        ],
     },
     "chargeback.opened": {
         "chargeback_id": "cb1",
@@ -122,6 +146,7 @@ INVALID_DATA: dict[str, tuple[dict[str, Any], str]] = {
     "refund.escalated": ({"request_id": 7}, "data.request_id"),
     "dispute.opened": ({"target_id": None}, "data.target_id"),
     "dispute.resolved": ({"outcome": "split"}, "data.outcome"),
+    "dispute.evidence_added": ({"party": "support"}, "data.party"),
     "chargeback.opened": ({"issuer_fee_minor": 1.5}, "data.issuer_fee_minor"),
     "chargeback.resolved": ({"outcome": "pending"}, "data.outcome"),
     "processor.fee_refunded": ({"amount_minor": 0}, "data.amount_minor"),
@@ -148,6 +173,7 @@ MESSAGES_MD_TYPES = {
     "refund.escalated",
     "dispute.opened",
     "dispute.resolved",
+    "dispute.evidence_added",
     "chargeback.opened",
     "chargeback.resolved",
     "processor.fee_refunded",
@@ -266,7 +292,9 @@ def test_an_extra_field_in_the_envelope_is_refused() -> None:
         (-1, "negative"),
         (0, "zero where money moves"),
         (True, "bool"),
-        (MAX_MINOR + 1, "past 2^63-1"),
+        (MAX_MINOR + 1, "past 10^15"),
+        (2**63, "past a BIGINT"),
+        (1e300, "huge float"),
         (None, "null"),
     ],
 )
@@ -276,7 +304,14 @@ def test_a_bad_amount_is_refused(amount: object, why: str) -> None:
     assert error.fields == ["data.amount_minor"], why
 
 
-def test_the_largest_bigint_amount_is_accepted() -> None:
+def test_an_amount_past_the_limit_is_refused_naming_the_limit() -> None:
+    error = refused(with_data("milestone.funded", amount_minor=10**15 + 1))
+
+    assert error.fields == ["data.amount_minor"]
+    assert "1000000000000000" in str(error)
+
+
+def test_the_largest_amount_is_accepted() -> None:
     event = parse_event(with_data("milestone.funded", amount_minor=MAX_MINOR))
 
     assert isinstance(event, MilestoneFundedEvent)
@@ -343,11 +378,129 @@ def test_a_type_that_is_not_a_string_is_refused() -> None:
         ("x" * 129, "129 characters"),
         (" evt-1", "leading space"),
         ("evt-1\n", "trailing newline"),
+        ("evt-1\r", "carriage return"),
+        ("evt\u20281", "line separator"),
+        ("evt 1", "inner space"),
+        ("evt-\u0441", "Cyrillic letter"),
+        ("evt-\x7f", "DEL"),
         (17, "integer"),
     ],
 )
 def test_a_bad_event_id_is_refused(event_id: object, why: str) -> None:
     assert refused(envelope(event_id=event_id)).fields == ["event_id"], why
+
+
+def test_every_printable_ascii_character_may_make_an_id() -> None:
+    every = "".join(chr(code) for code in range(ord("!"), ord("~") + 1))
+
+    assert parse_event(with_data("contract.closed", contract_id=every)).data.contract_id == every
+
+
+@pytest.mark.parametrize(
+    ("reason", "why"),
+    [
+        ("", "empty"),
+        ("x" * 2001, "2,001 characters"),
+        ("two\nlines", "line feed"),
+        ("tab\there", "tab"),
+        ("bell\x07", "C0 control"),
+        ("next\x85line", "C1 control"),
+        ("del\x7f", "DEL"),
+    ],
+)
+def test_a_bad_reason_is_refused(reason: str, why: str) -> None:
+    assert refused(with_data("refund.requested", reason=reason)).fields == ["data.reason"], why
+
+
+def test_a_reason_of_2000_characters_of_any_script_is_accepted() -> None:
+    reason = "Zoë's логотип " * 142 + "x" * 12
+
+    assert len(reason) == 2000
+    parse_event(with_data("dispute.opened", reason=reason))
+
+
+@pytest.mark.parametrize(
+    "when",
+    [
+        "2026-03-02T10:00Z",
+        "0001-01-01T00:00:00Z",
+        "1999-12-31T23:59:59Z",
+        "3000-01-01T00:00:00Z",
+        "2026-02-29T10:00:00Z",
+        "2026-03-02T24:00:00Z",
+        "2026-03-02T10:00:00+0100",
+        "2026-03-02T10:00:00.1234567Z",
+        "2026-03-02t10:00:00z",
+        "2026-03-02T10:00:00Z\n",
+        "\u0662026-03-02T10:00:00Z",
+    ],
+)
+def test_a_time_outside_the_limits_is_refused(when: str) -> None:
+    assert refused(envelope(occurred_at=when)).fields == ["occurred_at"]
+
+
+@pytest.mark.parametrize(
+    "when",
+    [
+        "2000-01-01T00:00:00Z",
+        "2999-12-31T23:59:59.999999-05:00",
+        "2024-02-29T12:00:00+01:00",
+        "2400-02-29T12:00:00Z",
+    ],
+)
+def test_a_time_within_the_limits_is_read(when: str) -> None:
+    assert parse_event(envelope(occurred_at=when)).occurred_at.tzinfo is UTC
+
+
+def test_the_operator_who_decided_is_optional() -> None:
+    for type_ in ("refund.approved", "refund.declined", "dispute.resolved"):
+        body = with_data(type_)
+        del body["data"]["decided_by"]
+        assert parse_event(body).data.decided_by is None  # type: ignore[attr-defined]
+        assert refused(with_data(type_, decided_by="op 7")).fields == ["data.decided_by"]
+
+
+@pytest.mark.parametrize("type_", ["refund.declined", "refund.escalated", "dispute.resolved"])
+def test_the_decisions_name_their_contract(type_: str) -> None:
+    body = with_data(type_)
+    del body["data"]["contract_id"]
+
+    assert refused(body).fields == ["data.contract_id"]
+
+
+def _attachment(**changes: Any) -> dict[str, Any]:
+    attachment = dict(VALID_DATA["dispute.evidence_added"]["attachments"][0])
+    attachment.update(changes)
+    return attachment
+
+
+@pytest.mark.parametrize(
+    ("changes", "field"),
+    [
+        ({"text": "x" * 10001}, "data.text"),
+        ({"text": "windows\r\nline"}, "data.text"),
+        ({"text": "nul\x00"}, "data.text"),
+        ({"party": "dispute_team"}, "data.party"),
+        ({"attachments": [_attachment()] * 21}, "data.attachments"),
+        ({"attachments": [_attachment(sha256="AB" * 32)]}, "data.attachments.0.sha256"),
+        ({"attachments": [_attachment(sha256="ab" * 31)]}, "data.attachments.0.sha256"),
+        ({"attachments": [_attachment(url="http://x.example/f")]}, "data.attachments.0.url"),
+        ({"attachments": [_attachment(url="https:// x")]}, "data.attachments.0.url"),
+        ({"attachments": [_attachment(size_bytes=1.0)]}, "data.attachments.0.size_bytes"),
+        ({"attachments": [_attachment(size_bytes=-1)]}, "data.attachments.0.size_bytes"),
+        ({"attachments": [_attachment(media_type="pdf")]}, "data.attachments.0.media_type"),
+        ({"attachments": [_attachment(name="")]}, "data.attachments.0.name"),
+        ({"attachments": [_attachment(extra=1)]}, "data.attachments.0.extra"),
+    ],
+)
+def test_bad_evidence_is_refused_naming_the_field(changes: dict[str, Any], field: str) -> None:
+    assert refused(with_data("dispute.evidence_added", **changes)).fields == [field]
+
+
+def test_evidence_may_have_no_text_and_twenty_attachments() -> None:
+    body = with_data("dispute.evidence_added", text="", attachments=[_attachment()] * 20)
+
+    assert len(parse_event(body).data.attachments) == 20  # type: ignore[attr-defined]
 
 
 def test_an_event_id_of_128_characters_is_accepted() -> None:
@@ -463,6 +616,72 @@ def test_a_key_repeated_in_the_data_is_refused_and_named() -> None:
 
 @pytest.mark.parametrize("raw", [b"[]", b'"milestone.funded"', b"42", b"null", [1, 2]])
 def test_json_that_is_not_an_object_is_refused(raw: object) -> None:
+    assert refused(raw).fields == ["body"]
+
+
+def _nested(depth: int) -> dict[str, Any]:
+    """A valid envelope whose body nests `depth` levels (the envelope is level 1)."""
+    body = with_data("dispute.evidence_added")
+    # The envelope and `data` are two levels; each list around the string adds one.
+    value: Any = "x"
+    for _ in range(depth - 2):
+        value = [value]
+    body["data"]["attachments"] = value
+    return body
+
+
+def test_a_body_nested_32_levels_reaches_the_models() -> None:
+    # Within the limit: refused by the model (the attachment is not a list), not the reader.
+    error = refused(json.dumps(_nested(32)))
+
+    assert error.fields[0].startswith("data.attachments")
+
+
+@pytest.mark.parametrize("form", ["text", "bytes", "mapping"])
+def test_a_body_nested_33_levels_is_refused_before_it_is_decoded(form: str) -> None:
+    body = _nested(33)
+    raw: object = {"text": json.dumps(body), "bytes": json.dumps(body).encode(), "mapping": body}[
+        form
+    ]
+
+    error = refused(raw)
+
+    assert error.fields == ["body"]
+    assert "32 levels" in str(error)
+
+
+@pytest.mark.parametrize("form", ["text", "mapping"])
+def test_a_body_nested_far_too_deep_raises_no_recursion_error(form: str) -> None:
+    deep: Any = {}
+    for _ in range(200_000):
+        deep = {"a": deep}
+    raw: object = "[" * 200_000 + "]" * 200_000 if form == "text" else deep
+
+    assert refused(raw).fields == ["body"]
+
+
+def test_brackets_inside_strings_do_not_count_as_nesting() -> None:
+    body = with_data("refund.requested", reason='[{"quoted\\" ' + "[" * 100 + "{" * 100)
+
+    assert parse_event(json.dumps(body)).data.reason.startswith("[{")  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("constant", [b"NaN", b"Infinity", b"-Infinity"])
+def test_nan_and_infinity_are_refused(constant: bytes) -> None:
+    raw = json.dumps(envelope()).encode().replace(b"50000", constant, 1)
+
+    error = refused(raw)
+
+    assert error.fields == ["body"]
+    assert "not a JSON value" in str(error)
+
+
+def test_text_whose_utf8_is_past_the_size_limit_is_refused() -> None:
+    # Fewer characters than the limit, more bytes: the limit is in bytes.
+    text = json.dumps(with_data("refund.requested"), ensure_ascii=False)
+    raw = text.replace('"reason": "', '"reason": "' + "ж" * (MAX_BODY_BYTES // 2), 1)
+
+    assert len(raw) < MAX_BODY_BYTES
     assert refused(raw).fields == ["body"]
 
 

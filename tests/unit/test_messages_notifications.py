@@ -88,6 +88,22 @@ VALID_DATA: dict[str, dict[str, Any]] = {
         "opened_at": "2026-03-02T10:00:00Z",
         "sla_days": 5,
     },
+    "dispute.evidence_added": {
+        "evidence_id": "ev1",
+        "dispute_id": "d1",
+        "contract_id": "c1",
+        "party": "creator",
+        "text": "",
+        "attachments": [
+            {
+                "name": "draft-3.png",
+                "media_type": "image/png",
+                "size_bytes": 1024,
+                "sha256": "0" * 64,
+                "url": "https://files.example.com/ev1/draft-3.png",
+            }
+        ],
+    },
     "milestone.finalized": {"contract_id": "c1", "milestone_id": "m1"},
     "escrow.frozen": {
         "chargeback_id": "cb1",
@@ -155,6 +171,7 @@ INVALID_DATA: dict[str, tuple[dict[str, Any], str]] = {
     "dispute.resolved": ({"outcome": "split"}, "data.outcome"),
     "dispute.rejected": ({"reason": None}, "data.reason"),
     "dispute.overdue": ({"opened_at": "2026-03-02T10:00:00"}, "data.opened_at"),
+    "dispute.evidence_added": ({"attachments": None}, "data.attachments"),
     "milestone.finalized": ({"milestone_id": "m" * 129}, "data.milestone_id"),
     "escrow.frozen": ({"milestone_ids": ["m1", ""]}, "data.milestone_ids.1"),
     "escrow.unfrozen": ({"milestone_ids": "m1"}, "data.milestone_ids"),
@@ -181,6 +198,7 @@ MESSAGES_MD_TYPES = {
     "dispute.resolved",
     "dispute.rejected",
     "dispute.overdue",
+    "dispute.evidence_added",
     "milestone.finalized",
     "escrow.frozen",
     "escrow.unfrozen",

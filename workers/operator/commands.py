@@ -139,23 +139,26 @@ def decide(
     amount_minor: int | None,
     event_id: str | None,
     *,
+    contract_id: str | None = None,
     broker_url: str | None,
     database_url: str | None,
     check: bool,
     debug: bool,
     as_json: bool,
 ) -> None:
-    decision = decisions.Decision(dispute_id, outcome, amount_minor)
+    decision = decisions.Decision(dispute_id, outcome, amount_minor, contract_id)
     decisions.check_usage(decision)
     settings = load_settings()
     broker = decisions.require_broker(broker_url or settings.broker_url)
     # Whole seconds, like the times upstream services send: the decision is a human act.
     now = datetime.now(UTC).replace(microsecond=0)
-    event = decisions.envelope(decision, event_id=event_id, now=now)
+    dispute = None
     if check:
         url = database_url or settings.database_url
         with reading(url) as conn:
-            decisions.check_against_store(conn, decision, where=describe(url))
+            dispute = decisions.check_against_store(conn, decision, where=describe(url))
+    decision = decisions.with_contract_of(decision, dispute)
+    event = decisions.envelope(decision, event_id=event_id, now=now)
     message_id = decisions.publish(event, broker, debug=debug)
     body = event.model_dump(mode="json", exclude_none=True)
     if as_json:

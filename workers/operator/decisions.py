@@ -8,6 +8,7 @@ the database is at hand, that the dispute exists, is open, and can refund that m
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import uuid
 from collections.abc import Iterator
@@ -39,6 +40,9 @@ class Decision:
     dispute_id: str
     outcome: DisputeOutcome
     amount_minor: int | None
+    # The dispute's contract, which the event names (MESSAGES.md): given with --contract, or
+    # read from the dispute when the database is at hand (`with_contract_of`).
+    contract_id: str | None = None
 
 
 def check_usage(decision: Decision) -> None:
@@ -57,9 +61,31 @@ def check_usage(decision: Decision) -> None:
         )
 
 
+def with_contract_of(decision: Decision, dispute: DisputeState | None) -> Decision:
+    """`decision` naming its dispute's contract; refuses a --contract that is not the dispute's."""
+    if dispute is None:
+        if decision.contract_id is None:
+            raise UsageProblem(
+                "the event names the dispute's contract, and no database was checked",
+                "pass --contract CONTRACT_ID",
+            )
+        return decision
+    if decision.contract_id is not None and decision.contract_id != dispute.contract_id:
+        raise UsageProblem(
+            f"dispute {dispute.dispute_id!r} belongs to contract {dispute.contract_id!r}, "
+            f"not {decision.contract_id!r}",
+            "drop --contract, or fix it",
+        )
+    return dataclasses.replace(decision, contract_id=dispute.contract_id)
+
+
 def envelope(decision: Decision, *, event_id: str | None, now: datetime) -> Envelope:
     """The `dispute.resolved` envelope of `decision`, validated against the contract."""
-    data: dict[str, Any] = {"dispute_id": decision.dispute_id, "outcome": decision.outcome}
+    data: dict[str, Any] = {
+        "dispute_id": decision.dispute_id,
+        "contract_id": decision.contract_id,
+        "outcome": decision.outcome,
+    }
     if decision.amount_minor is not None:
         data["refund_amount_minor"] = decision.amount_minor
     body = {
