@@ -23,13 +23,7 @@ from messages.schema import (
     render,
     write,
 )
-from messages.transport import (
-    EVENT_ACTOR,
-    EVENTS_QUEUE,
-    NOTIFICATIONS_EXCHANGE,
-    TICK_ACTOR,
-    TICKS_QUEUE,
-)
+from messages.transport import EVENTS_EXCHANGE, NOTIFICATIONS_EXCHANGE
 from workers.cli import app
 
 
@@ -124,29 +118,24 @@ def test_a_notification_schema_pins_its_type_and_its_data(notification_type: str
     assert data["additionalProperties"] is False
 
 
-def test_asyncapi_is_version_3_with_the_queues_and_the_exchange(asyncapi: dict[str, Any]) -> None:
+def test_asyncapi_is_version_3_with_the_two_exchanges(asyncapi: dict[str, Any]) -> None:
     channels = asyncapi["channels"]
 
     assert asyncapi["asyncapi"] == "3.0.0"
-    assert {c["address"] for c in channels.values()} == {
-        EVENTS_QUEUE,
-        TICKS_QUEUE,
-        NOTIFICATIONS_EXCHANGE,
-    }
-    assert channels["events"]["bindings"]["amqp"]["queue"]["durable"] is True
-    assert channels["ticks"]["bindings"]["amqp"]["queue"]["name"] == TICKS_QUEUE
-    exchange = channels["notifications"]["bindings"]["amqp"]
-    assert exchange["is"] == "routingKey"
-    assert exchange["exchange"] == {
-        "name": NOTIFICATIONS_EXCHANGE,
-        "type": "topic",
-        "durable": True,
-        "autoDelete": False,
-        "vhost": "/",
-    }
+    assert {c["address"] for c in channels.values()} == {EVENTS_EXCHANGE, NOTIFICATIONS_EXCHANGE}
+    for name, address in (("events", EVENTS_EXCHANGE), ("notifications", NOTIFICATIONS_EXCHANGE)):
+        binding = channels[name]["bindings"]["amqp"]
+        assert binding["is"] == "routingKey"
+        assert binding["exchange"] == {
+            "name": address,
+            "type": "topic",
+            "durable": True,
+            "autoDelete": False,
+            "vhost": "/",
+        }
 
 
-def test_asyncapi_operations_receive_events_and_ticks_and_send_notifications(
+def test_asyncapi_operations_receive_events_and_send_notifications(
     asyncapi: dict[str, Any],
 ) -> None:
     actions = {
@@ -154,11 +143,7 @@ def test_asyncapi_operations_receive_events_and_ticks_and_send_notifications(
         for op in asyncapi["operations"].values()
     }
 
-    assert actions == {
-        EVENTS_QUEUE: "receive",
-        TICKS_QUEUE: "receive",
-        NOTIFICATIONS_EXCHANGE: "send",
-    }
+    assert actions == {EVENTS_EXCHANGE: "receive", NOTIFICATIONS_EXCHANGE: "send"}
 
 
 def test_asyncapi_has_a_message_for_every_type_on_the_right_channel(
@@ -168,33 +153,25 @@ def test_asyncapi_has_a_message_for_every_type_on_the_right_channel(
         messages = asyncapi["channels"][channel]["messages"].values()
         return {resolve(asyncapi, m["$ref"])["name"] for m in messages}
 
-    assert names("events") == set(EVENT_MODELS) - {"deadline.tick"}
-    assert names("ticks") == {"deadline.tick"}
+    assert names("events") == set(EVENT_MODELS)
     assert names("notifications") == set(NOTIFICATION_DATA)
 
 
-def test_asyncapi_spells_out_the_dramatiq_wire_format(asyncapi: dict[str, Any]) -> None:
-    schemas = asyncapi["components"]["schemas"]
-    wrapper = schemas["EventMessage"]
+def test_asyncapi_spells_out_the_transport_of_messages_md(asyncapi: dict[str, Any]) -> None:
+    """The envelope is the whole body: each event's payload is its JSON Schema, nothing around
+    it, and the description names what a producer must set."""
     funded = asyncapi["components"]["messages"]["event.milestone.funded"]["payload"]
 
-    assert wrapper["required"] == [
-        "queue_name",
-        "actor_name",
-        "args",
-        "kwargs",
-        "options",
-        "message_id",
-        "message_timestamp",
-    ]
-    assert wrapper["properties"]["queue_name"]["const"] == EVENTS_QUEUE
-    assert wrapper["properties"]["actor_name"]["const"] == EVENT_ACTOR
-    assert schemas["TickMessage"]["properties"]["actor_name"]["const"] == TICK_ACTOR
-    assert funded["allOf"][1]["properties"]["args"]["items"] == {
-        "$ref": "./event.milestone.funded.json"
-    }
+    assert funded == {"$ref": "./event.milestone.funded.json"}
     description = asyncapi["info"]["description"]
-    for words in ("x-dead-letter-routing-key: refunds.events.XQ", "delivery_mode", "confirm"):
+    for words in (
+        "routing key = the envelope's ordering key",
+        "user_id",
+        "mandatory",
+        "confirm.select",
+        "misrouted",
+        "unauthorized_producer",
+    ):
         assert words in description
 
 
