@@ -16,6 +16,7 @@ from ledger.errors import (
     Overdraft,
     PendingAlreadyResolved,
     PendingNotFound,
+    SumOutOfRange,
     TransferConflict,
 )
 from ledger.journal import Entry
@@ -35,6 +36,7 @@ __all__ = [
     "Overdraft",
     "PendingAlreadyResolved",
     "PendingNotFound",
+    "SumOutOfRange",
     "Transfer",
     "TransferCode",
     "TransferConflict",

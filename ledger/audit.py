@@ -19,7 +19,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, Select, and_, case, func, literal, select, union_all
+from sqlalchemy import Connection, Row, Subquery, and_, case, func, literal, select, union_all
 
 from ledger.tables import accounts, balances, transfers
 from ledger.transfers import TransferKind
@@ -77,25 +77,11 @@ Totals = tuple[int, int, int, int]  # posted debits, posted credits, pending deb
 
 def audit(conn: Connection) -> AuditReport:
     problems: list[str] = []
-    stored = {row.id: row for row in conn.execute(_stored_totals())}
-    derived: dict[int, Totals] = {
-        row.account_id: (
-            int(row.posted_debits),
-            int(row.posted_credits),
-            int(row.pending_debits),
-            int(row.pending_credits),
-        )
-        for row in conn.execute(_derived_totals())
-    }
+    stored = _stored_totals(conn)
+    derived = _derived_totals(conn)
 
     per_currency: defaultdict[str, list[int]] = defaultdict(lambda: [0, 0, 0, 0])
-    for account_id, row in stored.items():
-        totals: Totals = (
-            int(row.posted_debits),
-            int(row.posted_credits),
-            int(row.pending_debits),
-            int(row.pending_credits),
-        )
+    for account_id, (row, totals) in stored.items():
         label = f"{row.name} {row.currency}"
         sums = per_currency[row.currency]
         for index, value in enumerate(totals):
@@ -141,25 +127,83 @@ def _describe(totals: Totals) -> str:
     )
 
 
-def _stored_totals() -> Select[Any]:
-    return (
+def _stored_totals(conn: Connection) -> dict[int, tuple[Row[Any], Totals]]:
+    """Per account, its row and its balance rows' totals, added up here: exact on both
+    backends (SQLite's SUM over a hot account's shards could pass 2^63 - 1, and fail, though
+    each row is within it). An account without balance rows has zero totals."""
+    rows = conn.execute(
         select(
             accounts.c.id,
             accounts.c.name,
             accounts.c.currency,
             accounts.c.may_go_negative,
-            func.coalesce(func.sum(balances.c.posted_debits), 0).label("posted_debits"),
-            func.coalesce(func.sum(balances.c.posted_credits), 0).label("posted_credits"),
-            func.coalesce(func.sum(balances.c.pending_debits), 0).label("pending_debits"),
-            func.coalesce(func.sum(balances.c.pending_credits), 0).label("pending_credits"),
-        )
-        .outerjoin(balances, balances.c.account_id == accounts.c.id)
-        .group_by(accounts.c.id, accounts.c.name, accounts.c.currency, accounts.c.may_go_negative)
+            balances.c.posted_debits,
+            balances.c.posted_credits,
+            balances.c.pending_debits,
+            balances.c.pending_credits,
+        ).outerjoin(balances, balances.c.account_id == accounts.c.id)
     )
+    found: dict[int, tuple[Row[Any], Totals]] = {}
+    for row in rows:
+        shard: Totals = (
+            int(row.posted_debits or 0),
+            int(row.posted_credits or 0),
+            int(row.pending_debits or 0),
+            int(row.pending_credits or 0),
+        )
+        earlier = found.get(row.id)
+        if earlier is not None:
+            shard = _added(earlier[1], shard)
+        found[row.id] = (row, shard)
+    return found
 
 
-def _derived_totals() -> Select[Any]:
-    """Per account, what its entries add up to, on the same four totals as a balance row."""
+def _added(one: Totals, other: Totals) -> Totals:
+    return (one[0] + other[0], one[1] + other[1], one[2] + other[2], one[3] + other[3])
+
+
+def _derived_totals(conn: Connection) -> dict[int, Totals]:
+    """Per account, what its entries add up to, on the same four totals as a balance row.
+
+    PostgreSQL sums them itself: SUM of a BIGINT is NUMERIC, exact. SQLite's SUM of 64-bit
+    integers fails past 2^63 - 1, which an account's entries may pass (a hot account's shards
+    are bounded one by one), so there each side of each transfer is added up here."""
+    sides = _sides()
+    if conn.dialect.name == "postgresql":
+        return {
+            int(row.account_id): (
+                int(row.posted_debits),
+                int(row.posted_credits),
+                int(row.pending_debits),
+                int(row.pending_credits),
+            )
+            for row in conn.execute(
+                select(
+                    sides.c.account_id,
+                    func.sum(sides.c.posted_debits).label("posted_debits"),
+                    func.sum(sides.c.posted_credits).label("posted_credits"),
+                    func.sum(sides.c.pending_debits).label("pending_debits"),
+                    func.sum(sides.c.pending_credits).label("pending_credits"),
+                ).group_by(sides.c.account_id)
+            )
+        }
+    derived: dict[int, Totals] = {}
+    for row in conn.execute(select(sides)):
+        account_id = int(row.account_id)
+        side: Totals = (
+            int(row.posted_debits),
+            int(row.posted_credits),
+            int(row.pending_debits),
+            int(row.pending_credits),
+        )
+        earlier = derived.get(account_id)
+        derived[account_id] = side if earlier is None else _added(earlier, side)
+    return derived
+
+
+def _sides() -> Subquery:
+    """One row per side of each transfer: the account and what the transfer adds to its four
+    totals."""
     resolution = transfers.alias("resolution")
     posted = transfers.c.kind.in_([TransferKind.POSTED.value, TransferKind.POST_PENDING.value])
     still_pending = and_(transfers.c.kind == TransferKind.PENDING.value, resolution.c.id.is_(None))
@@ -168,7 +212,7 @@ def _derived_totals() -> Select[Any]:
     pending_amount = case((still_pending, amount), else_=0)
     source = transfers.outerjoin(resolution, resolution.c.pending_id == transfers.c.id)
     zero = literal(0)
-    sides = union_all(
+    return union_all(
         select(
             transfers.c.debit_account_id.label("account_id"),
             posted_amount.label("posted_debits"),
@@ -184,13 +228,6 @@ def _derived_totals() -> Select[Any]:
             pending_amount.label("pending_credits"),
         ).select_from(source),
     ).subquery()
-    return select(
-        sides.c.account_id,
-        func.sum(sides.c.posted_debits).label("posted_debits"),
-        func.sum(sides.c.posted_credits).label("posted_credits"),
-        func.sum(sides.c.pending_debits).label("pending_debits"),
-        func.sum(sides.c.pending_credits).label("pending_credits"),
-    ).group_by(sides.c.account_id)
 
 
 def _bad_resolutions(conn: Connection) -> list[str]:

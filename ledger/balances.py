@@ -4,6 +4,21 @@ Each account keeps running totals (posted and pending, debits and credits) updat
 transaction that records its transfers, so reading a balance never scans entries. A hot
 account spreads its totals over SHARD_COUNT rows and a transfer updates the one its id hashes
 to, so concurrent transactions rarely wait on the same row lock; a read sums the shards.
+
+The totals never overflow: no sequence of valid events can make a later one fail on a sum.
+
+- PostgreSQL (production): they are NUMERIC(38,0) (`ledger.columns.RunningSum`), exact, read
+  back as `int`; 10^38 is 10^23 postings of the largest amount (10^15) to one row.
+- SQLite (embedded): it has no exact integer wider than 64 bits, and its arithmetic turns
+  `col + :amount` past 2^63 - 1 into an inexact REAL without a word. Storing the totals as
+  decimal text would make every update a read-modify-write in Python and every CHECK a
+  string comparison; instead the totals stay INTEGER and the store is *bounded*: triggers
+  (ledger0002) fail the update that would leave a total that is not an integer, and the
+  posting raises `SumOutOfRange` (the transaction must then be rolled back). One balance row
+  takes 9,223 postings of the largest amount ((2^63 - 1) // 10^15), and a hot account has
+  SHARD_COUNT rows, each bounded alike; real amounts take far more. Nothing is ever stored
+  rounded. Reads add the rows in Python, never in SQLite, so a hot account's total is exact
+  even past 2^63 - 1 and the per-row bound is the only one.
 """
 
 from __future__ import annotations
@@ -13,9 +28,11 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
-from sqlalchemy import Connection, bindparam, func, select, update
+from sqlalchemy import Connection, bindparam, select, update
+from sqlalchemy.exc import IntegrityError
 
 from ledger import read_cache
+from ledger.errors import SumOutOfRange
 from ledger.prepared import Prepared
 from ledger.registry import Account
 from ledger.tables import SHARD_COUNT, accounts, balances
@@ -144,6 +161,10 @@ def forget_lock(conn: Connection, account_id: int) -> None:
 
 # Prepared once (`ledger.prepared`): every posting runs these, and SQLAlchemy's per-statement
 # work costs more than running them on SQLite.
+# `available` is computed by the database. On SQLite it is exact wherever it is used: only an
+# account that may not go negative has its available checked, and there the CHECK
+# ck_ledger_balances_not_negative keeps it between 0 and posted_credits, so no intermediate
+# leaves the 64-bit range. On PostgreSQL NUMERIC arithmetic is exact anyway.
 _LOCK = Prepared(
     select(
         balances.c.account_id,
@@ -208,7 +229,15 @@ class Movements:
             }
             for (_, account_id, shard), totals in sorted(self._rows.items())
         ]
-        _MOVE.run_many(conn, params)
+        try:
+            _MOVE.run_many(conn, params)
+        except IntegrityError as error:
+            if SUM_OUT_OF_RANGE not in str(error.orig):
+                raise
+            raise SumOutOfRange(
+                "a balance total would pass 2^63 - 1, the most the embedded (SQLite) store"
+                " keeps exactly: nothing was rounded, roll the transaction back"
+            ) from error
         self._keep_cached(conn)
 
     def _keep_cached(self, conn: Connection) -> None:
@@ -242,15 +271,31 @@ _MOVE = Prepared(
 )
 
 
+SUM_OUT_OF_RANGE = "ledger_balances_sum_out_of_range"
+"""What the SQLite triggers of ledger0002 fail an update with."""
+
+
+# Each shard row as it is, added up in Python: exact on both backends, where SQLite's SUM of
+# 16 shards could pass 2^63 - 1 (and fail) even though each row is within it.
 _READ = Prepared(
     select(
-        func.sum(balances.c.posted_credits - balances.c.posted_debits),
-        func.sum(balances.c.pending_debits),
-        func.sum(balances.c.pending_credits),
+        balances.c.posted_debits,
+        balances.c.posted_credits,
+        balances.c.pending_debits,
+        balances.c.pending_credits,
     ).where(balances.c.account_id == bindparam("account_id"))
 )
 
 
 def read_balance(conn: Connection, account: Account) -> Balance:
-    (row,) = _READ.rows(conn, {"account_id": account.id})
-    return Balance(int(row[0] or 0), int(row[1] or 0), int(row[2] or 0))
+    posted = pending_debits = pending_credits = 0
+    for (
+        row_posted_debits,
+        row_posted_credits,
+        row_pending_debits,
+        row_pending_credits,
+    ) in _READ.rows(conn, {"account_id": account.id}):
+        posted += int(row_posted_credits) - int(row_posted_debits)
+        pending_debits += int(row_pending_debits)
+        pending_credits += int(row_pending_credits)
+    return Balance(posted, pending_debits, pending_credits)

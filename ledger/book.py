@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, exists, func, or_, select, update
+from sqlalchemy import Connection, exists, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from ledger import journal, read_cache
@@ -175,21 +175,28 @@ class Book:
             exists().where(transfers.c.debit_account_id == accounts.c.id),
             exists().where(transfers.c.credit_account_id == accounts.c.id),
         )
+        # Each balance row as it is, added up here: exact on both backends (SQLite's SUM over
+        # a hot account's shards could pass 2^63 - 1 though each row is within it).
         rows = self._conn.execute(
             select(
                 accounts.c.name,
                 accounts.c.currency,
-                func.sum(
-                    balances.c.posted_credits - balances.c.posted_debits - balances.c.pending_debits
-                ),
+                balances.c.posted_credits,
+                balances.c.posted_debits,
+                balances.c.pending_debits,
             )
             .join(balances, balances.c.account_id == accounts.c.id)
             .where(has_entry)
-            .group_by(accounts.c.id, accounts.c.name, accounts.c.currency)
         )
         report: dict[str, dict[str, int]] = {}
         for row in rows:
-            report.setdefault(row.name, {})[row.currency] = int(row[2])
+            held = report.setdefault(row.name, {})
+            held[row.currency] = (
+                held.get(row.currency, 0)
+                + int(row.posted_credits)
+                - int(row.posted_debits)
+                - int(row.pending_debits)
+            )
         return report
 
     def entries(self, name: str, currency: str) -> list[Entry]:

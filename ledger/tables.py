@@ -10,7 +10,11 @@ statement that bypasses the Python code still cannot break them:
   available balance below zero where the flag forbids it;
 - a pending transfer is resolved (posted or voided) at most once, by a transfer between the
   same two accounts in the same currency;
-- on PostgreSQL a trigger refuses UPDATE, DELETE and TRUNCATE of transfers (the migration).
+- on PostgreSQL a trigger refuses UPDATE, DELETE and TRUNCATE of transfers (the migration);
+- a balance row's four totals are running sums, exact whatever the number of postings: NUMERIC
+  on PostgreSQL; on SQLite 64-bit integers, and triggers refuse a total that SQLite's
+  arithmetic would turn into an inexact REAL past 2^63 - 1 (`ledger.columns.RunningSum`,
+  ledger0002). An amount itself stays BIGINT: it is at most 10^15.
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
-from ledger.columns import UtcDateTime
+from ledger.columns import RunningSum, UtcDateTime
 
 metadata = MetaData()
 
@@ -66,10 +70,10 @@ balances = Table(
     Column("shard", SmallInteger, autoincrement=False, nullable=False),
     Column("may_go_negative", Boolean, nullable=False),
     Column("hot", Boolean, nullable=False),
-    Column("posted_debits", BigInteger, nullable=False),
-    Column("posted_credits", BigInteger, nullable=False),
-    Column("pending_debits", BigInteger, nullable=False),
-    Column("pending_credits", BigInteger, nullable=False),
+    Column("posted_debits", RunningSum(), nullable=False),
+    Column("posted_credits", RunningSum(), nullable=False),
+    Column("pending_debits", RunningSum(), nullable=False),
+    Column("pending_credits", RunningSum(), nullable=False),
     PrimaryKeyConstraint("account_id", "shard", name="pk_ledger_balances"),
     ForeignKeyConstraint(
         ["account_id", "may_go_negative", "hot"],

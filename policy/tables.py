@@ -1,9 +1,10 @@
 """The engine's state: contracts and what hangs off them, the inbox and the outbox.
 
 SQLAlchemy Core tables on their own `metadata` (the ledger and the scheduler keep theirs).
-Every money column is a BIGINT of minor units; every time is aware UTC. A milestone and an
-invoice share one table, `targets`, because a refund, a dispute and the SC-6 fee reversal
-treat them alike; `kind` tells them apart.
+Every money column is a BIGINT of minor units (a contract's two running totals excepted:
+`RunningSum`); every time is aware UTC. A milestone and an invoice share one table, `targets`,
+because a refund, a dispute and the SC-6 fee reversal treat them alike; `kind` tells them
+apart.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from sqlalchemy import (
     Text,
 )
 
-from ledger.columns import SerializedJson, UtcDateTime
+from ledger.columns import RunningSum, SerializedJson, UtcDateTime
 
 metadata = MetaData()
 
@@ -32,6 +33,10 @@ ID = 128  # event ids and every upstream id fit in 128 characters (MESSAGES.md)
 
 def _money(name: str) -> Column[int]:
     return Column(name, BigInteger, nullable=False, server_default="0")
+
+
+def _running_sum(name: str) -> Column[int]:
+    return Column(name, RunningSum(), nullable=False, server_default="0")
 
 
 contracts = Table(
@@ -46,8 +51,11 @@ contracts = Table(
     Column("client_jurisdiction", String(2)),
     Column("opened_at", UtcDateTime, nullable=False),
     Column("closed_at", UtcDateTime),
-    _money("paid_total_minor"),
-    _money("refunded_total_minor"),
+    # Running sums over a contract's every payment and refund, unbounded in number: exact
+    # NUMERIC on PostgreSQL (`RunningSum`, policy0002). Every other money column is one
+    # amount or a sum bounded by one target's or payment's amount.
+    _running_sum("paid_total_minor"),
+    _running_sum("refunded_total_minor"),
     Column("reviews_hidden", Boolean, nullable=False, server_default="0"),
     CheckConstraint("kind IN ('fixed', 'hourly')", name="contract_kind"),
     CheckConstraint("refunded_total_minor <= paid_total_minor", name="refunds_within_paid"),
