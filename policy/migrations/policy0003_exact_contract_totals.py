@@ -6,15 +6,15 @@ the contract failed. On PostgreSQL they become NUMERIC(38,0) (`ledger.columns.Ru
 On SQLite they stay INTEGER: the engine adds them in Python and `RunningSum` refuses a total
 past 2^63 - 1 with SumOutOfRange before it is written.
 
-Revision ID: policy0002
-Revises: policy0001
+Revision ID: policy0003
+Revises: policy0002
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "policy0002"
-down_revision = "policy0001"
+revision = "policy0003"
+down_revision = "policy0002"
 branch_labels = None
 depends_on = None
 
