@@ -16,11 +16,13 @@ from console_driver import (
     signed_in,
 )
 from fastapi import FastAPI
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine
 from starlette.testclient import TestClient
 
 import console.accounts
+from console.publishing import embedded_publisher
 from ledger import Book
+from policy.config import load_policies
 
 pytestmark = pytest.mark.postgres
 
@@ -182,32 +184,36 @@ def test_op2_the_proposer_cannot_approve_and_a_second_operator_publishes(
 
 
 def test_op3_evidence_is_shown_as_text_or_reported_missing(app: FastAPI, pg_engine: Engine) -> None:
-    """OP-3: the dispute page shows what the parties added, markup escaped; a store that has
-    no evidence table yet says so instead of failing."""
+    """OP-3: the dispute page shows what the parties added through the engine
+    (`dispute.evidence_added`), markup escaped; a dispute with none says so."""
     client, _ = signed_in(app, "alice")
     assert "No evidence recorded." in client.get("/disputes/d1").text
-    assert client.get("/api/disputes/d1").json()["evidence"] is None
-    with pg_engine.begin() as conn:
-        conn.execute(
-            text(
-                "CREATE TABLE dispute_evidence (evidence_id varchar(128) PRIMARY KEY, "
-                "dispute_id varchar(128), contract_id varchar(128), party varchar(16), "
-                "text text, attachments json, occurred_at timestamptz, event_id varchar(128))"
-            )
-        )
-        conn.execute(
-            text(
-                "INSERT INTO dispute_evidence VALUES ('ev1', 'd1', 'c1', 'client', "
-                ":text, :files, '2026-03-06T09:00:00Z', 'e9')"
-            ),
-            {
+    assert client.get("/api/disputes/d1").json()["evidence"] == []
+    publish = embedded_publisher(pg_engine, load_policies())
+    publish(
+        {
+            "event_id": "e9",
+            "type": "dispute.evidence_added",
+            "occurred_at": "2026-03-06T09:00:00Z",
+            "schema_version": 1,
+            "data": {
+                "evidence_id": "ev1",
+                "dispute_id": "d1",
+                "contract_id": "c1",
+                "party": "client",
                 "text": "<script>alert('x')</script> half the files are missing",
-                "files": '[{"name": "brief.pdf", "media_type": "application/pdf", '
-                '"size_bytes": 1200, "sha256": "'
-                + "a" * 64
-                + '", "url": "https://files.example/brief.pdf"}]',
+                "attachments": [
+                    {
+                        "name": "brief.pdf",
+                        "media_type": "application/pdf",
+                        "size_bytes": 1200,
+                        "sha256": "a" * 64,
+                        "url": "https://files.example/brief.pdf",
+                    }
+                ],
             },
-        )
+        }
+    )
     page = client.get("/disputes/d1").text
     assert "&lt;script&gt;alert(" in page
     assert "<script>alert(" not in page

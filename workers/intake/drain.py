@@ -28,7 +28,7 @@ from enum import Enum
 from typing import Any
 
 import structlog
-from sqlalchemy import Connection, Engine, and_, delete, exists, select, text, update
+from sqlalchemy import Connection, Engine, and_, delete, exists, func, or_, select, text, update
 from sqlalchemy.exc import DBAPIError
 
 from ledger.pipelining import deferred_writes
@@ -192,8 +192,19 @@ def _lock_partition(conn: Connection, partition: int) -> bool:
     return locked
 
 
-def _applicable(conn: Connection, partition: int, barrier: int | None, *, limit: int) -> list[Any]:
-    """Pending events of the partition below the barrier whose key is not parked, in order."""
+def _applicable(
+    conn: Connection, partition: int, barrier: int | None, *, limit: int
+) -> list[Any]:
+    """Pending events of the partition below the barrier whose key is not parked, in order.
+
+    The barrier is looked up again inside the same statement, so the rows and the barrier come
+    from one snapshot: a tick and the events after it committed by the intake in between two
+    statements could otherwise let those events through ahead of the tick."""
+    next_tick = (
+        select(func.min(event_log.c.seq))
+        .where(event_log.c.status == "pending", event_log.c.kind == "tick")
+        .scalar_subquery()
+    )
     query = (
         select(
             event_log.c.seq,
@@ -207,6 +218,7 @@ def _applicable(conn: Connection, partition: int, barrier: int | None, *, limit:
             event_log.c.partition == partition,
             event_log.c.status == "pending",
             ~exists().where(parked_keys.c.ordering_key == event_log.c.ordering_key),
+            or_(next_tick.is_(None), event_log.c.seq < next_tick),
         )
         .order_by(event_log.c.seq)
         .limit(limit)
