@@ -21,7 +21,7 @@ from messages import MalformedMessage, parse_event
 from messages.publisher import EventPublisher
 from policy.config import load_policies
 from policy.tables import inbox, outbox
-from workers.intake.tables import dead_letters, event_log, parked_keys
+from workers.intake.tables import dead_letters, event_log, owed_ticks, parked_keys
 from workers.replay import replay_lines
 
 WAIT_S = 90.0
@@ -71,13 +71,14 @@ def logged(engine: Engine) -> int:
 
 
 def settled(engine: Engine) -> bool:
-    """Nothing pending in the log and no key parked."""
+    """Nothing pending in the log, no key parked, no deadline owed to a key that was parked."""
     with engine.connect() as conn:
         pending = conn.execute(
             select(func.count()).select_from(event_log).where(event_log.c.status == "pending")
         ).scalar_one()
         parked = conn.execute(select(func.count()).select_from(parked_keys)).scalar_one()
-    return pending == 0 and parked == 0
+        owed = conn.execute(select(func.count()).select_from(owed_ticks)).scalar_one()
+    return pending == 0 and parked == 0 and owed == 0
 
 
 def wait_settled(engine: Engine, received: int, timeout_s: float = WAIT_S) -> None:

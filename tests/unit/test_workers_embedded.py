@@ -19,7 +19,13 @@ from ledger import Book
 from ledger.accounts import owner_side_balances
 from policy.tables import inbox
 from workers.database import make_engine, migrate
-from workers.intake.tables import applied_steps, dead_letters, event_log, parked_keys
+from workers.intake.tables import (
+    applied_steps,
+    dead_letters,
+    event_log,
+    owed_ticks,
+    parked_keys,
+)
 from workers.replay import replay_lines
 from workers.runtime import Runtime, WorkerHandle
 from workers.settings import Settings
@@ -100,7 +106,8 @@ def settle(runtime: Runtime) -> None:
                 select(func.count()).select_from(event_log).where(event_log.c.status == "pending")
             ).scalar_one()
             parked = conn.execute(select(func.count()).select_from(parked_keys)).scalar_one()
-        if pending == 0 and parked == 0:
+            owed = conn.execute(select(func.count()).select_from(owed_ticks)).scalar_one()
+        if pending == 0 and parked == 0 and owed == 0:
             return
         assert time.monotonic() < deadline, f"{pending} events pending, {parked} keys parked"
         time.sleep(0.02)
