@@ -515,6 +515,11 @@ def decide(
         "--contract",
         help="The dispute's contract (default: read from the database; needed with --no-check).",
     ),
+    operator: str | None = typer.Option(
+        None,
+        "--operator",
+        help="Who decides (OP-1; default: RECOURSE_OPERATOR). Refused when neither is set.",
+    ),
     broker_url: str | None = typer.Option(
         None, "--broker", help="amqp:// URL of RabbitMQ (default: BROKER_URL)."
     ),
@@ -535,6 +540,7 @@ def decide(
         amount_minor,
         event_id,
         contract_id=contract_id,
+        operator=operator,
         broker_url=broker_url,
         database_url=database_url,
         check=check,

@@ -8,7 +8,6 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
-import dramatiq
 import pika
 import pytest
 from sqlalchemy import Engine
@@ -16,7 +15,7 @@ from typer.testing import CliRunner, Result
 
 from messages import parse_event
 from messages.inbound import DisputeResolvedEvent
-from messages.transport import EVENT_ACTOR, EVENTS_QUEUE
+from messages.transport import INTAKE_QUEUE, declare_intake
 from policy.config import load_policies
 from workers.cli import app
 from workers.replay import replay_lines
@@ -56,10 +55,21 @@ def db(sqlite_engine: Engine) -> str:
     return sqlite_engine.url.render_as_string(hide_password=False)
 
 
+@pytest.fixture(autouse=True)
+def operator(monkeypatch: pytest.MonkeyPatch) -> str:
+    """Who decides (OP-1), as an operator's shell would set it."""
+    monkeypatch.setenv("RECOURSE_OPERATOR", "alice")
+    return "alice"
+
+
 @pytest.fixture
 def channel(rabbit_url: str) -> Iterator[Any]:
+    """A channel on the test's vhost, with the engine's exchange and intake queue declared (as
+    `recourse migrate` or a worker would), so that what `decide` publishes can be read."""
     connection = pika.BlockingConnection(pika.URLParameters(rabbit_url))
-    yield connection.channel()
+    channel = connection.channel()
+    declare_intake(channel)
+    yield channel
     connection.close()
 
 
@@ -68,19 +78,16 @@ def decide(*args: str) -> Result:
 
 
 def published(channel: Any) -> list[dict[str, Any]]:
-    """Every envelope on `refunds.events`, taken off the queue; none when it does not exist."""
+    """Every envelope that reached the engine's intake queue, taken off it: each the whole body
+    of its message, under its contract as routing key, from the broker user that sent it."""
     envelopes: list[dict[str, Any]] = []
-    try:
-        channel.queue_declare(queue=EVENTS_QUEUE, passive=True)
-    except pika.exceptions.ChannelClosedByBroker:
-        return []
     while True:
-        method, _, body = channel.basic_get(queue=EVENTS_QUEUE, auto_ack=True)
+        method, properties, body = channel.basic_get(queue=INTAKE_QUEUE, auto_ack=True)
         if method is None:
             return envelopes
-        message = dramatiq.Message.decode(body)
-        assert (message.queue_name, message.actor_name) == (EVENTS_QUEUE, EVENT_ACTOR)
-        (envelope,) = message.args
+        envelope = json.loads(body)
+        assert method.routing_key == envelope["data"]["contract_id"]
+        assert properties.user_id == "guest"
         envelopes.append(envelope)
 
 
@@ -103,6 +110,7 @@ def test_decide_publishes_a_valid_dispute_resolved_envelope(
         event.data.outcome,
         event.data.refund_amount_minor,
     ) == ("d1", "c1", "partial_refund", 12500)
+    assert event.data.decided_by == "alice"
     assert result.stdout.startswith(f"published dispute.resolved {event.event_id}: partial_refund")
 
 
@@ -120,7 +128,12 @@ def test_the_published_decision_settles_the_dispute_in_the_engine(
     (envelope,) = published(channel)
     assert printed["event"] == envelope
     assert envelope["event_id"] == "ops-1"
-    assert envelope["data"] == {"dispute_id": "d1", "contract_id": "c1", "outcome": "full_refund"}
+    assert envelope["data"] == {
+        "dispute_id": "d1",
+        "contract_id": "c1",
+        "outcome": "full_refund",
+        "decided_by": "alice",
+    }
     report = replay_lines(sqlite_engine, [json.dumps(envelope)], load_policies())
     assert report.rejections == []
     assert report.balances["user:ana"] == {"USD": 52000}  # 500.00 and its 4% client fee
@@ -175,6 +188,7 @@ def test_no_check_publishes_without_a_database(rabbit_url: str, channel: Any) ->
         "dispute_id": "d7",
         "contract_id": "c7",
         "outcome": "release_to_creator",
+        "decided_by": "alice",
     }
 
 
@@ -214,3 +228,29 @@ def test_without_a_broker_url_decide_says_how_to_give_one(monkeypatch: pytest.Mo
     assert result.stderr == (
         "error: no broker to publish to; set BROKER_URL or pass --broker amqp://USER:PASS@HOST/\n"
     )
+
+
+def test_a_decision_without_an_operator_is_refused_before_anything_is_sent(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """OP-1: who decided is part of the decision; without --operator or RECOURSE_OPERATOR,
+    nothing is published (no broker is even asked)."""
+    monkeypatch.delenv("RECOURSE_OPERATOR")
+    result = decide("d1", "--outcome", "full_refund", "--broker", "amqp://nobody@127.0.0.1:1/")
+    assert result.exit_code == 2
+    assert "OP-1" in result.output and "--operator" in result.output
+
+
+@pytest.mark.rabbitmq
+def test_the_operator_option_names_who_decided(
+    db: str, rabbit_url: str, channel: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("RECOURSE_OPERATOR")
+    result = decide(
+        "d1", "--outcome", "release_to_creator", "--operator", "bob", "--broker", rabbit_url,
+        "--db", db,
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    (envelope,) = published(channel)
+    assert envelope["data"]["decided_by"] == "bob"
+    assert "decided by bob" in result.stdout

@@ -192,9 +192,7 @@ def _lock_partition(conn: Connection, partition: int) -> bool:
     return locked
 
 
-def _applicable(
-    conn: Connection, partition: int, barrier: int | None, *, limit: int
-) -> list[Any]:
+def _applicable(conn: Connection, partition: int, barrier: int | None, *, limit: int) -> list[Any]:
     """Pending events of the partition below the barrier whose key is not parked, in order.
 
     The barrier is looked up again inside the same statement, so the rows and the barrier come

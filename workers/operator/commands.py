@@ -8,6 +8,7 @@ root command group prints as one line.
 from __future__ import annotations
 
 import json
+import os
 from datetime import UTC, datetime
 from typing import Any
 
@@ -140,13 +141,15 @@ def decide(
     event_id: str | None,
     *,
     contract_id: str | None = None,
+    operator: str | None = None,
     broker_url: str | None,
     database_url: str | None,
     check: bool,
     debug: bool,
     as_json: bool,
 ) -> None:
-    decision = decisions.Decision(dispute_id, outcome, amount_minor, contract_id)
+    decided_by = decisions.operator_of(operator, dict(os.environ))
+    decision = decisions.Decision(dispute_id, outcome, amount_minor, contract_id, decided_by)
     decisions.check_usage(decision)
     settings = load_settings()
     broker = decisions.require_broker(broker_url or settings.broker_url)
@@ -167,5 +170,5 @@ def decide(
         amount = f" of {amount_minor} minor units" if amount_minor is not None else ""
         typer.echo(
             f"published dispute.resolved {event.event_id}: {outcome}{amount} for dispute "
-            f"{dispute_id} (message {message_id})"
+            f"{dispute_id}, decided by {decided_by} (message {message_id})"
         )

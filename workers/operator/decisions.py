@@ -43,6 +43,22 @@ class Decision:
     # The dispute's contract, which the event names (MESSAGES.md): given with --contract, or
     # read from the dispute when the database is at hand (`with_contract_of`).
     contract_id: str | None = None
+    # Who decided (OP-1): --operator, or RECOURSE_OPERATOR; a decision without one is refused.
+    decided_by: str | None = None
+
+
+OPERATOR_VARIABLE = "RECOURSE_OPERATOR"
+
+
+def operator_of(option: str | None, environment: dict[str, str]) -> str:
+    """The operator who decides: --operator, else RECOURSE_OPERATOR; refused when neither."""
+    operator = option or environment.get(OPERATOR_VARIABLE, "")
+    if not operator.strip():
+        raise UsageProblem(
+            "a decision names the operator who made it (OP-1)",
+            f"pass --operator YOUR_ID or set {OPERATOR_VARIABLE}",
+        )
+    return operator
 
 
 def check_usage(decision: Decision) -> None:
@@ -85,6 +101,7 @@ def envelope(decision: Decision, *, event_id: str | None, now: datetime) -> Enve
         "dispute_id": decision.dispute_id,
         "contract_id": decision.contract_id,
         "outcome": decision.outcome,
+        "decided_by": decision.decided_by,
     }
     if decision.amount_minor is not None:
         data["refund_amount_minor"] = decision.amount_minor
