@@ -21,7 +21,6 @@ from policy.outcomes import APPLIED, Outcome, Rejected
 from policy.refunds import post_legs
 from policy.registry import fires, handles
 from policy.rules.contracts import close_contract, open_contract
-from policy.rules.hourly import unpaid_invoice_refusal
 from policy.rules.legs import Leg, user_account
 from policy.rules.presets import released_counts_as_accepted
 from policy.rules.reviews import review_window_end
@@ -122,19 +121,14 @@ def load_target(context: HandlerContext, target_id: str, kind: str = "target") -
     return target
 
 
-def load_paid_target(
-    context: HandlerContext, contract: ContractState, target_id: str
-) -> TargetState | Rejected:
+def load_paid_target(context: HandlerContext, target_id: str) -> TargetState:
     """A target that a refund or a dispute names, under its contract's lock.
 
-    On an hourly contract an invoice the engine has not seen is not paid yet (CC-11,
-    `not_paid`); on a fixed contract an unseen milestone may still be on its way, so it is an
-    UnknownSubject, which workers retry.
+    A target the engine has not seen is an UnknownSubject, which workers retry: an unseen
+    milestone's funding, or an unseen invoice's payment (an invoice exists for the engine only
+    once paid, so CC-11's "only after it has been paid" is this wait), may still be on its way.
     """
     target = rows.load(context.conn, targets, TargetState, target_id, lock=True)
-    refusal = unpaid_invoice_refusal(contract, target)
-    if refusal is not None:
-        return refusal
     if target is None:
         raise UnknownSubject("target", target_id)
     return target

@@ -113,20 +113,16 @@ def _refuse(
 def handle_dispute_opened(context: HandlerContext, event: DisputeOpenedEvent) -> Outcome:
     data = event.data
     contract = lock_contract(context, data.contract_id)
-    target = load_paid_target(context, contract, data.target_id)
-    dispute = (
-        target
-        if isinstance(target, Rejected)
-        else open_dispute(
-            contract,
-            target,
-            context.at,
-            context.policy(contract.policy),
-            dispute_id=data.dispute_id,
-            reason=data.reason,
-            existing=rows.load(context.conn, disputes, DisputeState, data.dispute_id),
-            dispute_open=dispute_open_on(context, target),
-        )
+    target = load_paid_target(context, data.target_id)
+    dispute = open_dispute(
+        contract,
+        target,
+        context.at,
+        context.policy(contract.policy),
+        dispute_id=data.dispute_id,
+        reason=data.reason,
+        existing=rows.load(context.conn, disputes, DisputeState, data.dispute_id),
+        dispute_open=dispute_open_on(context, target),
     )
     if isinstance(dispute, Rejected):
         return _refuse(

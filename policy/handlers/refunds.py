@@ -69,9 +69,7 @@ def handle_refund_requested(context: HandlerContext, event: RefundRequestedEvent
     if rows.load(context.conn, refund_requests, RefundRequestState, data.request_id):
         refusal = Rejected("invalid_state", "request id in use")
         return _refuse_request(context, contract, data, refusal, record=False)
-    target = load_paid_target(context, contract, data.target_id)
-    if isinstance(target, Rejected):
-        return _refuse_request(context, contract, data, target)
+    target = load_paid_target(context, data.target_id)
     policy = context.policy(contract.policy)
     route = route_request(
         contract,
@@ -159,9 +157,7 @@ def handle_refund_approved(context: HandlerContext, event: RefundApprovedEvent) 
     """CC-2: the creator (or support) refunds, on a request or unasked, within CC-3."""
     data = event.data
     contract = lock_contract(context, data.contract_id)
-    target = load_paid_target(context, contract, data.target_id)
-    if isinstance(target, Rejected):
-        return _refuse_approval(context, contract, data, target)
+    target = load_paid_target(context, data.target_id)
     request = None
     if data.request_id is not None:
         request = rows.load(

@@ -10,7 +10,8 @@ An invoice's states (`TargetState.status`, kind `invoice`):
 - `refunded`: all of its amount was refunded (terminal).
 
 Until it is paid an invoice does not exist for the engine, so a refund of an invoice id it
-has never seen on an hourly contract is refused `not_paid` (CC-11).
+has never seen waits for the payment as an unknown subject, then is dead-lettered
+`unknown_subject` if the payment never comes (CC-11).
 """
 
 from __future__ import annotations
@@ -156,18 +157,6 @@ def _charged(
         charge_total_minor=payment.charge_total_minor + charged_minor,
         processor_fee_minor=payment.processor_fee_minor + processor_fee_minor,
     )
-
-
-def unpaid_invoice_refusal(contract: ContractState, target: TargetState | None) -> Rejected | None:
-    """CC-11: on an hourly contract only a paid invoice can be refunded.
-
-    An hourly contract's targets are its paid invoices, so a target the engine has never
-    seen there is an invoice not paid yet. On a fixed contract an unseen milestone stays an
-    unknown subject (its funding may still be on its way), so this returns None.
-    """
-    if contract.kind == "hourly" and target is None:
-        return Rejected("not_paid", "the invoice has not been paid")
-    return None
 
 
 def escalation_deadline(invoice: TargetState, windows: Windows) -> datetime:

@@ -797,7 +797,7 @@ def test_cc6_reviews_hidden_once_when_the_net_value_falls_under_25_dollars(
 
 def test_cc8_invoice_dispute_until_the_friday_after_its_week(sqlite_engine: Engine) -> None:
     """CC-8: week of Mon 2 Mar 2026: disputes until Fri 13 Mar 23:59:59 UTC; an invoice
-    never paid cannot be disputed (CC-11, `not_paid`)."""
+    not paid yet cannot be disputed: it waits for its payment as an unknown subject (CC-11)."""
     engine = Driver(sqlite_engine)
     engine.send(
         "contract.opened",
@@ -840,15 +840,15 @@ def test_cc8_invoice_dispute_until_the_friday_after_its_week(sqlite_engine: Engi
     assert in_time.status == "applied"
     engine.resolve("d2", "partial_refund", friday + DAY, refund_amount_minor=10000)
     assert engine.balances("user:ana", "user:ben") == {"user:ana": 10000, "user:ben": 30000}
-    unpaid = engine.send(
-        "dispute.opened",
-        friday,
-        dispute_id="d3",
-        contract_id="c1",
-        target_id="i-unpaid",
-        reason="?",
-    )
-    assert unpaid.reason == "not_paid"
+    with pytest.raises(UnknownSubject):
+        engine.send(
+            "dispute.opened",
+            friday,
+            dispute_id="d3",
+            contract_id="c1",
+            target_id="i-unpaid",
+            reason="?",
+        )
 
 
 def test_cc10_released_milestone_cannot_be_disputed_under_cadcrowd(engine: Driver) -> None:

@@ -320,24 +320,24 @@ def test_cc3_approving_an_invoice_refund_on_day_180_181_365_366(
         assert notice["data"]["reason"] == outcome
 
 
-def test_cc11_a_refund_of_an_invoice_never_paid_is_not_paid(engine: Driver) -> None:
-    """CC-11: request and approval of an unpaid invoice are refused `not_paid`."""
+def test_cc11_a_refund_of_an_invoice_not_paid_yet_waits_for_its_payment(engine: Driver) -> None:
+    """CC-11: an invoice exists for the engine only once paid; a request or an approval of one
+    not seen yet is an unknown subject, which the workers retry until the payment arrives (and
+    dead-letter `unknown_subject` if it never does), writing nothing meanwhile."""
     engine.open()
-    requested = engine.request(PAID)
-    approved = engine.approve(PAID)
-    assert (requested.status, requested.reason) == ("rejected", "not_paid")
-    assert (approved.status, approved.reason) == ("rejected", "not_paid")
-    notices = engine.notifications("refund.rejected")
-    assert [n["data"]["reason"] for n in notices] == ["not_paid", "not_paid"]
-    assert notices[0]["recipients"] == [CLIENT]
-    assert notices[1]["recipients"] == [EXPERT]
+    with pytest.raises(UnknownSubject):
+        engine.request(PAID)
+    with pytest.raises(UnknownSubject):
+        engine.approve(PAID)
+    assert engine.notifications("refund.rejected") == []
     assert engine.balance(CLIENT) == 0
 
 
 def test_cc11_once_the_invoice_is_paid_the_expert_can_refund_it(engine: Driver) -> None:
     """CC-11: the same approval succeeds after the payment."""
     engine.open()
-    assert engine.approve(PAID - timedelta(hours=1)).reason == "not_paid"
+    with pytest.raises(UnknownSubject):
+        engine.approve(PAID - timedelta(hours=1))
     engine.pay()
     assert engine.approve(PAID + timedelta(hours=1)).status == "applied"
     assert engine.balance(CLIENT) == 1_000

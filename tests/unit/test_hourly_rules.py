@@ -18,7 +18,6 @@ from policy.rules.hourly import (
     escalate,
     escalation_deadline,
     pay_invoice,
-    unpaid_invoice_refusal,
 )
 from policy.rules.legs import Leg
 from policy.state import ContractState, PaymentState, RefundRequestState
@@ -173,18 +172,6 @@ def test_cc1_the_last_weeks_invoice_may_be_paid_after_the_contract_closed() -> N
     )
     assert isinstance(later_week, Rejected)
     assert later_week.reason == "invalid_state"
-
-
-def test_cc11_an_invoice_never_paid_cannot_be_refunded() -> None:
-    """CC-11: on an hourly contract an unseen target is an unpaid invoice: `not_paid`."""
-    refusal = unpaid_invoice_refusal(contract(), None)
-    assert refusal is not None
-    assert refusal.reason == "not_paid"
-    assert unpaid_invoice_refusal(contract(), paid().invoice) is None
-
-
-def test_cc11_an_unseen_milestone_of_a_fixed_contract_is_not_called_unpaid() -> None:
-    assert unpaid_invoice_refusal(contract("fixed"), None) is None
 
 
 def declined(**changes: Any) -> RefundRequestState:
