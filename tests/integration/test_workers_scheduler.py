@@ -10,13 +10,12 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import dramatiq
 import pika
 import pytest
 from sqlalchemy import Engine, text
 
 from messages.publisher import EventPublisher
-from messages.transport import TICKS_QUEUE
+from messages.transport import INTAKE_QUEUE, declare_intake
 from scheduler.clock import FixedClock
 from workers.tick_publisher import AdvisoryLock, TickPublisher
 
@@ -36,6 +35,11 @@ def wait_until(condition: Callable[[], bool], what: str, timeout_s: float = 30.0
 
 @pytest.fixture
 def publishers(rabbit_url: str) -> Iterator[Callable[[], EventPublisher]]:
+    """Publishers of the engine's own broker user, onto the engine's exchange and intake
+    queue (declared here as `recourse migrate` would)."""
+    connection = pika.BlockingConnection(pika.URLParameters(rabbit_url))
+    declare_intake(connection.channel())
+    connection.close()
     made: list[EventPublisher] = []
 
     def make() -> EventPublisher:
@@ -52,11 +56,11 @@ def ticks_on_queue(rabbit_url: str) -> list[dict[str, Any]]:
     channel = connection.channel()
     ticks = []
     while True:
-        method, _, body = channel.basic_get(TICKS_QUEUE, auto_ack=True)
+        method, _, body = channel.basic_get(INTAKE_QUEUE, auto_ack=True)
         if method is None:
             break
-        (envelope,) = dramatiq.Message.decode(body).args
-        ticks.append(envelope)
+        assert method.routing_key == "deadline.tick"
+        ticks.append(json.loads(body))
     connection.close()
     return ticks
 

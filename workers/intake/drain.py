@@ -28,7 +28,19 @@ from enum import Enum
 from typing import Any
 
 import structlog
-from sqlalchemy import Connection, Engine, and_, delete, exists, func, or_, select, text, update
+from sqlalchemy import (
+    Connection,
+    Engine,
+    and_,
+    bindparam,
+    delete,
+    exists,
+    func,
+    or_,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.exc import DBAPIError
 
 from ledger.pipelining import deferred_writes
@@ -43,7 +55,7 @@ from policy.errors import IdempotencyConflict, UnknownSubject
 from policy.handlers.ticks import fire_deadlines
 from workers.errors import is_contention
 from workers.intake.log import dead_letter_row
-from workers.intake.steps import record_step
+from workers.intake.steps import Steps
 from workers.intake.tables import dead_letters, event_log, owed_ticks, parked_keys
 from workers.metrics import EngineMetrics
 
@@ -257,6 +269,10 @@ class _Batch:
         self.conn = conn
         self.partition = partition
         self.now = drainer.clock()
+        self.steps = Steps()
+        self.finished: list[dict[str, object]] = []
+        """Events applied in this batch, marked done in the log when it ends."""
+        self.handled: set[int] = set()
         self.parked: dict[str, _Parked] = {
             row.ordering_key: _Parked(
                 row.head_seq, row.reason, row.attempts, row.first_failed_at, row.retry_at
@@ -271,12 +287,14 @@ class _Batch:
             self._fire_owed(barrier)
             rows = _applicable(self.conn, self.partition, barrier, limit=self.d.batch_size)
             for row in rows:
-                if row.ordering_key in self.parked:
-                    continue  # parked earlier in this batch
+                if row.ordering_key in self.parked or row.seq in self.handled:
+                    continue  # parked earlier in this batch, or its head retried above
                 self._fire_owed_before(row.ordering_key, row.seq)
                 self._apply(row)
         except _Collision:
+            self._write()
             return Progress.MORE  # the transaction commits what it did
+        self._write()
         self._schedule_retries()
         return Progress.MORE if len(rows) == self.d.batch_size else Progress.DRAINED
 
@@ -310,7 +328,6 @@ class _Batch:
         try:
             with savepoint(self.conn, "recourse_step"):
                 result = apply_event(self.conn, event, self.d.policies)
-                record_step(self.conn, row.seq, "event")
         except UnknownSubject as exc:
             self._park_or_dead(row, "unknown_subject", str(exc), retrying)
             return
@@ -332,10 +349,10 @@ class _Batch:
         self._done(row, result, retrying)
 
     def _done(self, row: Any, result: ApplyResult, retrying: _Parked | None) -> None:
-        self.conn.execute(
-            update(event_log)
-            .where(event_log.c.seq == row.seq)
-            .values(status="done", result=result.status, reason=result.reason)
+        self.steps.add(row.seq, "event")
+        self.handled.add(row.seq)
+        self.finished.append(
+            {"done_seq": row.seq, "done_result": result.status, "done_reason": result.reason}
         )
         if retrying is not None:
             self._unpark(row.ordering_key)
@@ -402,6 +419,7 @@ class _Batch:
         self.conn.execute(
             update(event_log).where(event_log.c.seq == row.seq).values(status="dead", reason=reason)
         )
+        self.handled.add(row.seq)
         event_id, event_type = _ids_of(row.body)
         self.conn.execute(
             dead_letters.insert().values(
@@ -445,8 +463,15 @@ class _Batch:
         for tick_seq in owed:
             self._fire_owed_tick(key, int(tick_seq))
 
+    def _write(self) -> None:
+        """The batch's steps and done marks, two statements for the whole batch."""
+        self.steps.write(self.conn)
+        if self.finished:
+            self.conn.execute(_MARK_DONE, self.finished)
+            self.finished = []
+
     def _fire_owed_tick(self, key: str, tick_seq: int) -> None:
-        fire_key_deadlines(self.conn, self.d.policies, key, tick_seq)
+        fire_key_deadlines(self.conn, self.d.policies, key, tick_seq, self.steps)
         self.conn.execute(
             delete(owed_ticks).where(
                 and_(owed_ticks.c.ordering_key == key, owed_ticks.c.tick_seq == tick_seq)
@@ -460,16 +485,22 @@ class _Batch:
         self.d.retry_later(self.partition, max((soonest - self.now).total_seconds(), 0.0))
 
 
+_MARK_DONE = (
+    update(event_log)
+    .where(event_log.c.seq == bindparam("done_seq"))
+    .values(status="done", result=bindparam("done_result"), reason=bindparam("done_reason"))
+)
+
+
 def fire_key_deadlines(
-    conn: Connection, policies: PolicySet, contract_id: str, tick_seq: int
+    conn: Connection, policies: PolicySet, contract_id: str, tick_seq: int, steps: Steps
 ) -> None:
-    """Fire the deadlines of one contract that the tick at `tick_seq` left to it, and number
-    the step."""
+    """Fire the deadlines of one contract that the tick at `tick_seq` left to it, as a step."""
     tick_row = select(event_log.c.body).where(event_log.c.seq == tick_seq)
     tick = parse_event(conn.execute(tick_row).scalar_one())
     assert isinstance(tick, DeadlineTickEvent)
     fire_contract_deadlines(conn, policies, contract_id, tick)
-    record_step(conn, tick_seq, "key_deadlines", [contract_id])
+    steps.add(tick_seq, "key_deadlines", [contract_id])
 
 
 def fire_contract_deadlines(

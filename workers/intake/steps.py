@@ -20,3 +20,24 @@ def record_step(
         insert(applied_steps),
         {"log_seq": log_seq, "action": action, "contract_ids": json.dumps(sorted(contract_ids))},
     )
+
+
+class Steps:
+    """The steps of one drain transaction, written together just before it commits.
+
+    Numbered then, they still follow the order their rows were written in: a transaction that
+    waits for another's lock takes its numbers after that one's commit, and one transaction's
+    steps keep their own order."""
+
+    def __init__(self) -> None:
+        self._rows: list[dict[str, object]] = []
+
+    def add(self, log_seq: int, action: str, contract_ids: Collection[str] = ()) -> None:
+        self._rows.append(
+            {"log_seq": log_seq, "action": action, "contract_ids": json.dumps(sorted(contract_ids))}
+        )
+
+    def write(self, conn: Connection) -> None:
+        if self._rows:
+            conn.execute(insert(applied_steps), self._rows)
+            self._rows = []
