@@ -61,6 +61,9 @@ class Barrier:
     def fire_ready(self) -> None:
         """Fire every tick whose events before it are done, oldest first; look once more
         after letting go of the lock."""
+        if not self.ready():
+            # The common case after a drain: no tick waits, or its events are not all done.
+            return
         fired_any = False
         while True:
             progress = self.fire_one()

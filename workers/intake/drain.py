@@ -31,6 +31,7 @@ import structlog
 from sqlalchemy import (
     Connection,
     Engine,
+    Select,
     and_,
     bindparam,
     delete,
@@ -143,18 +144,17 @@ class Drainer:
 
     def has_work(self, partition: int) -> bool:
         """Whether the partition has an event it could apply now, a parked key due for another
-        try, or deadlines owed to a key that is free again."""
-        now = self.clock()
+        try, or deadlines owed to a key (one statement)."""
+        applicable = _applicable_query(partition, None).limit(1).exists()
+        due = (
+            select(parked_keys.c.ordering_key)
+            .where(parked_keys.c.partition == partition, parked_keys.c.retry_at <= self.clock())
+            .exists()
+        )
+        owed = select(owed_ticks.c.ordering_key).where(owed_ticks.c.partition == partition)
         with self.engine.connect() as conn:
-            barrier = next_tick_seq(conn)
-            if _applicable(conn, partition, barrier, limit=1):
-                return True
-            due = conn.execute(
-                select(parked_keys.c.ordering_key)
-                .where(parked_keys.c.partition == partition, parked_keys.c.retry_at <= now)
-                .limit(1)
-            ).first()
-            return due is not None or bool(_owed_ready(conn, partition, barrier))
+            found: bool = conn.execute(select(or_(applicable, due, owed.exists()))).scalar_one()
+        return found
 
     def partitions_with_work(self) -> set[int]:
         """Every partition with an event it could apply now, a parked key due for another try,
@@ -205,11 +205,14 @@ def _lock_partition(conn: Connection, partition: int) -> bool:
 
 
 def _applicable(conn: Connection, partition: int, barrier: int | None, *, limit: int) -> list[Any]:
-    """Pending events of the partition below the barrier whose key is not parked, in order.
+    """Pending events of the partition below the barrier whose key is not parked, in order."""
+    return list(conn.execute(_applicable_query(partition, barrier).limit(limit)))
 
-    The barrier is looked up again inside the same statement, so the rows and the barrier come
-    from one snapshot: a tick and the events after it committed by the intake in between two
-    statements could otherwise let those events through ahead of the tick."""
+
+def _applicable_query(partition: int, barrier: int | None) -> Select[Any]:
+    """The barrier is looked up again inside the same statement, so the rows and the barrier
+    come from one snapshot: a tick and the events after it committed by the intake in between
+    two statements could otherwise let those events through ahead of the tick."""
     next_tick = (
         select(func.min(event_log.c.seq))
         .where(event_log.c.status == "pending", event_log.c.kind == "tick")
@@ -231,11 +234,10 @@ def _applicable(conn: Connection, partition: int, barrier: int | None, *, limit:
             or_(next_tick.is_(None), event_log.c.seq < next_tick),
         )
         .order_by(event_log.c.seq)
-        .limit(limit)
     )
     if barrier is not None:
         query = query.where(event_log.c.seq < barrier)
-    return list(conn.execute(query))
+    return query
 
 
 def _owed_ready(conn: Connection, partition: int, barrier: int | None) -> list[Any]:
