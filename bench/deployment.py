@@ -1,10 +1,12 @@
 """The engine as deployed, for the benchmarks that go through the real workers: `recourse
 worker` (and `recourse relay`) started as processes by their public command, on a throwaway
-database and vhost, fed by `messages.publisher.EventPublisher`."""
+database and vhost, fed by `messages.publisher.EventPublisher` through the `refunds.events`
+exchange (MESSAGES.md, "Transport")."""
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import signal
@@ -22,10 +24,11 @@ import pika
 from sqlalchemy import Engine, func, select
 
 from messages import parse_event
+from messages.ordering import ordering_key
 from messages.publisher import EventPublisher
-from messages.transport import EVENTS_QUEUE, dramatiq_message_body, new_message_id, route_for
-from policy.tables import inbox
+from messages.transport import INTAKE_QUEUE, declare_intake
 from workers.database import make_engine, migrate
+from workers.intake.tables import event_log
 
 RECOURSE = [sys.executable, "-c", "from workers.cli import app; app()"]
 # A worker process finishes its messages for up to 30 s, and its supervisor waits 40 s.
@@ -147,15 +150,18 @@ def running(
 
 
 def handled(engine: Engine) -> int:
-    """Events committed so far: every applied or rejected event leaves its inbox row."""
+    """Events committed so far: the event log's rows that are no longer pending (applied,
+    rejected, duplicate or dead-lettered events, and fired ticks), each marked in the
+    transaction that applied it."""
+    query = select(func.count()).select_from(event_log).where(event_log.c.status != "pending")
     with engine.connect() as conn:
-        return int(conn.execute(select(func.count()).select_from(inbox)).scalar_one())
+        return int(conn.execute(query).scalar_one())
 
 
 class Stalled(TimeoutError):
-    """No event was committed for a while before the count was reached: one is in a
-    dead-letter queue or in a long retry, and waiting out the whole timeout would show nothing
-    more."""
+    """No event was committed for a while before the count was reached: one was refused at
+    the intake (the `dead_letters` table) or its key is parked in a long retry, and waiting
+    out the whole timeout would show nothing more."""
 
 
 def wait_handled(
@@ -181,7 +187,7 @@ def wait_for_count(
         if now - moved > stall_s:
             raise Stalled(
                 f"{seen} of {count} events committed, and none for {stall_s:.0f} s: look in the"
-                " dead-letter queues (`recourse dlq list`) and the workers' logs, which the"
+                " `dead_letters` and `parked_keys` tables and the workers' logs, which the"
                 " benchmark keeps"
             )
         time.sleep(POLL_S)
@@ -191,37 +197,50 @@ def wait_for_count(
     return time.monotonic()
 
 
-Encoded = tuple[str, bytes]  # queue, AMQP body
+Encoded = tuple[str, bytes]  # routing key (the ordering key), AMQP body
 
 
 def encode(envelope: dict[str, Any]) -> Encoded:
-    """The queue and the Dramatiq message body of `envelope`, as `EventPublisher.publish`
-    would send them (validated here, once, before any clock starts: an upstream service
+    """The routing key and body `EventPublisher.publish` sends for `envelope`: its ordering key,
+    and its canonical JSON (validated here, once, before any clock starts: an upstream service
     serializes its events as it pleases, and its CPU is not the engine's)."""
     event = parse_event(envelope)
-    queue, actor = route_for(event.type)
     body = event.model_dump(mode="json", exclude_none=True)
-    return queue, dramatiq_message_body(body, queue, actor, new_message_id())
+    return ordering_key(event), json.dumps(body, separators=(",", ":")).encode("utf-8")
 
 
 def publish_all(broker_url: str, messages: Iterable[Encoded]) -> int:
-    """Publish every message persistent, with a confirm each, in order; how many were sent."""
+    """Publish every message to `refunds.events` as `EventPublisher.publish` does (persistent,
+    mandatory, `user_id` the connection's user, a confirm each), in order; how many were sent."""
     sent = 0
     with EventPublisher(broker_url) as publisher:
-        for queue, body in messages:
-            publisher.publish_raw(body, queue=queue)
+        for routing_key, body in messages:
+            publisher.publish_raw(body, routing_key=routing_key)
             sent += 1
     return sent
 
 
-def wait_consumers(broker_url: str, count: int, timeout_s: float = READY_TIMEOUT_S) -> None:
-    """Wait until `count` consumers listen on the events queue (the workers are up)."""
+def declare_engine_queues(broker_url: str) -> None:
+    """Declare the `refunds.events` exchange, the intake queue and their binding, as a worker
+    does when it starts: a backlog can then be published before any worker runs."""
+    connection = pika.BlockingConnection(pika.URLParameters(broker_url))
+    try:
+        declare_intake(connection.channel())
+    finally:
+        connection.close()
+
+
+def wait_consumers(
+    broker_url: str, count: int, timeout_s: float = READY_TIMEOUT_S, *, queue: str = INTAKE_QUEUE
+) -> None:
+    """Wait until `count` consumers listen on the intake queue (every worker process runs one;
+    RabbitMQ counts the single active consumer and those standing by alike)."""
     deadline = time.monotonic() + timeout_s
     while True:
         try:
             connection = pika.BlockingConnection(pika.URLParameters(broker_url))
             try:
-                declared = connection.channel().queue_declare(EVENTS_QUEUE, passive=True)
+                declared = connection.channel().queue_declare(queue, passive=True)
                 if declared.method.consumer_count >= count:
                     return
             finally:
@@ -229,7 +248,7 @@ def wait_consumers(broker_url: str, count: int, timeout_s: float = READY_TIMEOUT
         except pika.exceptions.ChannelClosedByBroker:
             pass  # the queue is not declared yet
         if time.monotonic() > deadline:
-            raise TimeoutError(f"fewer than {count} consumers on {EVENTS_QUEUE}")
+            raise TimeoutError(f"fewer than {count} consumers on {queue}")
         time.sleep(0.2)
 
 
@@ -240,8 +259,8 @@ KEPT_MARK = "KEPT"
 def worker_logs() -> Iterator[Path]:
     """A folder for the workers' logs, removed after a run that finished and kept after one that
     failed (or that `keep_logs` marked): a run that never sees its last events committed has
-    them retrying (an event whose subject was not there yet goes back to the end of the
-    queue), and only the log says which."""
+    them retrying (an event whose subject was not there yet parks its key), and only the log
+    says which."""
     folder = Path(tempfile.mkdtemp(prefix="recourse-bench-workers-"))
     try:
         yield folder

@@ -33,7 +33,6 @@ from bench.deployment import (
     WorkerShape,
     encode,
     keep_logs,
-    publish_all,
     running,
     wait_consumers,
     wait_handled,
@@ -109,17 +108,18 @@ class Consumer:
 def _paced(
     broker_url: str, messages: list[tuple[str, str, bytes]], rate: float
 ) -> dict[str, float]:
-    """Publish (id, queue, body) at `rate` a second; {id: stamp just before its publish}."""
+    """Publish (id, routing key, body) at `rate` a second; {id: stamp just before its
+    publish}."""
     sent: dict[str, float] = {}
     with EventPublisher(broker_url) as publisher:
         started = time.monotonic()
-        for number, (message_id, queue, body) in enumerate(messages):
+        for number, (message_id, routing_key, body) in enumerate(messages):
             due = started + number / rate
             pause = due - time.monotonic()
             if pause > 0:
                 time.sleep(pause)
             sent[message_id] = time.monotonic()
-            publisher.publish_raw(body, queue=queue)
+            publisher.publish_raw(body, routing_key=routing_key)
     return sent
 
 
@@ -185,8 +185,7 @@ def measure_engine(rate: float, seconds: float, shape: WorkerShape) -> dict[str,
             ),
         ):
             consumer = Consumer(broker_url)
-            # A publisher declares the engine's queues as it connects; then the workers consume.
-            publish_all(broker_url, [])
+            # The workers declare the exchange and the intake queue as they start.
             wait_consumers(broker_url, shape.processes)
             _paced(broker_url, warm_up_messages, rate)
             _wait_relayed(database_url, warm_up)
@@ -228,7 +227,7 @@ def measure_broker(rate: float, count: int) -> dict[str, Any]:
         channel = connection.channel()
         channel.confirm_delivery()
         started = time.monotonic()
-        for number, (message_id, _queue, body) in enumerate(messages):
+        for number, (message_id, _routing_key, body) in enumerate(messages):
             pause = started + number / rate - time.monotonic()
             if pause > 0:
                 time.sleep(pause)

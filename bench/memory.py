@@ -62,7 +62,7 @@ def run(events: int, threads: int) -> BenchResult:
             target=_publish, args=(broker_url, events)
         )
         try:
-            publish_all(broker_url, [])
+            # The worker declares the exchange and the intake queue as it starts.
             wait_consumers(broker_url, 1)
             started = time.monotonic()
             publisher.start()

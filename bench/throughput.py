@@ -3,9 +3,12 @@ the last committed ledger change.
 
 `recourse worker --processes P --threads T` runs on a throwaway database and vhost; the
 workload (`bench.workload`: funding, releases, refunds, disputes, ticks across many contracts)
-is published with confirms by `messages.publisher.EventPublisher`, in order, from one process
-per publisher; each contract's events stay with one publisher so their order holds. The run
-ends when every event has its inbox row (applied or rejected, committed).
+is published to the `refunds.events` exchange with confirms by
+`messages.publisher.EventPublisher`, in order, from one process per publisher; each contract's
+events stay with one publisher so their order holds. The run ends when no row of the event log
+is pending any more (every event applied, rejected or dead-lettered, every tick fired,
+committed). `APPLY_BATCH_SIZE` and `INTAKE_BATCH_SIZE` in the environment reach the workers,
+and the result records them.
 
 The reference is `bench.reference.postgres_reference` with P x T connections: the least
 transaction an event could cost, with plain psycopg.
@@ -13,6 +16,7 @@ transaction an event could cost, with plain psycopg.
 
 from __future__ import annotations
 
+import os
 from contextlib import ExitStack
 from typing import Any
 
@@ -24,6 +28,7 @@ from bench.reference import ReferenceResult, postgres_reference
 from bench.results import BenchResult
 from bench.servers import pg_database, rabbit_vhost
 from workers.database import make_engine, migrate
+from workers.settings import Settings
 
 GOAL_RATIO = 0.5
 
@@ -81,6 +86,7 @@ def run(events: int, shape: WorkerShape) -> BenchResult:
     reference = measured.per_second
     reference_cpu = measured.cpu.per_unit(events) if measured.cpu is not None else {}
     ratio = workers["events_per_s"] / reference
+    batches = batch_settings()
 
     def ratio_of(figures: dict[str, Any]) -> float:
         return round(float(figures["events_per_s"]) / reference, 3)
@@ -105,20 +111,33 @@ def run(events: int, shape: WorkerShape) -> BenchResult:
             "backlog": workers_backlog | {"ratio": ratio_of(workers_backlog)},
             "floor": floor_live | {"ratio": ratio_of(floor_live)},
             "floor_backlog": floor_backlog | {"ratio": ratio_of(floor_backlog)},
+            "batch_settings": batches,
         },
         notes=[
             f"{shape.processes} worker processes x {shape.threads} threads;"
-            f" reference on {shape.connections} connections",
+            f" reference on {shape.connections} connections;"
+            + "".join(f" {name}={value}" for name, value in batches.items()),
             _cpu_note(workers["cpu_per_event"], reference_cpu),
             f"draining a queued backlog: {workers_backlog['events_per_s']:,.0f} events/s,"
             f" ratio {ratio_of(workers_backlog):.2f}",
-            "transport floor (bench.floor: Dramatiq actors that only run the reference"
-            f" transaction): {floor_live['events_per_s']:,.0f} events/s live, ratio"
+            "transport floor (bench.floor: a plain consumer of refunds.intake that runs the"
+            f" reference transaction on {shape.connections} connections and acks):"
+            f" {floor_live['events_per_s']:,.0f} events/s live, ratio"
             f" {ratio_of(floor_live):.2f}; {floor_backlog['events_per_s']:,.0f} events/s"
             f" draining a backlog, ratio {ratio_of(floor_backlog):.2f}",
             *notes,
         ],
     )
+
+
+def batch_settings() -> dict[str, str]:
+    """The group-commit settings the workers run with: the environment's, else the engine's
+    defaults."""
+    fields = Settings.model_fields
+    return {
+        name: os.environ.get(name, f"{fields[name.lower()].default} (default)")
+        for name in ("APPLY_BATCH_SIZE", "INTAKE_BATCH_SIZE")
+    }
 
 
 def _cpu_note(event: dict[str, float], transaction: dict[str, float]) -> str:

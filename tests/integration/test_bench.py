@@ -80,10 +80,10 @@ def test_the_throughput_benchmark_commits_every_event_through_the_workers() -> N
     transaction = result.metrics["reference_cpu_per_tx"]
     assert transaction["engine_us"] == 0
     assert min(transaction["benchmark_children_us"], transaction["postgresql_us"]) > 0
-    # The same events drained as a queued backlog (without their ticks, which have a queue of
-    # their own), and through the transport's floor (Dramatiq actors that only write the
-    # reference transaction), live and as a backlog: each committed its events, and its
-    # consumers and the database spent CPU on them.
+    # The same events drained as a queued backlog (without their ticks, as before the ordered
+    # intake), and through the transport's floor (a plain consumer of refunds.intake that only
+    # writes the reference transaction), live and as a backlog: each committed its events, and
+    # its consumers and the database spent CPU on them.
     without_ticks = sum(1 for e in workload.events(200) if e["type"] != "deadline.tick")
     assert 0 < without_ticks < 200
     for mode, events in (

@@ -35,7 +35,7 @@ def test_a_count_that_stops_moving_is_a_stall_that_says_where_to_look(
 
     message = str(stalled.value)
     assert message.startswith("7 of 10 events committed, and none for 0 s")
-    assert "recourse dlq list" in message
+    assert "dead_letters" in message and "parked_keys" in message
 
 
 def test_a_count_that_moves_too_slowly_times_out_without_stalling(
