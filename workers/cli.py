@@ -164,6 +164,9 @@ PROGRESS_FROM_LINES = 5000
 
 @app.command()
 def verify(
+    database_url: str | None = typer.Option(
+        None, "--db", help="Database URL (default: DATABASE_URL)."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the result as one JSON object."),
 ) -> None:
     """Apply the database's events again, in the order they took effect, on a scratch store,
@@ -172,10 +175,13 @@ def verify(
 
     from policy.config import load_policies
     from workers.database import make_engine
+    from workers.preflight import check_database
     from workers.verify import verify as verify_books
 
     settings = load_settings()
-    engine = make_engine(settings.database_url)
+    url = database_url or settings.database_url
+    check_database(url, setting="--db" if database_url else "DATABASE_URL")
+    engine = make_engine(url)
     try:
         result = verify_books(engine, load_policies(settings.policy_file, settings.default_policy))
     finally:

@@ -403,6 +403,8 @@ class _Batch:
                 .where(parked_keys.c.ordering_key == row.ordering_key)
                 .values(**values)
             )
+        if self.d.metrics is not None:
+            self.d.metrics.record_failure("refunds.events", row.event_type, "retry", reason)
         self.parked[row.ordering_key] = _Parked(
             row.seq, reason, attempts, first_failed_at, retry_at
         )

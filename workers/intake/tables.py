@@ -36,7 +36,7 @@ event_log = Table(
     Column("body", Text, nullable=False),
     Column("received_at", UtcDateTime, nullable=False),
     Column("status", String(8), nullable=False),  # `pending`, `done` or `dead`
-    Column("result", String(16)),  # applied, rejected, duplicate; fired for a tick
+    Column("result", String(16)),  # applied, rejected or duplicate (a tick: applied)
     Column("reason", String(32)),
 )
 # Only pending rows are ever looked for, so the partial indexes stay small however long the log.

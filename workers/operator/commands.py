@@ -162,13 +162,13 @@ def decide(
             dispute = decisions.check_against_store(conn, decision, where=describe(url))
     decision = decisions.with_contract_of(decision, dispute)
     event = decisions.envelope(decision, event_id=event_id, now=now)
-    message_id = decisions.publish(event, broker, debug=debug)
+    routing_key = decisions.publish(event, broker, debug=debug)
     body = event.model_dump(mode="json", exclude_none=True)
     if as_json:
-        _print_json({"message_id": message_id, "event": body})
+        _print_json({"routing_key": routing_key, "event": body})
     else:
         amount = f" of {amount_minor} minor units" if amount_minor is not None else ""
         typer.echo(
             f"published dispute.resolved {event.event_id}: {outcome}{amount} for dispute "
-            f"{dispute_id}, decided by {decided_by} (message {message_id})"
+            f"{dispute_id}, decided by {decided_by} (routing key {routing_key})"
         )

@@ -164,7 +164,8 @@ def require_broker(url: str | None) -> str:
 
 
 def publish(event: Envelope, broker_url: str, *, debug: bool) -> str:
-    """Send `event` and wait for the broker's confirm; return the transport message id."""
+    """Send `event` and wait for the broker's confirm; return the routing key it went with
+    (its ordering key: the dispute's contract)."""
     try:
         with (
             _quiet_unless(debug),

@@ -33,10 +33,9 @@ async function main() {
   const user = decodeURIComponent(new URL(url).username || "guest");
   const connection = await amqp.connect(url);
   const channel = await connection.createConfirmChannel();
-  // A message no queue takes comes back instead of vanishing.
-  channel.on("return", (message) => {
-    throw new Error(`unroutable: ${message.fields.routingKey}`);
-  });
+  // A message no queue takes comes back instead of vanishing: note it, fail at the end.
+  const returned = [];
+  channel.on("return", (message) => returned.push(message.fields.routingKey));
   const lines = readFileSync(file, "utf8").split("\n").filter((line) => line.trim());
   for (const line of lines) {
     const envelope = JSON.parse(line);
@@ -53,6 +52,7 @@ async function main() {
   // ids make a second copy harmless).
   await channel.waitForConfirms();
   await connection.close();
+  if (returned.length > 0) throw new Error(`unroutable: ${returned.join(", ")}`);
   console.log(JSON.stringify({ sent: lines.length }));
 }
 
