@@ -5,11 +5,17 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from alembic.script import ScriptDirectory
+from sqlalchemy import create_engine
 from typer.testing import CliRunner
 
 from workers.cli import app
+from workers.database import alembic_config
 
-REVISIONS = ["ledger0001", "policy0001", "sched0001"]
+REVISIONS = sorted(
+    ScriptDirectory.from_config(alembic_config(create_engine("sqlite://"))).get_heads()
+)
+"""The newest revision of every package's branch, as `migrate` reports them."""
 
 
 def test_an_empty_database_is_created_and_then_found_up_to_date(tmp_path: Path) -> None:

@@ -12,11 +12,19 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import Engine
 
+from console.tables import metadata as console_metadata
 from ledger.tables import metadata as ledger_metadata
 from policy.tables import metadata as policy_metadata
 from scheduler.tables import metadata as scheduler_metadata
+from workers.intake.tables import metadata as intake_metadata
 
-target_metadata = [ledger_metadata, policy_metadata, scheduler_metadata]
+target_metadata = [
+    ledger_metadata,
+    policy_metadata,
+    scheduler_metadata,
+    intake_metadata,
+    console_metadata,
+]
 
 
 def _engine() -> tuple[Engine, bool]:
