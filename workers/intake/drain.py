@@ -65,6 +65,10 @@ log = structlog.get_logger(__name__)
 BATCH_SIZE = 64
 """Events a drain applies in one transaction: one commit (one WAL flush) for all of them."""
 
+LOCK_TIMEOUT = "250ms"
+"""How long a drain's statement waits for a row lock before it gives the batch up (see
+`_lock_partition`): longer than a batch normally holds one, far shorter than a deadlock costs."""
+
 PARTITION_LOCK_CLASS = 0x5245
 """The first key of the partitions' advisory locks (PostgreSQL); the partition is the second."""
 
@@ -195,11 +199,21 @@ def next_tick_seq(conn: Connection) -> int | None:
 
 
 def _lock_partition(conn: Connection, partition: int) -> bool:
+    """Take the partition for this transaction, and bound its row-lock waits.
+
+    A batch holds the rows of every event it applied until it commits, taken event after
+    event, so two batches that share a user or a hot account's shard can take them in opposite
+    orders: a deadlock PostgreSQL breaks only after `deadlock_timeout` (a second), while every
+    batch queued behind them waits. With LOCK_TIMEOUT a wait that long fails instead: the batch
+    commits what it did, which lets the other go on, and tries the event again at once."""
     if conn.dialect.name != "postgresql":
         return True
     locked: bool = conn.execute(
-        text("SELECT pg_try_advisory_xact_lock(:class_id, :partition)"),
-        {"class_id": PARTITION_LOCK_CLASS, "partition": partition},
+        text(
+            "SELECT set_config('lock_timeout', :timeout, true) IS NOT NULL"
+            " AND pg_try_advisory_xact_lock(:class_id, :partition)"
+        ),
+        {"timeout": LOCK_TIMEOUT, "class_id": PARTITION_LOCK_CLASS, "partition": partition},
     ).scalar_one()
     return locked
 
@@ -275,6 +289,15 @@ class _Batch:
         self.finished: list[dict[str, object]] = []
         """Events applied in this batch, marked done in the log when it ends."""
         self.handled: set[int] = set()
+        # The partition's owed deadlines, read once: most batches have none, and every event
+        # would otherwise ask.
+        self.owed: dict[str, list[int]] = {}
+        for owed_row in conn.execute(
+            select(owed_ticks.c.ordering_key, owed_ticks.c.tick_seq)
+            .where(owed_ticks.c.partition == partition)
+            .order_by(owed_ticks.c.tick_seq)
+        ):
+            self.owed.setdefault(owed_row.ordering_key, []).append(owed_row.tick_seq)
         self.parked: dict[str, _Parked] = {
             row.ordering_key: _Parked(
                 row.head_seq, row.reason, row.attempts, row.first_failed_at, row.retry_at
@@ -452,20 +475,20 @@ class _Batch:
         self.parked.pop(key, None)
 
     def _fire_owed(self, barrier: int | None) -> None:
+        if not self.owed:
+            return
         for key, tick_seq in _owed_ready(self.conn, self.partition, barrier):
             self._fire_owed_tick(key, tick_seq)
+            if tick_seq in self.owed.get(key, []):
+                self.owed[key].remove(tick_seq)
 
     def _fire_owed_before(self, key: str, seq: int) -> None:
         """Deadlines owed to `key` by ticks before its event at `seq` fire before it does."""
-        owed: list[int] = list(
-            self.conn.execute(
-                select(owed_ticks.c.tick_seq)
-                .where(owed_ticks.c.ordering_key == key, owed_ticks.c.tick_seq < seq)
-                .order_by(owed_ticks.c.tick_seq)
-            ).scalars()
-        )
-        for tick_seq in owed:
-            self._fire_owed_tick(key, int(tick_seq))
+        waiting = self.owed.get(key)
+        if not waiting:
+            return
+        while waiting and waiting[0] < seq:
+            self._fire_owed_tick(key, waiting.pop(0))
 
     def _write(self) -> None:
         """The batch's steps and done marks, two statements for the whole batch."""
