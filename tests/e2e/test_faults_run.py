@@ -30,8 +30,8 @@ from tests.e2e.faults.run import RunConfig, run_faults
 
 pytestmark = [pytest.mark.e2e, pytest.mark.rabbitmq, pytest.mark.postgres]
 
-EVENTS = 1_000
-CONTRACTS = 100
+EVENTS = 3_000
+CONTRACTS = 300
 
 
 def test_a_history_from_four_publishers_under_faults_books_what_its_replay_in_published_order_books(

@@ -15,6 +15,7 @@ from tests.e2e.faults.injectors import (
     WORKER_SIGKILL,
     Injection,
 )
+from tests.e2e.faults.poison import poison_messages
 from tests.e2e.faults.run import RunResult
 
 FAULT_NAMES = {
@@ -42,6 +43,8 @@ def fault_rows(result: RunResult) -> list[str]:
     verdict = result.verdict
     for fault, label in FAULT_NAMES.items():
         done = by_fault.get(fault, [])
+        if fault == BROKER_RESTART and not done and not result.config.broker_restart:
+            continue
         in_flight = [len(item.in_flight) for item in done]
         touched = set().union(*(item.in_flight for item in done)) if done else set()
         recovered = [item.recovered_s for item in done if item.recovered_s is not None]
@@ -68,8 +71,7 @@ def table(result: RunResult) -> str:
         f"| a story's key switch (a contract's event, then a chargeback, a withdrawal...) "
         f"published once the events before it were applied | {driver.key_switches} | - | 0 | "
         f"0 | {seconds(driver.switch_waits_s)} (wait before publishing) |",
-        f"| poison (not JSON, a JSON array, a repeated key, 300 KiB, nested 100 deep, wrong "
-        f"types, an unknown type, a control character in an id, misrouted, no user_id) | "
+        f"| poison ({', '.join(poison.name for poison in poison_messages())}) | "
         f"{driver.poison} | - | 0 in the ledger, {poison_letters} in `dead_letters` | 0 | - |",
     ]
     return "\n".join(header + fault_rows(result) + extra)
