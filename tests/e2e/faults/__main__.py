@@ -35,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--events", type=int, default=10_000)
     parser.add_argument("--contracts", type=int, default=500)
     parser.add_argument("--seed", type=int, default=8)
-    parser.add_argument("--rounds", type=int, default=3, help="Times each fault strikes.")
+    parser.add_argument("--rounds", type=int, default=1, help="Times each fault strikes.")
     parser.add_argument("--workers", type=int, default=2, help="Worker processes.")
     parser.add_argument("--threads", type=int, default=4, help="Threads per worker.")
     parser.add_argument(
