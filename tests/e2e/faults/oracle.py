@@ -332,25 +332,25 @@ class Oracle:
             if not any(letter.routing_key == poison.routing_key for letter in letters):
                 verdict.note(f"poison {poison.name} is not in the dead_letters table")
         for letter in letters:
-            poison = by_key.get(letter.routing_key or "")
-            if poison is None:
+            sent = by_key.get(letter.routing_key or "")
+            if sent is None:
                 verdict.note(
                     f"a dead letter that is no poison: {letter.event_id} under "
                     f"{letter.routing_key!r} ({letter.reason}: {letter.problems[:200]})"
                 )
-            elif letter.reason not in poison.reasons:
+            elif letter.reason not in sent.reasons:
                 verdict.note(
-                    f"poison {poison.name} dead-lettered as {letter.reason!r}, "
-                    f"not {sorted(poison.reasons)}: {letter.problems[:200]}"
+                    f"poison {sent.name} dead-lettered as {letter.reason!r}, "
+                    f"not {sorted(sent.reasons)}: {letter.problems[:200]}"
                 )
             elif letter.log_seq is not None:
-                verdict.note(f"poison {poison.name} reached the event log before refusal")
+                verdict.note(f"poison {sent.name} reached the event log before refusal")
         poison_ids = {poison.event_id for poison in self.poison if poison.event_id}
         touched = poison_ids & set(self._inbox_ids(engine))
         if touched:
             verdict.note(f"poison reached the inbox: {sorted(touched)}")
         with engine.connect() as conn:
-            logged = set(
+            logged: set[str] = set(
                 conn.execute(
                     select(event_log.c.event_id).where(event_log.c.event_id.in_(poison_ids))
                 ).scalars()
