@@ -1,13 +1,17 @@
-"""The engine as it is deployed: `recourse worker`, `recourse relay` and two `recourse scheduler`
-processes against PostgreSQL and RabbitMQ. Events go in with `recourse publish`,
-notifications come out of the exchange, ticks keep coming when the leading scheduler is
-killed, and every process stops cleanly on SIGTERM."""
+"""The engine as it is deployed: `recourse worker` (one process, and two with `--processes`),
+`recourse relay` and two `recourse scheduler` processes against PostgreSQL and RabbitMQ. A
+history goes in with `recourse publish` and ends with the books, rejections, notifications
+and dead letters of `recourse replay` of the same file; notifications come out of the
+exchange, ticks keep coming when the leading scheduler is killed, and every process stops
+cleanly on SIGTERM."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -17,16 +21,20 @@ from typing import Any
 
 import pika
 import pytest
+from ordered_driver import Outcome, live_outcome, settled
 from sqlalchemy import Engine, func, select
 
 from messages.publisher import EventPublisher
 from messages.transport import NOTIFICATIONS_EXCHANGE
+from policy.config import load_policies
 from policy.tables import inbox, outbox
 from tests.e2e.faults.processes import free_port, scrape
+from tests.e2e.story_generator import Load, generate_load, ticks_for
+from workers.intake.tables import dead_letters
+from workers.verify import verify
 
 pytestmark = [pytest.mark.e2e, pytest.mark.rabbitmq, pytest.mark.postgres]
 
-STORY = Path(__file__).parents[1] / "data" / "workers-story.jsonl"
 RECOURSE = [sys.executable, "-c", "from workers.cli import app; app()"]
 WAIT_S = 60.0
 
@@ -104,18 +112,97 @@ def count(engine: Engine, query: Any) -> int:
         return found
 
 
-def story_ids() -> set[str]:
-    return {json.loads(line)["event_id"] for line in STORY.read_text("utf-8").splitlines()}
+CONTRACT_KEYED = frozenset(
+    {
+        "contract.opened",
+        "contract.closed",
+        "milestone.funded",
+        "work.started",
+        "milestone.released",
+        "hourly.invoice_paid",
+        "refund.requested",
+        "refund.approved",
+        "refund.declined",
+        "refund.escalated",
+        "dispute.opened",
+        "dispute.resolved",
+        "dispute.evidence_added",
+    }
+)
 
 
-def test_the_deployed_processes_run_a_story_end_to_end(
-    processes: Processes, pg_engine: Engine, rabbit_url: str, notifications: Any
+def story_file(folder: Path) -> Path:
+    """A generated history (`tests.e2e.story_generator`) of the contracts' own events, with the
+    load's ticks, in causal order.
+
+    `recourse publish` sends a file at once on one channel. That books what its replay books
+    when no story switches key (MESSAGES.md, "Ordering"), so the events ordered by another key
+    than their contract's (add-ons, points, withdrawals, chargebacks, the processor's fee
+    refunds) are left out: without withdrawals or claw-backs, the contracts of one client
+    touch no balance in an order-dependent way. The load is dated from 2031, so the
+    schedulers' wall-clock ticks fire none of its deadlines; the examples/ files, dated 2026,
+    would be overtaken by them.
+    """
+    load = generate_load(200, 20, seed=5)
+    stories = tuple(
+        dataclasses.replace(
+            story, events=tuple(event for event in story.events if event.type in CONTRACT_KEYED)
+        )
+        for story in load.stories
+    )
+    kept = tuple(story for story in stories if story.events)
+    history = Load(kept, tuple(ticks_for(list(kept))), load.seed)
+    path = folder / "history.jsonl"
+    path.write_text("\n".join(history.causal_lines()) + "\n", encoding="utf-8")
+    return path
+
+
+def replayed(processes: Processes, path: Path) -> Outcome:
+    """`recourse replay FILE --json`, in the shape of `ordered_driver.live_outcome`: an event
+    whose subject never came is a dead letter live (see `ordered_driver.replay_outcome`)."""
+    done = processes.command("replay", str(path), "--json")
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    never = {
+        item["event_id"] for item in report["rejections"] if item["reason"] == "unknown_subject"
+    }
+    assert report["dead_letters"] == []
+    return Outcome(
+        report["balances"],
+        {
+            item["notification_id"]: public(item)
+            for item in report["notifications"]
+            if item["notification_id"].split(":")[0] not in never
+        },
+        {
+            item["event_id"]: item["reason"]
+            for item in report["rejections"]
+            if item["event_id"] not in never
+        },
+        dict.fromkeys(never, "unknown_subject"),
+    )
+
+
+def public(notification: dict[str, Any]) -> dict[str, Any]:
+    keys = ("notification_id", "type", "occurred_at", "recipients", "data")
+    return {key: notification[key] for key in keys}
+
+
+@pytest.mark.parametrize("worker_processes", [1, 2], ids=["one-process", "two-processes"])
+def test_the_deployed_processes_book_what_the_replay_of_a_published_file_books(
+    processes: Processes,
+    pg_engine: Engine,
+    rabbit_url: str,
+    notifications: Any,
+    worker_processes: int,
 ) -> None:
-    worker_port = free_port()
+    history = story_file(processes.logs)
+    lines = history.read_text("utf-8").splitlines()
+    worker_port = free_port() if worker_processes == 1 else free_port_pair()
     scheduler_ports = {"scheduler-a": free_port(), "scheduler-b": free_port()}
-    # One thread: the story's events of one contract depend on their order (work started
-    # before or after a refund request), and a single consumer thread keeps queue order.
-    processes.start("worker", "worker", "--threads", "1", metrics_port=worker_port)
+    processes.start(
+        "worker", "worker", "--processes", str(worker_processes), metrics_port=worker_port
+    )
     processes.start("relay", "relay")
     processes.start("scheduler-a", "scheduler", metrics_port=scheduler_ports["scheduler-a"])
     wait_until(
@@ -123,21 +210,29 @@ def test_the_deployed_processes_run_a_story_end_to_end(
         "the first scheduler to lead",
     )
     processes.start("scheduler-b", "scheduler", metrics_port=scheduler_ports["scheduler-b"])
-    # Up before anything is asserted of it: the story below can be handled faster than the
+    # Up before anything is asserted of it: the history below can be handled faster than the
     # second scheduler starts its metrics endpoint.
     wait_until(
         lambda: scrape(scheduler_ports["scheduler-b"], "recourse_scheduler_leader") is not None,
         "the second scheduler to report",
     )
+    wait_until(
+        lambda: all(
+            scrape(worker_port + n, "process_start_time_seconds") is not None
+            for n in range(worker_processes)
+        ),
+        "every worker process serving metrics",
+    )
 
-    published = processes.command("publish", str(STORY))
+    published = processes.command("publish", str(history))
     assert published.returncode == 0, published.stderr
     with EventPublisher(rabbit_url) as publisher:
-        publisher.publish_raw(b"not a dramatiq message")
+        publisher.publish_raw(b"not an envelope", routing_key="e2e-poison")
 
-    wanted = story_ids()
+    wanted = {json.loads(line)["event_id"] for line in lines}
     handled = select(func.count()).select_from(inbox).where(inbox.c.event_id.in_(wanted))
-    wait_until(lambda: count(pg_engine, handled) == len(wanted), "every story event handled")
+    wait_until(lambda: count(pg_engine, handled) == len(wanted), "every event handled", 120)
+    wait_until(lambda: settled(pg_engine), "the event log to settle")
     unsent = select(func.count()).select_from(outbox).where(outbox.c.sent_at.is_(None))
     total = select(func.count()).select_from(outbox)
 
@@ -146,6 +241,18 @@ def test_the_deployed_processes_run_a_story_end_to_end(
         return count(pg_engine, unsent) == 0 and depth == count(pg_engine, total) > 0
 
     wait_until(relayed, "every notification on the exchange, once")
+
+    live = live_outcome(pg_engine)
+    expected = replayed(processes, history)
+    assert live.balances == expected.balances
+    assert live.rejections == expected.rejections
+    assert live.notifications == expected.notifications
+    # The replay dead-letters nothing; live, only the poison below, which has no event id.
+    assert expected.dead_letters == {}
+    assert verify(pg_engine, load_policies()).same
+    with pg_engine.connect() as conn:
+        letters = conn.execute(select(dead_letters.c.reason, dead_letters.c.routing_key)).all()
+    assert [tuple(row) for row in letters] == [("malformed", "e2e-poison")]
 
     scheduler_ticks = (
         select(func.count())
@@ -162,21 +269,34 @@ def test_the_deployed_processes_run_a_story_end_to_end(
     )
     before = count(pg_engine, scheduler_ticks)
     wait_until(lambda: count(pg_engine, scheduler_ticks) > before, "ticks after the takeover")
+    # The wall-clock ticks (2026) fired nothing of the history (2031): still the replay's books.
+    wait_until(lambda: settled(pg_engine), "the event log to settle")
+    assert live_outcome(pg_engine).balances == expected.balances
 
     # Each process exports its own role's series: the worker serves, but no scheduler gauge.
     assert scrape(worker_port, "process_start_time_seconds") is not None
     assert scrape(worker_port, "recourse_scheduler_leader") is None
     health = processes.command("health")
     assert health.returncode == 0, health.stdout + health.stderr
-    letters = processes.command("dlq", "list", "--json")
-    assert letters.returncode == 0, letters.stderr
-    assert [json.loads(line)["reason"] for line in letters.stdout.splitlines()] == ["undecodable"]
 
     for name in ("worker", "relay", "scheduler-b"):
         processes.running[name].send_signal(signal.SIGTERM)
     for name in ("worker", "relay", "scheduler-b"):
-        assert processes.running[name].wait(timeout=40) == 0, processes.log(name)
-    assert "worker.stopped" in processes.log("worker")
+        assert processes.running[name].wait(timeout=60) == 0, processes.log(name)
+    assert processes.log("worker").count('"worker.stopped"') == worker_processes
+
+
+def free_port_pair() -> int:
+    """A port whose next one is free too: `--processes 2` serves METRICS_PORT and the next."""
+    for _ in range(50):
+        port = free_port()
+        try:
+            with socket.socket() as probe:
+                probe.bind(("127.0.0.1", port + 1))
+        except OSError:
+            continue
+        return port
+    raise AssertionError("no two consecutive free ports")
 
 
 def spawned_children(parent: int) -> set[int]:

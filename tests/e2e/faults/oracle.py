@@ -1,7 +1,11 @@
-"""The oracle: after a run, prove that the faults lost nothing and applied nothing twice.
+"""The oracle: after a run, prove that the live system booked what a replay of the events in
+the order they were published books, and that the faults lost nothing and applied nothing
+twice.
 
-The expectation is the replay (`workers.replay.replay_lines`) of the same load in its causal
-order on an embedded SQLite store: the engine's own handlers with nothing broken. Against it:
+The expectation is the replay (`workers.replay.replay_lines`) of the load's original events
+in the order the driver recorded their publication (the order of the broker's confirms,
+`tests.e2e.faults.driver.PublicationOrder`), on an embedded SQLite store: not the causal
+order the generator wrote, not the order the runtime applied. Against it:
 
 - the ledger audit is green on PostgreSQL, and every balance equals the replay's;
 - event by event, the inbox result, the transfers (by their deterministic ids, accounts and
@@ -9,9 +13,12 @@ order on an embedded SQLite store: the engine's own handlers with nothing broken
   missing was *lost*, one with more was *duplicated*;
 - every expected notification reached `refunds.notifications` at least once, and
   deduplicated by `notification_id` exactly the replay's set, each with the replay's body;
-- every poison message sits in a dead-letter queue with a right reason, nothing else does,
-  and no poison reached the inbox or the ledger;
-- nothing is left unacked or queued (work and delay queues empty) and no outbox row unsent.
+- every poison message is a row of the `dead_letters` table with a right reason, nothing
+  else is, and no poison reached the event log, the inbox or the ledger;
+- nothing is left behind: `refunds.intake` empty with nothing unacked, nothing pending in
+  the event log, no parked key, no tick owed to a key, no outbox row unsent;
+- `recourse verify` (`workers.verify.verify`) re-applies the applied steps on a scratch
+  store and finds the same books.
 """
 
 from __future__ import annotations
@@ -30,23 +37,31 @@ from sqlalchemy.orm import aliased
 from ledger import Book, audit
 from ledger.accounts import owner_side_balances
 from ledger.tables import accounts, transfers
-from messages.transport import EVENTS_QUEUE, TICKS_QUEUE, dead_letter_queue, delay_queue
+from messages.transport import INTAKE_QUEUE
 from policy.config import load_policies
 from policy.tables import inbox, outbox
 from tests.e2e.faults.poison import Poison
 from tests.e2e.faults.servers import patiently, queue_depths
 from tests.e2e.story_generator import Load
 from workers.database import make_engine, migrate
-from workers.dlq import DeadLetter, DeadLetterQueues
+from workers.intake.tables import dead_letters, event_log, owed_ticks, parked_keys
 from workers.replay import ReplayReport, replay_lines
+from workers.verify import verify
 
 NOTIFICATIONS_QUEUE = "fault-run-notifications"
 """Bound to every routing key of the exchange before the engine starts: what a consumer sees."""
 
-WORK_QUEUES = tuple(
-    name for queue in (EVENTS_QUEUE, TICKS_QUEUE) for name in (queue, delay_queue(queue))
-)
-DEAD_LETTER_QUEUES = (dead_letter_queue(EVENTS_QUEUE), dead_letter_queue(TICKS_QUEUE))
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """A row of the `dead_letters` table, as much as the oracle reads of it."""
+
+    reason: str
+    routing_key: str | None
+    event_id: str | None
+    log_seq: int | None
+    problems: str
+
 
 Transfer = tuple[str, str, str, str, int, str]
 """transfer_id, kind, debit account, credit account, amount, code."""
@@ -79,6 +94,8 @@ class Verdict:
     notifications_received: int = 0
     notifications_distinct: int = 0
     dead_letters: list[DeadLetter] = field(default_factory=list)
+    verify_steps: int = 0
+    verify_same: bool = False
     audit_ok: bool = False
     accounts: int = 0
 
@@ -140,13 +157,13 @@ def effects_of(conn: Connection) -> dict[str, Effect]:
     return found
 
 
-def expected_of(load: Load) -> Expected:
-    """Replay the load in its causal order on a fresh SQLite store."""
+def expected_of(lines: list[str]) -> Expected:
+    """Replay `lines` in the order given (a run's publication order) on a fresh SQLite store."""
     with tempfile.TemporaryDirectory(prefix="recourse-faults-replay-") as scratch:
         engine = make_engine(f"sqlite:///{Path(scratch) / 'replay.sqlite'}")
         try:
             migrate(engine)
-            report = replay_lines(engine, load.causal_lines(), load_policies())
+            report = replay_lines(engine, lines, load_policies(), own_database=True)
             with engine.connect() as conn:
                 effects = effects_of(conn)
         finally:
@@ -194,9 +211,26 @@ def received_notifications(broker_url: str) -> list[dict[str, Any]]:
             connection.close()
 
 
-def dead_letters(broker_url: str) -> list[DeadLetter]:
-    with DeadLetterQueues(broker_url) as queues:
-        return [letter for queue in DEAD_LETTER_QUEUES for letter in queues.peek(queue)]
+def dead_letters_of(engine: Engine) -> list[DeadLetter]:
+    with engine.connect() as conn:
+        return [
+            DeadLetter(
+                str(row.reason),
+                row.routing_key,
+                row.event_id,
+                row.log_seq,
+                str(row.problems),
+            )
+            for row in conn.execute(
+                select(
+                    dead_letters.c.reason,
+                    dead_letters.c.routing_key,
+                    dead_letters.c.event_id,
+                    dead_letters.c.log_seq,
+                    dead_letters.c.problems,
+                ).order_by(dead_letters.c.dead_letter_id)
+            )
+        ]
 
 
 def public(body: dict[str, Any]) -> dict[str, Any]:
@@ -219,8 +253,9 @@ class Oracle:
         self.check_books(engine, verdict)
         self.check_events(engine, verdict)
         self._notifications(broker_url, verdict)
-        self._dead_letters(broker_url, engine, verdict)
+        self._dead_letters(engine, verdict)
         self._leftovers(engine, vhost, verdict)
+        self._verify(engine, verdict)
         return verdict
 
     def check_books(self, engine: Engine, verdict: Verdict) -> None:
@@ -250,9 +285,9 @@ class Oracle:
             event_id: effect for event_id, effect in actual.items() if event_id not in self.load_ids
         }
         for event_id, effect in others.items():
-            # Only the schedulers' own ticks may be there, and they fire nothing: the load
-            # is dated after them.
-            if effect.transfers or effect.notifications or effect.result != "applied":
+            # Only the schedulers' own ticks and the fault runner's probes (ticks too) may be
+            # there, and they fire nothing: the load is dated years after them.
+            if effect.transfers or effect.notifications or effect.result == "rejected":
                 verdict.note(f"an event outside the load did something: {event_id} {effect}")
         for event_id in sorted(self.load_ids):
             kind = classify(self.expected.effects.get(event_id), actual.get(event_id))
@@ -264,7 +299,9 @@ class Oracle:
                 verdict.note(f"{len(found)} event(s) {kind}: {found[:8]}")
         rejected = {(item["event_id"], item["reason"]) for item in self.expected.report.rejections}
         if any(reason == "unknown_subject" for _, reason in rejected):
-            verdict.note("the causal replay itself met an unknown subject: the load is invalid")
+            # The driver publishes a key switch only once the events before it are applied,
+            # so no event of the order it recorded comes before its subject.
+            verdict.note("the replay met an unknown subject: the publication order is invalid")
         if self.expected.report.dead_letters:
             verdict.note(f"the replay dead-lettered {self.expected.report.dead_letters[:3]}")
 
@@ -287,54 +324,78 @@ class Oracle:
                 verdict.note(f"notification {item['notification_id']} differs from the replay")
                 break
 
-    def _dead_letters(self, broker_url: str, engine: Engine, verdict: Verdict) -> None:
-        letters = patiently(lambda: dead_letters(broker_url))
+    def _dead_letters(self, engine: Engine, verdict: Verdict) -> None:
+        letters = dead_letters_of(engine)
         verdict.dead_letters = letters
-        matched: set[int] = set()
+        by_key = {poison.routing_key: poison for poison in self.poison}
         for poison in self.poison:
-            mine = [
-                index
-                for index, letter in enumerate(letters)
-                if (
-                    letter.message_id == poison.message_id
-                    if poison.message_id
-                    else letter.body == poison.body
-                )
-            ]
-            if not mine:
-                verdict.note(f"poison {poison.name} is not in a dead-letter queue")
-            for index in mine:
-                if letters[index].reason not in poison.reasons:
-                    verdict.note(
-                        f"poison {poison.name} dead-lettered as {letters[index].reason!r}, "
-                        f"not {sorted(poison.reasons)}"
-                    )
-            matched.update(mine)
-        for index, letter in enumerate(letters):
-            if index not in matched:
+            if not any(letter.routing_key == poison.routing_key for letter in letters):
+                verdict.note(f"poison {poison.name} is not in the dead_letters table")
+        for letter in letters:
+            sent = by_key.get(letter.routing_key or "")
+            if sent is None:
                 verdict.note(
-                    f"a dead letter that is no poison: {letter.event_id} ({letter.reason}: "
-                    f"{letter.error[:200]})"
+                    f"a dead letter that is no poison: {letter.event_id} under "
+                    f"{letter.routing_key!r} ({letter.reason}: {letter.problems[:200]})"
                 )
-        touched = {poison.event_id for poison in self.poison if poison.event_id} & set(
-            self._inbox_ids(engine)
-        )
+            elif letter.reason not in sent.reasons:
+                verdict.note(
+                    f"poison {sent.name} dead-lettered as {letter.reason!r}, "
+                    f"not {sorted(sent.reasons)}: {letter.problems[:200]}"
+                )
+            elif letter.log_seq is not None:
+                verdict.note(f"poison {sent.name} reached the event log before refusal")
+        poison_ids = {poison.event_id for poison in self.poison if poison.event_id}
+        touched = poison_ids & set(self._inbox_ids(engine))
         if touched:
             verdict.note(f"poison reached the inbox: {sorted(touched)}")
+        with engine.connect() as conn:
+            logged: set[str] = set(
+                conn.execute(
+                    select(event_log.c.event_id).where(event_log.c.event_id.in_(poison_ids))
+                ).scalars()
+            )
+        if logged:
+            verdict.note(f"poison reached the event log: {sorted(logged)}")
 
     def _inbox_ids(self, engine: Engine) -> list[str]:
         with engine.connect() as conn:
             return list(conn.execute(select(inbox.c.event_id)).scalars())
 
     def _leftovers(self, engine: Engine, vhost: str, verdict: Verdict) -> None:
-        depths = patiently(lambda: queue_depths(vhost))
-        for name in WORK_QUEUES:
-            depth = depths.get(name)
-            if depth is not None and depth.total:
-                verdict.note(f"{name} still holds {depth.ready} ready and {depth.unacked} unacked")
-        with engine.connect() as conn:
-            unsent = conn.execute(
-                select(func.count()).select_from(outbox).where(outbox.c.sent_at.is_(None))
-            ).scalar_one()
-        if unsent:
-            verdict.note(f"{unsent} outbox row(s) never sent")
+        verdict.problems.extend(leftovers(engine, vhost))
+
+    def _verify(self, engine: Engine, verdict: Verdict) -> None:
+        """`recourse verify`: the applied steps again on a scratch store, the same books."""
+        verification = verify(engine, load_policies())
+        verdict.verify_steps = verification.steps
+        verdict.verify_same = verification.same
+        if not verification.same:
+            verdict.note(f"verify: {verification.as_json()}")
+
+
+def leftovers(engine: Engine, vhost: str) -> list[str]:
+    """What is not done yet: empty when the run has drained."""
+    found = []
+    depth = patiently(lambda: queue_depths(vhost)).get(INTAKE_QUEUE)
+    if depth is None:
+        found.append(f"{INTAKE_QUEUE} is missing")
+    elif depth.total:
+        found.append(f"{INTAKE_QUEUE} holds {depth.ready} ready and {depth.unacked} unacked")
+    with engine.connect() as conn:
+        for what, query in (
+            (
+                "event(s) pending in the event log",
+                select(func.count()).select_from(event_log).where(event_log.c.status == "pending"),
+            ),
+            ("parked key(s)", select(func.count()).select_from(parked_keys)),
+            ("tick(s) owed to a key", select(func.count()).select_from(owed_ticks)),
+            (
+                "outbox row(s) never sent",
+                select(func.count()).select_from(outbox).where(outbox.c.sent_at.is_(None)),
+            ),
+        ):
+            left = int(conn.execute(query).scalar_one())
+            if left:
+                found.append(f"{left} {what}")
+    return found

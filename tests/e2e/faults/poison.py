@@ -1,11 +1,14 @@
-"""Poison: messages no worker can apply, each of which must end in a dead-letter queue with a
-reason and leave the books alone.
+"""Poison: messages the intake must refuse, each of which must end as a row of the
+`dead_letters` table with the right reason and touch nothing else.
 
-Most are well-formed Dramatiq messages around an envelope that breaks the contract
-(MESSAGES.md: wrong types, an unknown type, ids of 10,000 characters, amounts past 2^63, a
-body of a megabyte...), so the worker's failure policy dead-letters them as `malformed`. Two
-are not even JSON, so Dramatiq itself rejects them undecoded and RabbitMQ dead-letters them:
-the reader of the queue names those `undecodable`.
+Each is a bare body published to `refunds.events` as a producer would (MESSAGES.md,
+"Transport"), under a routing key of its own, so that its dead letter is found by that key:
+bodies that are no envelope (not JSON, a JSON array, a repeated key, 300 KiB, nested 100
+deep, wrong types, an unknown type, an id with a control character: see `ids_are_checked`)
+are `malformed`; a valid envelope under a routing key that is not its ordering key is
+`misrouted`; one without a `user_id` is `unauthorized_producer`. A tick forged by a
+producer is not here: the fault run's broker user is the engine's own, which may publish
+ticks (another test covers it).
 """
 
 from __future__ import annotations
@@ -14,40 +17,35 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from messages.transport import (
-    EVENT_ACTOR,
-    EVENTS_QUEUE,
-    TICK_ACTOR,
-    TICKS_QUEUE,
-    dramatiq_message_body,
-)
+from messages import MalformedMessage, parse_event
 
-MEGABYTE = 1024 * 1024
-POISON_TIME_MS = 1_900_000_000_000
-"""A fixed Dramatiq timestamp, so that the same poison is the same bytes in every run."""
+KIB = 1024
+
+MALFORMED = frozenset({"malformed"})
 
 
 @dataclass(frozen=True, slots=True)
 class Poison:
     name: str
     body: bytes
-    queue: str
-    message_id: str | None
-    """The Dramatiq message id inside the body, or None for a body that is not one."""
+    routing_key: str
+    """Unique to this poison: how its dead letter is told apart from the others."""
     reasons: frozenset[str]
     """The dead-letter reasons that are right for it."""
+    user_id: str | None = ""
+    """The `user_id` property: "" for the connection's user, None for none at all."""
     event_id: str | None = None
     """The envelope's event id, when it has a readable one: it must never reach the inbox."""
 
 
-def _envelope(event_id: str, **changes: Any) -> dict[str, Any]:
+def _envelope(event_id: str, contract_id: str, **changes: Any) -> dict[str, Any]:
     envelope: dict[str, Any] = {
         "event_id": event_id,
         "type": "milestone.funded",
         "occurred_at": "2031-03-04T10:00:00Z",
         "schema_version": 1,
         "data": {
-            "contract_id": "poison-contract",
+            "contract_id": contract_id,
             "milestone_id": "poison-milestone",
             "payment_id": "poison-payment",
             "amount_minor": 12_000,
@@ -60,86 +58,82 @@ def _envelope(event_id: str, **changes: Any) -> dict[str, Any]:
     return envelope
 
 
-def _wrapped(
-    name: str,
-    envelope: Any,
-    *,
-    queue: str = EVENTS_QUEUE,
-    actor: str = EVENT_ACTOR,
-    args: list[Any] | None = None,
-) -> Poison:
-    message_id = f"poison-{name}"
-    body = dramatiq_message_body(
-        envelope, queue, actor, message_id, message_timestamp_ms=POISON_TIME_MS
-    )
-    if args is not None:
-        fields = json.loads(body)
-        fields["args"] = args
-        body = json.dumps(fields, separators=(",", ":")).encode()
-    event_id = envelope.get("event_id") if isinstance(envelope, dict) else None
-    return Poison(
-        name,
-        body,
-        queue,
-        message_id,
-        frozenset({"malformed"}),
-        event_id if isinstance(event_id, str) else None,
-    )
+def _json(value: Any) -> bytes:
+    return json.dumps(value, separators=(",", ":")).encode()
+
+
+def _malformed(name: str, body: bytes, event_id: str | None = None) -> Poison:
+    return Poison(name, body, f"poison-{name}", MALFORMED, event_id=event_id)
+
+
+def _nested(depth: int) -> dict[str, Any]:
+    value: dict[str, Any] = {}
+    for _ in range(depth):
+        value = {"n": value}
+    return value
+
+
+def ids_are_checked(body: bytes) -> bool:
+    """Whether the models refuse an id with a control character (MESSAGES.md, "Limits").
+
+    The Limits reach `messages` with branch `contract`; until then such an id is read as any
+    other, and a message carrying one would be applied, not refused, so it is left out.
+    """
+    try:
+        parse_event(body)
+    except MalformedMessage:
+        return True
+    return False
 
 
 def poison_messages() -> list[Poison]:
     """One of every kind of poison, in a fixed order."""
-    tick_on_events = _envelope("poison-tick-queue", type="milestone.funded")
+    # Valid but for its size: JSON allows the white space around the object.
+    big = _json(_envelope("poison-300k", "poison-300k")) + b" " * (300 * KIB)
+    repeated = _json(_envelope("poison-repeated", "poison-repeated"))
+    repeated = repeated.replace(b'{"event_id":', b'{"event_id":"poison-first","event_id":', 1)
+    misrouted = _envelope("poison-misrouted", "poison-misrouted-contract")
+    unsigned = _envelope("poison-no-user", "poison-no-user")
+    control = _json(_envelope("poison\x07bell", "poison-bell"))
     return [
+        _malformed("not-json", b'{"event_id":"poison-not-json","type":'),
+        _malformed("json-array", b'[{"event_id":"poison-array"}]'),
+        _malformed("repeated-keys", repeated, "poison-first"),
+        _malformed("body-300k", big, "poison-300k"),
+        _malformed(
+            "nested-100",
+            _json(_envelope("poison-nested", "poison-nested", data={"extra": _nested(100)})),
+            "poison-nested",
+        ),
+        _malformed(
+            "string-amount",
+            _json(_envelope("poison-string", "poison-string", data={"amount_minor": "12000"})),
+            "poison-string",
+        ),
+        _malformed(
+            "float-amount",
+            _json(_envelope("poison-float", "poison-float", data={"amount_minor": 120.5})),
+            "poison-float",
+        ),
+        _malformed(
+            "unknown-type",
+            _json(_envelope("poison-unknown-type", "poison-unknown", type="refund.cancelled")),
+            "poison-unknown-type",
+        ),
+        *([_malformed("control-character-id", control)] if ids_are_checked(control) else []),
         Poison(
-            "malformed-json",
-            b'{"queue_name":"refunds.events","actor_name":"handle_event","args":[{"event_id":',
-            EVENTS_QUEUE,
-            None,
-            frozenset({"undecodable"}),
+            "misrouted",
+            _json(misrouted),
+            "poison-misrouted-not-its-key",
+            frozenset({"misrouted"}),
+            event_id="poison-misrouted",
         ),
         Poison(
-            "binary-megabyte",
-            bytes(range(256)) * (MEGABYTE // 256),
-            EVENTS_QUEUE,
-            None,
-            frozenset({"undecodable"}),
-        ),
-        _wrapped(
-            "string-amount", _envelope("poison-string-amount", data={"amount_minor": "12000"})
-        ),
-        _wrapped("float-amount", _envelope("poison-float-amount", data={"amount_minor": 120.5})),
-        _wrapped("unknown-type", _envelope("poison-unknown-type", type="refund.cancelled")),
-        _wrapped(
-            "megabyte-field",
-            _envelope("poison-megabyte-field", data={"contract_id": "c" * MEGABYTE}),
-        ),
-        _wrapped("event-id-10000", _envelope("e" * 10_000)),
-        _wrapped(
-            "contract-id-10000", _envelope("poison-contract-id", data={"contract_id": "c" * 10_000})
-        ),
-        _wrapped("amount-2-63", _envelope("poison-amount-2-63", data={"amount_minor": 2**63})),
-        _wrapped("fee-2-70", _envelope("poison-fee-2-70", data={"processor_fee_minor": 2**70})),
-        _wrapped("naive-time", _envelope("poison-naive-time", occurred_at="2031-03-04T10:00:00")),
-        _wrapped("not-an-object", _envelope("poison-list"), args=[[1, 2, 3]]),
-        _wrapped(
-            "two-arguments",
-            _envelope("poison-two-args"),
-            args=[_envelope("poison-two-args"), _envelope("poison-two-args")],
-        ),
-        _wrapped("event-on-ticks", tick_on_events, queue=TICKS_QUEUE, actor=TICK_ACTOR),
-        Poison(
-            "unknown-actor",
-            dramatiq_message_body(
-                _envelope("poison-unknown-actor"),
-                EVENTS_QUEUE,
-                "handle_nothing",
-                "poison-unknown-actor",
-                message_timestamp_ms=POISON_TIME_MS,
-            ),
-            EVENTS_QUEUE,
-            "poison-unknown-actor",
-            frozenset({"unknown_actor"}),
-            "poison-unknown-actor",
+            "no-user-id",
+            _json(unsigned),
+            "poison-no-user",
+            frozenset({"unauthorized_producer"}),
+            user_id=None,
+            event_id="poison-no-user",
         ),
     ]
