@@ -25,7 +25,9 @@ from __future__ import annotations
 
 import zlib
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, replace
 
 from sqlalchemy import Connection, bindparam, select, update
@@ -56,14 +58,53 @@ ZERO = Balance(0, 0, 0)
 
 
 def shard_for(account: Account, key: str) -> int:
+    if not account.hot:
+        return 0
+    scoped = _POSTING_SHARD_SCOPE.get()
+    if scoped is not None:
+        return scoped
     # crc32, not hash(): the shard must not change between processes.
-    return zlib.crc32(key.encode()) % SHARD_COUNT if account.hot else 0
+    return zlib.crc32(key.encode()) % SHARD_COUNT
+
+
+_POSTING_SHARD_SCOPE: ContextVar[int | None] = ContextVar("posting_shard_scope", default=None)
+
+
+@contextmanager
+def posting_shard_scope(number: int) -> Iterator[None]:
+    """Inside the block every posting moves the shard `number % SHARD_COUNT` of each hot
+    account.
+
+    The ordered runtime applies several events in one transaction (`workers.intake.drain`):
+    chosen by cause, their postings would take up to every shard row of `platform:fees` one
+    after another, and two such transactions would hold rows the other wants next. With one
+    shard a transaction, taken first with `lock_hot_shard`, two transactions either use other
+    rows or queue on the same ones in the same order. Which shard row holds a posting changes
+    no balance: an account's balance is the sum of its rows.
+    """
+    token = _POSTING_SHARD_SCOPE.set(number % SHARD_COUNT)
+    try:
+        yield
+    finally:
+        _POSTING_SHARD_SCOPE.reset(token)
+
+
+def lock_hot_shard(conn: Connection, number: int) -> None:
+    """Lock, in account order, the rows of every hot account in the shard `number %
+    SHARD_COUNT`."""
+    conn.execute(
+        select(balances.c.account_id)
+        .where(balances.c.hot, balances.c.shard == number % SHARD_COUNT)
+        .order_by(balances.c.account_id)
+        .with_for_update()
+    ).all()
 
 
 def posting_shard_key(transfer_id: str) -> str:
-    """What a posted transfer's shard of a hot account is chosen by: its cause, the part of its
-    id before the last `#` (`HandlerContext.transfer` numbers a cause's transfers `<cause>#<n>`),
-    or the whole id when it has none.
+    """What a posted transfer's shard of a hot account is chosen by (outside a
+    `posting_shard_scope`): its cause, the part of its id before the last `#`
+    (`HandlerContext.transfer` numbers a cause's transfers `<cause>#<n>`), or the whole id when
+    it has none.
 
     Every posting of one event then moves the same shard row of a hot account. Chosen by each
     transfer's own id, two postings of one transaction (a dispute's refund, then its release)

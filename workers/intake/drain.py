@@ -44,6 +44,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import DBAPIError
 
+from ledger.balances import lock_hot_shard, posting_shard_scope
 from ledger.pipelining import deferred_writes
 from ledger.savepoints import savepoint
 from messages import MalformedMessage, parse_event
@@ -139,9 +140,15 @@ class Drainer:
 
     def batch(self, partition: int) -> Progress:
         try:
-            with self.engine.begin() as conn, deferred_writes(conn):
+            with (
+                self.engine.begin() as conn,
+                deferred_writes(conn),
+                posting_shard_scope(partition),
+            ):
                 if not _lock_partition(conn, partition):
                     return Progress.BUSY
+                if conn.dialect.name == "postgresql":
+                    lock_hot_shard(conn, partition)
                 return _Batch(self, conn, partition).run()
         except _Collision:
             return Progress.MORE
