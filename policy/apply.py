@@ -83,6 +83,7 @@ def apply_event(
     *,
     on_unknown_subject: Literal["raise", "reject"] = "raise",
     deadline_scope: DeadlineScope | None = None,
+    canonical: str | None = None,
 ) -> ApplyResult:
     """Apply `event` once; a second delivery of the same body is a `duplicate` and does nothing.
 
@@ -90,7 +91,9 @@ def apply_event(
     `UnknownSubject` (with `on_unknown_subject="raise"`, the workers' mode) when the event
     names something not seen yet; either way nothing is written.
     """
-    body = canonical_body(event.model_dump(mode="json"))
+    # `canonical`: the event's canonical body when the caller already holds it (the ordered
+    # intake stores it), which spares dumping the model again.
+    body = canonical if canonical is not None else canonical_body(event.model_dump(mode="json"))
     digest = body_digest(body)
     contract_id = _contract_of(event)
     # The inbox row goes in first: a second worker holding the same event blocks on its key

@@ -18,7 +18,18 @@ from collections.abc import Callable
 from enum import Enum
 
 import structlog
-from sqlalchemy import Connection, Engine, Row, exists, insert, select, text, update
+from sqlalchemy import (
+    Connection,
+    Engine,
+    Row,
+    and_,
+    exists,
+    func,
+    insert,
+    select,
+    text,
+    update,
+)
 
 from ledger.pipelining import deferred_writes
 from messages import parse_event
@@ -114,10 +125,25 @@ class Barrier:
         return TickProgress.FIRED
 
     def ready(self) -> bool:
-        """Whether the oldest waiting tick may fire now."""
+        """Whether the oldest waiting tick may fire now (one statement: every drain asks)."""
+        oldest = (
+            select(func.min(event_log.c.seq))
+            .where(event_log.c.status == "pending", event_log.c.kind == "tick")
+            .scalar_subquery()
+        )
+        before = (
+            select(event_log.c.seq)
+            .where(
+                event_log.c.status == "pending",
+                event_log.c.kind == "event",
+                event_log.c.seq < oldest,
+                ~exists().where(parked_keys.c.ordering_key == event_log.c.ordering_key),
+            )
+            .exists()
+        )
         with self.engine.connect() as conn:
-            tick = _oldest_tick(conn)
-            return tick is not None and not _events_before(conn, tick.seq)
+            found: bool = conn.execute(select(and_(oldest.is_not(None), ~before))).scalar_one()
+        return found
 
 
 def _lock(conn: Connection) -> bool:

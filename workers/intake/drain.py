@@ -359,7 +359,7 @@ class _Batch:
             return
         try:
             with savepoint(self.conn, "recourse_step"):
-                result = apply_event(self.conn, event, self.d.policies)
+                result = apply_event(self.conn, event, self.d.policies, canonical=row.body)
         except UnknownSubject as exc:
             self._park_or_dead(row, "unknown_subject", str(exc), retrying)
             return

@@ -53,7 +53,6 @@ Index(
     postgresql_where=(event_log.c.status == "pending") & (event_log.c.kind == "tick"),
     sqlite_where=(event_log.c.status == "pending") & (event_log.c.kind == "tick"),
 )
-Index("event_log_key", event_log.c.ordering_key, event_log.c.seq)
 
 parked_keys = Table(
     "parked_keys",

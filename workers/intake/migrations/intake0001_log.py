@@ -48,7 +48,6 @@ def upgrade() -> None:
         postgresql_where=PENDING_TICKS,
         sqlite_where=PENDING_TICKS,
     )
-    op.create_index("event_log_key", "event_log", ["ordering_key", "seq"])
     op.create_table(
         "parked_keys",
         sa.Column("ordering_key", sa.String(length=128), primary_key=True),
@@ -101,7 +100,6 @@ def downgrade() -> None:
     op.drop_table("owed_ticks")
     op.drop_index(op.f("ix_parked_keys_partition"), table_name="parked_keys")
     op.drop_table("parked_keys")
-    op.drop_index("event_log_key", table_name="event_log")
     op.drop_index("event_log_pending_ticks", table_name="event_log")
     op.drop_index("event_log_pending", table_name="event_log")
     op.drop_table("event_log")
