@@ -25,7 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import Enum
-from typing import Any
+from typing import Any, NamedTuple
 
 import structlog
 from sqlalchemy import (
@@ -46,6 +46,7 @@ from sqlalchemy.exc import DBAPIError
 
 from ledger.balances import lock_hot_shard, posting_shard_scope
 from ledger.pipelining import deferred_writes
+from ledger.prepared import Prepared
 from ledger.savepoints import savepoint
 from messages import MalformedMessage, parse_event
 from messages.inbound import DeadlineTickEvent
@@ -156,16 +157,9 @@ class Drainer:
     def has_work(self, partition: int) -> bool:
         """Whether the partition has an event it could apply now, a parked key due for another
         try, or deadlines owed to a key (one statement)."""
-        applicable = _applicable_query(partition, None).limit(1).exists()
-        due = (
-            select(parked_keys.c.ordering_key)
-            .where(parked_keys.c.partition == partition, parked_keys.c.retry_at <= self.clock())
-            .exists()
-        )
-        owed = select(owed_ticks.c.ordering_key).where(owed_ticks.c.partition == partition)
         with self.engine.connect() as conn:
-            found: bool = conn.execute(select(or_(applicable, due, owed.exists()))).scalar_one()
-        return found
+            found = _HAS_WORK.first(conn, {"partition": partition, "now": self.clock()})
+        return bool(found and found[0])
 
     def partitions_with_work(self) -> set[int]:
         """Every partition with an event it could apply now, a parked key due for another try,
@@ -209,37 +203,59 @@ def _lock_partition(conn: Connection, partition: int) -> bool:
     """Take the partition for this transaction, and bound its row-lock waits.
 
     A batch holds the rows of every event it applied until it commits, taken event after
-    event, so two batches that share a user or a hot account's shard can take them in opposite
-    orders: a deadlock PostgreSQL breaks only after `deadlock_timeout` (a second), while every
-    batch queued behind them waits. With LOCK_TIMEOUT a wait that long fails instead: the batch
+    event, so two batches that share a user's balance can take them in opposite orders: a
+    deadlock PostgreSQL breaks only after `deadlock_timeout` (a second), while every batch
+    queued behind them waits. With LOCK_TIMEOUT a wait that long fails instead: the batch
     commits what it did, which lets the other go on, and tries the event again at once."""
     if conn.dialect.name != "postgresql":
         return True
-    locked: bool = conn.execute(
-        text(
-            "SELECT set_config('lock_timeout', :timeout, true) IS NOT NULL"
-            " AND pg_try_advisory_xact_lock(:class_id, :partition)"
-        ),
-        {"timeout": LOCK_TIMEOUT, "class_id": PARTITION_LOCK_CLASS, "partition": partition},
-    ).scalar_one()
-    return locked
+    found = _LOCK_PARTITION.first(
+        conn, {"timeout": LOCK_TIMEOUT, "class_id": PARTITION_LOCK_CLASS, "partition": partition}
+    )
+    return bool(found and found[0])
 
 
-def _applicable(conn: Connection, partition: int, barrier: int | None, *, limit: int) -> list[Any]:
+# Prepared once (`ledger.prepared`): every drain runs these, often for an event or two.
+_LOCK_PARTITION = Prepared(
+    text(
+        "SELECT set_config('lock_timeout', :timeout, true) IS NOT NULL"
+        " AND pg_try_advisory_xact_lock(:class_id, :partition)"
+    )
+)
+
+
+class _Pending(NamedTuple):
+    seq: int
+    ordering_key: str
+    event_type: str
+    body: str
+    received_at: datetime
+    producer: str
+
+
+def _applicable(conn: Connection, partition: int, *, limit: int) -> list[_Pending]:
     """Pending events of the partition below the barrier whose key is not parked, in order."""
-    return list(conn.execute(_applicable_query(partition, barrier).limit(limit)))
+    statement = _APPLICABLE.get(limit)
+    if statement is None:
+        statement = _APPLICABLE[limit] = Prepared(_applicable_query().limit(limit))
+    return [_Pending(*row) for row in statement.rows(conn, {"partition": partition})]
 
 
-def _applicable_query(partition: int, barrier: int | None) -> Select[Any]:
-    """The barrier is looked up again inside the same statement, so the rows and the barrier
-    come from one snapshot: a tick and the events after it committed by the intake in between
-    two statements could otherwise let those events through ahead of the tick."""
+_APPLICABLE: dict[int, Prepared] = {}
+
+
+def _applicable_query() -> Select[Any]:
+    """Pending events of the partition `:partition` whose key is not parked, below the oldest
+    unfired tick, in log order. The barrier is looked up inside the same statement, so the rows
+    and the barrier come from one snapshot: a tick and the events after it committed by the
+    intake between two statements could otherwise let those events through ahead of the
+    tick."""
     next_tick = (
         select(func.min(event_log.c.seq))
         .where(event_log.c.status == "pending", event_log.c.kind == "tick")
         .scalar_subquery()
     )
-    query = (
+    return (
         select(
             event_log.c.seq,
             event_log.c.ordering_key,
@@ -249,19 +265,16 @@ def _applicable_query(partition: int, barrier: int | None) -> Select[Any]:
             event_log.c.producer,
         )
         .where(
-            event_log.c.partition == partition,
+            event_log.c.partition == bindparam("partition"),
             event_log.c.status == "pending",
             ~exists().where(parked_keys.c.ordering_key == event_log.c.ordering_key),
             or_(next_tick.is_(None), event_log.c.seq < next_tick),
         )
         .order_by(event_log.c.seq)
     )
-    if barrier is not None:
-        query = query.where(event_log.c.seq < barrier)
-    return query
 
 
-def _owed_ready(conn: Connection, partition: int, barrier: int | None) -> list[Any]:
+def _owed_ready(conn: Connection, partition: int) -> list[Any]:
     """Owed deadlines of free keys with no pending event before their tick: fire them now."""
     earlier = (
         select(event_log.c.seq)
@@ -284,6 +297,39 @@ def _owed_ready(conn: Connection, partition: int, barrier: int | None) -> list[A
     )
 
 
+_HAS_WORK = Prepared(
+    select(
+        or_(
+            _applicable_query().limit(1).exists(),
+            select(parked_keys.c.ordering_key)
+            .where(
+                parked_keys.c.partition == bindparam("partition"),
+                parked_keys.c.retry_at <= bindparam("now"),
+            )
+            .exists(),
+            select(owed_ticks.c.ordering_key)
+            .where(owed_ticks.c.partition == bindparam("partition"))
+            .exists(),
+        )
+    )
+)
+_OWED = Prepared(
+    select(owed_ticks.c.ordering_key, owed_ticks.c.tick_seq)
+    .where(owed_ticks.c.partition == bindparam("partition"))
+    .order_by(owed_ticks.c.tick_seq)
+)
+_PARKED = Prepared(
+    select(
+        parked_keys.c.ordering_key,
+        parked_keys.c.head_seq,
+        parked_keys.c.reason,
+        parked_keys.c.attempts,
+        parked_keys.c.first_failed_at,
+        parked_keys.c.retry_at,
+    ).where(parked_keys.c.partition == bindparam("partition"))
+)
+
+
 class _Batch:
     """One transaction of a drain."""
 
@@ -299,25 +345,17 @@ class _Batch:
         # The partition's owed deadlines, read once: most batches have none, and every event
         # would otherwise ask.
         self.owed: dict[str, list[int]] = {}
-        for owed_row in conn.execute(
-            select(owed_ticks.c.ordering_key, owed_ticks.c.tick_seq)
-            .where(owed_ticks.c.partition == partition)
-            .order_by(owed_ticks.c.tick_seq)
-        ):
-            self.owed.setdefault(owed_row.ordering_key, []).append(owed_row.tick_seq)
+        for key, tick_seq in _OWED.rows(conn, {"partition": partition}):
+            self.owed.setdefault(key, []).append(tick_seq)
         self.parked: dict[str, _Parked] = {
-            row.ordering_key: _Parked(
-                row.head_seq, row.reason, row.attempts, row.first_failed_at, row.retry_at
-            )
-            for row in conn.execute(select(parked_keys).where(parked_keys.c.partition == partition))
+            key: _Parked(*parked) for key, *parked in _PARKED.rows(conn, {"partition": partition})
         }
 
     def run(self) -> Progress:
         try:
             self._retry_due_heads()
-            barrier = next_tick_seq(self.conn)
-            self._fire_owed(barrier)
-            rows = _applicable(self.conn, self.partition, barrier, limit=self.d.batch_size)
+            self._fire_owed()
+            rows = _applicable(self.conn, self.partition, limit=self.d.batch_size)
             for row in rows:
                 if row.ordering_key in self.parked or row.seq in self.handled:
                     continue  # parked earlier in this batch, or its head retried above
@@ -481,10 +519,10 @@ class _Batch:
         self.conn.execute(delete(parked_keys).where(parked_keys.c.ordering_key == key))
         self.parked.pop(key, None)
 
-    def _fire_owed(self, barrier: int | None) -> None:
+    def _fire_owed(self) -> None:
         if not self.owed:
             return
-        for key, tick_seq in _owed_ready(self.conn, self.partition, barrier):
+        for key, tick_seq in _owed_ready(self.conn, self.partition):
             self._fire_owed_tick(key, tick_seq)
             if tick_seq in self.owed.get(key, []):
                 self.owed[key].remove(tick_seq)
