@@ -95,6 +95,15 @@ balances = Table(
     ),
 )
 
+# The hot accounts' rows of one shard, which a drain of the ordered runtime locks first.
+Index(
+    "ledger_balances_hot_shard",
+    balances.c.shard,
+    balances.c.account_id,
+    postgresql_where=balances.c.hot,
+    sqlite_where=balances.c.hot,
+)
+
 transfers = Table(
     "ledger_transfers",
     metadata,

@@ -64,7 +64,7 @@ from workers.metrics import EngineMetrics
 
 log = structlog.get_logger(__name__)
 
-BATCH_SIZE = 64
+BATCH_SIZE = 16
 """Events a drain applies in one transaction: one commit (one WAL flush) for all of them."""
 
 LOCK_TIMEOUT = "250ms"
