@@ -11,6 +11,7 @@ restarts one that dies, and gives worker number i the metrics port METRICS_PORT 
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import signal
 import threading
@@ -147,8 +148,6 @@ class Runtime:
 
     def submit(self, envelope: dict[str, Any] | str | bytes) -> None:
         """Take one envelope in-process, as the engine's own user (embedded mode, tests)."""
-        import json
-
         body = envelope if isinstance(envelope, str | bytes) else json.dumps(envelope)
         self.intake.submit(body)
 

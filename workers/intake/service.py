@@ -15,6 +15,8 @@ import structlog
 from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError
 
+from messages import MalformedMessage, parse_event
+from messages.ordering import ordering_key
 from workers.errors import is_contention, is_outage
 from workers.intake.judge import Refused, judge
 from workers.intake.log import Arrival, append
@@ -96,23 +98,16 @@ class Intake:
         return set()
 
     def submit(self, body: bytes | str, *, user_id: str | None = None) -> None:
-        """Take one envelope in-process (embedded mode, `recourse run`, tests), as the broker
-        would deliver it from the engine's own user under its own ordering key."""
-        from messages import MalformedMessage, parse_event
-        from messages.ordering import ordering_key
-
+        """Take one envelope in-process (embedded mode, `recourse run`, the console, tests), as
+        the broker would deliver it under its own ordering key, from `user_id` (default: the
+        engine's own user)."""
         raw = body.encode("utf-8") if isinstance(body, str) else body
         try:
             routing_key: str | None = ordering_key(parse_event(raw))
-        except (MalformedMessage, LookupError):
-            routing_key = None
-        self.receive(
-            [
-                Delivery(
-                    raw, routing_key, user_id if user_id is not None else self.producers.engine_user
-                )
-            ]
-        )
+        except MalformedMessage:
+            routing_key = None  # the judge says why
+        producer = user_id if user_id is not None else self.producers.engine_user
+        self.receive([Delivery(raw, routing_key, producer)])
 
     def _judged(self, delivery: Delivery) -> Arrival:
         try:
