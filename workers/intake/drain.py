@@ -243,6 +243,18 @@ def _applicable(conn: Connection, partition: int, *, limit: int) -> list[_Pendin
 
 _APPLICABLE: dict[int, Prepared] = {}
 
+_PENDING_COLUMNS = (
+    event_log.c.seq,
+    event_log.c.ordering_key,
+    event_log.c.event_type,
+    event_log.c.body,
+    event_log.c.received_at,
+    event_log.c.producer,
+)
+"""What a drain reads of a pending event: the fields of `_Pending`, in order."""
+
+_HEAD = Prepared(select(*_PENDING_COLUMNS).where(event_log.c.seq == bindparam("head_seq")))
+
 
 def _applicable_query() -> Select[Any]:
     """Pending events of the partition `:partition` whose key is not parked, below the oldest
@@ -256,14 +268,7 @@ def _applicable_query() -> Select[Any]:
         .scalar_subquery()
     )
     return (
-        select(
-            event_log.c.seq,
-            event_log.c.ordering_key,
-            event_log.c.event_type,
-            event_log.c.body,
-            event_log.c.received_at,
-            event_log.c.producer,
-        )
+        select(*_PENDING_COLUMNS)
         .where(
             event_log.c.partition == bindparam("partition"),
             event_log.c.status == "pending",
@@ -375,16 +380,10 @@ class _Batch:
             if parked.retry_at <= self.now
         )
         for head_seq, key in due:
-            row = self.conn.execute(
-                select(
-                    event_log.c.seq,
-                    event_log.c.ordering_key,
-                    event_log.c.event_type,
-                    event_log.c.body,
-                    event_log.c.received_at,
-                    event_log.c.producer,
-                ).where(event_log.c.seq == head_seq)
-            ).one()
+            found = _HEAD.first(self.conn, {"head_seq": head_seq})
+            if found is None:
+                raise RuntimeError(f"parked head {head_seq} is not in the event log")
+            row = _Pending(*found)
             self._fire_owed_before(key, head_seq)
             self._apply(row, retrying=self.parked[key])
 

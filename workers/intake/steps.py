@@ -16,10 +16,9 @@ def record_step(
     """Number a step inside its own transaction, after the row locks it took: two steps that
     wrote one row are numbered in the order they wrote it (the second waited for the first's
     commit), so applying the steps in number order on a scratch store writes the same books."""
-    conn.execute(
-        insert(applied_steps),
-        {"log_seq": log_seq, "action": action, "contract_ids": json.dumps(sorted(contract_ids))},
-    )
+    steps = Steps()
+    steps.add(log_seq, action, contract_ids)
+    steps.write(conn)
 
 
 class Steps:
