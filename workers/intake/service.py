@@ -83,7 +83,12 @@ class Intake:
                         verdict.reason,
                     )
         if touched:
-            self.nudge(touched)
+            try:
+                self.nudge(touched)
+            except Exception as exc:
+                # The batch is stored: failing here would append it again. The sweeper finds
+                # the partitions within SWEEP_SECONDS.
+                log.warning("intake.nudge_failed", error=repr(exc)[:300])
 
     def _append_alone(self, arrival: Arrival) -> set[int]:
         try:
