@@ -136,7 +136,7 @@ def batch_settings() -> dict[str, str]:
     fields = Settings.model_fields
     return {
         name: os.environ.get(name, f"{fields[name.lower()].default} (default)")
-        for name in ("APPLY_BATCH_SIZE", "INTAKE_BATCH_SIZE")
+        for name in ("APPLY_BATCH_SIZE", "INTAKE_BATCH_SIZE", "APPLY_ON_INTAKE")
     }
 
 

@@ -112,7 +112,13 @@ class Runtime:
             actors=nudger.actors,
             nudger=nudger,
             producers=producers,
-            intake=Intake(engine, producers, nudge=nudger.nudge, metrics=metrics),
+            intake=Intake(
+                engine,
+                producers,
+                nudge=nudger.nudge,
+                apply_arrived=drainer.apply_arrived if settings.apply_on_intake else None,
+                metrics=metrics,
+            ),
             drainer=drainer,
             barrier=barrier,
         )

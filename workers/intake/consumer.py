@@ -31,7 +31,7 @@ from workers.intake.service import Delivery, Intake
 
 log = structlog.get_logger(__name__)
 
-BATCH_SIZE = 256
+BATCH_SIZE = 48
 IDLE_WAIT_S = 0.5
 RECONNECT_PAUSE_S = 1.0
 DROP_WAIT_S = 2.0

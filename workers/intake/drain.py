@@ -48,9 +48,9 @@ from ledger.balances import lock_hot_shard, posting_shard_scope
 from ledger.pipelining import deferred_writes
 from ledger.prepared import Prepared
 from ledger.savepoints import savepoint
-from messages import MalformedMessage, parse_event
+from messages import Envelope, MalformedMessage, parse_event
 from messages.inbound import DeadlineTickEvent
-from messages.ordering import KEY_FIELD_BY_TYPE
+from messages.ordering import KEY_FIELD_BY_TYPE, ordering_key
 from policy.apply import ApplyResult, apply_event
 from policy.config import PolicySet
 from policy.context import DeadlineScope, HandlerContext
@@ -58,6 +58,7 @@ from policy.errors import IdempotencyConflict, UnknownSubject
 from policy.handlers.ticks import fire_deadlines
 from workers.errors import is_contention
 from workers.intake.log import dead_letter_row
+from workers.intake.partitions import partition_of
 from workers.intake.steps import Steps
 from workers.intake.tables import dead_letters, event_log, owed_ticks, parked_keys
 from workers.metrics import EngineMetrics
@@ -66,6 +67,11 @@ log = structlog.get_logger(__name__)
 
 BATCH_SIZE = 16
 """Events a drain applies in one transaction (APPLY_BATCH_SIZE): one commit for all of them."""
+
+INLINE_LIMIT = 48
+"""Events the intake applies in the transaction that appends them (`apply_arrived`), across
+partitions: each takes a savepoint, and past 64 subtransactions in one transaction PostgreSQL's
+snapshots slow down for every session."""
 
 LOCK_TIMEOUT = "250ms"
 """How long a drain's statement waits for a row lock before it gives the batch up (see
@@ -153,6 +159,43 @@ class Drainer:
                 return _Batch(self, conn, partition).run()
         except _Collision:
             return Progress.MORE
+
+    def apply_arrived(
+        self, conn: Connection, touched: set[int], events: dict[int, Envelope]
+    ) -> set[int]:
+        """Apply a batch in the intake's own transaction, right after it is appended: ordered
+        intake with group commit. Each touched partition that no drain holds is applied as a
+        drain would (its older pending events first, parked keys, owed deadlines, the barrier)
+        and stays locked until the intake commits; `events` spares parsing the bodies again.
+        Returns what is left to the drains: partitions held elsewhere or not finished, and -1
+        when a tick arrived.
+
+        The hot-account shards are not locked first, as a drain locks its own: the intake holds
+        several partitions, whose shards no drain takes, and a tick's posting that meets one
+        waits at most LOCK_TIMEOUT before the event is left to a drain (`_Collision`)."""
+        left: set[int] = set()
+        arrived: dict[int, list[tuple[int, str]]] = {}
+        for seq, event in events.items():
+            key = ordering_key(event)
+            arrived.setdefault(partition_of(key), []).append((seq, key))
+        budget = INLINE_LIMIT
+        for partition in sorted(touched):
+            if partition < 0 or budget <= 0 or not _lock_partition(conn, partition):
+                left.add(partition)
+                continue
+            batch = _Batch(self, conn, partition, known=events, limit=budget)
+            with posting_shard_scope(partition):
+                progress = batch.run()
+            budget -= batch.examined
+            # Behind an unfired tick, an arrival waits: the barrier's nudge after the tick may
+            # have looked before this transaction commits, so the drain is nudged too.
+            waiting = any(
+                seq not in batch.handled and key not in batch.parked
+                for seq, key in arrived.get(partition, ())
+            )
+            if progress is not Progress.DRAINED or waiting:
+                left.add(partition)
+        return left
 
     def has_work(self, partition: int) -> bool:
         """Whether the partition has an event it could apply now, a parked key due for another
@@ -338,10 +381,23 @@ _PARKED = Prepared(
 class _Batch:
     """One transaction of a drain."""
 
-    def __init__(self, drainer: Drainer, conn: Connection, partition: int) -> None:
+    def __init__(
+        self,
+        drainer: Drainer,
+        conn: Connection,
+        partition: int,
+        *,
+        known: dict[int, Envelope] | None = None,
+        limit: int | None = None,
+    ) -> None:
         self.d = drainer
         self.conn = conn
         self.partition = partition
+        self.known = known or {}
+        """Events already parsed by the intake, by log number."""
+        self.limit = limit or drainer.batch_size
+        self.examined = 0
+        """Pending events this batch read (applied, parked, dead-lettered or left)."""
         self.now = drainer.clock()
         self.steps = Steps()
         self.finished: list[dict[str, object]] = []
@@ -360,7 +416,8 @@ class _Batch:
         try:
             self._retry_due_heads()
             self._fire_owed()
-            rows = _applicable(self.conn, self.partition, limit=self.d.batch_size)
+            rows = _applicable(self.conn, self.partition, limit=self.limit)
+            self.examined = len(rows)
             for row in rows:
                 if row.ordering_key in self.parked or row.seq in self.handled:
                     continue  # parked earlier in this batch, or its head retried above
@@ -371,7 +428,7 @@ class _Batch:
             return Progress.MORE  # the transaction commits what it did
         self._write()
         self._schedule_retries()
-        return Progress.MORE if len(rows) == self.d.batch_size else Progress.DRAINED
+        return Progress.MORE if len(rows) == self.limit else Progress.DRAINED
 
     def _retry_due_heads(self) -> None:
         due = sorted(
@@ -388,12 +445,14 @@ class _Batch:
             self._apply(row, retrying=self.parked[key])
 
     def _apply(self, row: Any, retrying: _Parked | None = None) -> None:
-        try:
-            event = parse_event(row.body)
-        except MalformedMessage as exc:
-            # Only a body written by an older release that this one reads differently.
-            self._dead(row, "malformed", list(exc.problems), retrying)
-            return
+        event = self.known.get(row.seq)
+        if event is None:
+            try:
+                event = parse_event(row.body)
+            except MalformedMessage as exc:
+                # Only a body written by an older release that this one reads differently.
+                self._dead(row, "malformed", list(exc.problems), retrying)
+                return
         try:
             with savepoint(self.conn, "recourse_step"):
                 result = apply_event(self.conn, event, self.d.policies, canonical=row.body)
