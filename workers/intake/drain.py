@@ -69,9 +69,9 @@ BATCH_SIZE = 16
 """Events a drain applies in one transaction (APPLY_BATCH_SIZE): one commit for all of them."""
 
 INLINE_LIMIT = 48
-"""Events the intake applies in the transaction that appends them (`apply_arrived`), across
-partitions: each takes a savepoint, and past 64 subtransactions in one transaction PostgreSQL's
-snapshots slow down for every session."""
+"""Pending events the intake reads to apply in the transaction that appends them
+(`apply_arrived`), across partitions: each takes a savepoint, and past 64 subtransactions in
+one transaction PostgreSQL's snapshots slow down for every session."""
 
 LOCK_TIMEOUT = "250ms"
 """How long a drain's statement waits for a row lock before it gives the batch up (see
@@ -170,31 +170,61 @@ class Drainer:
         Returns what is left to the drains: partitions held elsewhere or not finished, and -1
         when a tick arrived.
 
-        The hot-account shards are not locked first, as a drain locks its own: the intake holds
-        several partitions, whose shards no drain takes, and a tick's posting that meets one
-        waits at most LOCK_TIMEOUT before the event is left to a drain (`_Collision`)."""
-        left: set[int] = set()
+        The partitions' locks, owed deadlines, parked keys and pending events are each read in
+        one statement for all of them, and the steps and done marks written in one each, so a
+        batch spread over many partitions costs what one drain's batch does. The hot-account
+        shards are not locked first, as a drain locks its own: the intake holds several
+        partitions, whose shards no drain takes, and a tick's posting that meets one waits at
+        most LOCK_TIMEOUT before the event is left to a drain (`_Collision`)."""
+        wanted = sorted(partition for partition in touched if partition >= 0)
+        locked = _lock_partitions(conn, wanted)
+        left = {partition for partition in touched if partition not in locked}
+        if not locked:
+            return left
         arrived: dict[int, list[tuple[int, str]]] = {}
         for seq, event in events.items():
             key = ordering_key(event)
             arrived.setdefault(partition_of(key), []).append((seq, key))
-        budget = INLINE_LIMIT
-        for partition in sorted(touched):
-            if partition < 0 or budget <= 0 or not _lock_partition(conn, partition):
-                left.add(partition)
-                continue
-            batch = _Batch(self, conn, partition, known=events, limit=budget)
+        with deferred_writes(conn):
+            return left | self._apply_locked(conn, locked, events, arrived)
+
+    def _apply_locked(
+        self,
+        conn: Connection,
+        locked: list[int],
+        events: dict[int, Envelope],
+        arrived: dict[int, list[tuple[int, str]]],
+    ) -> set[int]:
+        left: set[int] = set()
+        owed = _owed_of(conn, locked)
+        parked = _parked_of(conn, locked)
+        rows = _applicable_of(conn, locked, limit=INLINE_LIMIT)
+        full = len(rows) == INLINE_LIMIT
+        by_partition: dict[int, list[_Pending]] = {}
+        for row in rows:
+            by_partition.setdefault(partition_of(row.ordering_key), []).append(row)
+        writes = _Writes()
+        for partition in locked:
+            batch = _Batch(
+                self,
+                conn,
+                partition,
+                known=events,
+                owed=owed.get(partition, {}),
+                parked=parked.get(partition, {}),
+                writes=writes,
+            )
             with posting_shard_scope(partition):
-                progress = batch.run()
-            budget -= batch.examined
+                progress = batch.run(by_partition.get(partition, []))
             # Behind an unfired tick, an arrival waits: the barrier's nudge after the tick may
             # have looked before this transaction commits, so the drain is nudged too.
             waiting = any(
                 seq not in batch.handled and key not in batch.parked
                 for seq, key in arrived.get(partition, ())
             )
-            if progress is not Progress.DRAINED or waiting:
+            if progress is Progress.MORE or waiting or (full and partition in by_partition):
                 left.add(partition)
+        writes.write(conn)
         return left
 
     def has_work(self, partition: int) -> bool:
@@ -299,7 +329,7 @@ _PENDING_COLUMNS = (
 _HEAD = Prepared(select(*_PENDING_COLUMNS).where(event_log.c.seq == bindparam("head_seq")))
 
 
-def _applicable_query() -> Select[Any]:
+def _applicable_query(in_partition: Any = None) -> Select[Any]:
     """Pending events of the partition `:partition` whose key is not parked, below the oldest
     unfired tick, in log order. The barrier is looked up inside the same statement, so the rows
     and the barrier come from one snapshot: a tick and the events after it committed by the
@@ -313,7 +343,9 @@ def _applicable_query() -> Select[Any]:
     return (
         select(*_PENDING_COLUMNS)
         .where(
-            event_log.c.partition == bindparam("partition"),
+            event_log.c.partition == bindparam("partition")
+            if in_partition is None
+            else in_partition,
             event_log.c.status == "pending",
             ~exists().where(parked_keys.c.ordering_key == event_log.c.ordering_key),
             or_(next_tick.is_(None), event_log.c.seq < next_tick),
@@ -366,15 +398,17 @@ _OWED = Prepared(
     .where(owed_ticks.c.partition == bindparam("partition"))
     .order_by(owed_ticks.c.tick_seq)
 )
+_PARKED_COLUMNS = (
+    parked_keys.c.ordering_key,
+    parked_keys.c.head_seq,
+    parked_keys.c.reason,
+    parked_keys.c.attempts,
+    parked_keys.c.first_failed_at,
+    parked_keys.c.retry_at,
+)
+"""A parked key and the fields of `_Parked`, in order."""
 _PARKED = Prepared(
-    select(
-        parked_keys.c.ordering_key,
-        parked_keys.c.head_seq,
-        parked_keys.c.reason,
-        parked_keys.c.attempts,
-        parked_keys.c.first_failed_at,
-        parked_keys.c.retry_at,
-    ).where(parked_keys.c.partition == bindparam("partition"))
+    select(*_PARKED_COLUMNS).where(parked_keys.c.partition == bindparam("partition"))
 )
 
 
@@ -388,36 +422,45 @@ class _Batch:
         partition: int,
         *,
         known: dict[int, Envelope] | None = None,
-        limit: int | None = None,
+        owed: dict[str, list[int]] | None = None,
+        parked: dict[str, _Parked] | None = None,
+        writes: _Writes | None = None,
     ) -> None:
         self.d = drainer
         self.conn = conn
         self.partition = partition
         self.known = known or {}
         """Events already parsed by the intake, by log number."""
-        self.limit = limit or drainer.batch_size
-        self.examined = 0
-        """Pending events this batch read (applied, parked, dead-lettered or left)."""
+        self.limit = drainer.batch_size
         self.now = drainer.clock()
-        self.steps = Steps()
-        self.finished: list[dict[str, object]] = []
-        """Events applied in this batch, marked done in the log when it ends."""
+        self.shared = writes is not None
+        """The steps and done marks are the intake's, written once for all its partitions."""
+        self.writes = writes if writes is not None else _Writes()
+        self.steps = self.writes.steps
         self.handled: set[int] = set()
         # The partition's owed deadlines, read once: most batches have none, and every event
         # would otherwise ask.
-        self.owed: dict[str, list[int]] = {}
-        for key, tick_seq in _OWED.rows(conn, {"partition": partition}):
-            self.owed.setdefault(key, []).append(tick_seq)
-        self.parked: dict[str, _Parked] = {
-            key: _Parked(*parked) for key, *parked in _PARKED.rows(conn, {"partition": partition})
-        }
+        if owed is None:
+            owed = {}
+            for key, tick_seq in _OWED.rows(conn, {"partition": partition}):
+                owed.setdefault(key, []).append(tick_seq)
+        self.owed: dict[str, list[int]] = owed
+        if parked is None:
+            parked = {
+                key: _Parked(*parked_row)
+                for key, *parked_row in _PARKED.rows(conn, {"partition": partition})
+            }
+        self.parked: dict[str, _Parked] = parked
 
-    def run(self) -> Progress:
+    def run(self, rows: list[_Pending] | None = None) -> Progress:
+        """Apply the partition's pending events (`rows`: already read by the caller)."""
         try:
             self._retry_due_heads()
             self._fire_owed()
-            rows = _applicable(self.conn, self.partition, limit=self.limit)
-            self.examined = len(rows)
+            full = False
+            if rows is None:
+                rows = _applicable(self.conn, self.partition, limit=self.limit)
+                full = len(rows) == self.limit
             for row in rows:
                 if row.ordering_key in self.parked or row.seq in self.handled:
                     continue  # parked earlier in this batch, or its head retried above
@@ -428,7 +471,7 @@ class _Batch:
             return Progress.MORE  # the transaction commits what it did
         self._write()
         self._schedule_retries()
-        return Progress.MORE if len(rows) == self.limit else Progress.DRAINED
+        return Progress.MORE if full else Progress.DRAINED
 
     def _retry_due_heads(self) -> None:
         due = sorted(
@@ -479,7 +522,7 @@ class _Batch:
     def _done(self, row: Any, result: ApplyResult, retrying: _Parked | None) -> None:
         self.steps.add(row.seq, "event")
         self.handled.add(row.seq)
-        self.finished.append(
+        self.writes.finished.append(
             {"done_seq": row.seq, "done_result": result.status, "done_reason": result.reason}
         )
         if retrying is not None:
@@ -594,11 +637,8 @@ class _Batch:
             self._fire_owed_tick(key, waiting.pop(0))
 
     def _write(self) -> None:
-        """The batch's steps and done marks, two statements for the whole batch."""
-        self.steps.write(self.conn)
-        if self.finished:
-            self.conn.execute(_MARK_DONE, self.finished)
-            self.finished = []
+        if not self.shared:
+            self.writes.write(self.conn)
 
     def _fire_owed_tick(self, key: str, tick_seq: int) -> None:
         fire_key_deadlines(self.conn, self.d.policies, key, tick_seq, self.steps)
@@ -613,6 +653,74 @@ class _Batch:
             return
         soonest = min(parked.retry_at for parked in self.parked.values())
         self.d.retry_later(self.partition, max((soonest - self.now).total_seconds(), 0.0))
+
+
+class _Writes:
+    """Steps and done marks, written together when a batch (or the intake's transaction) ends:
+    two statements for all of it."""
+
+    def __init__(self) -> None:
+        self.steps = Steps()
+        self.finished: list[dict[str, object]] = []
+
+    def write(self, conn: Connection) -> None:
+        self.steps.write(conn)
+        if self.finished:
+            conn.execute(_MARK_DONE, self.finished)
+            self.finished = []
+
+
+def _lock_partitions(conn: Connection, partitions: list[int]) -> list[int]:
+    """The partitions of `partitions` this transaction could take (in one statement on
+    PostgreSQL; see `_lock_partition`)."""
+    if conn.dialect.name != "postgresql" or not partitions:
+        return partitions
+    locked: Any = conn.execute(
+        text(
+            "SELECT p FROM unnest(CAST(:partitions AS integer[])) AS p"
+            " WHERE set_config('lock_timeout', :timeout, true) IS NOT NULL"
+            " AND pg_try_advisory_xact_lock(:class_id, p) ORDER BY p"
+        ),
+        {"partitions": partitions, "timeout": LOCK_TIMEOUT, "class_id": PARTITION_LOCK_CLASS},
+    ).scalars()
+    return list(locked)
+
+
+def _owed_of(conn: Connection, partitions: list[int]) -> dict[int, dict[str, list[int]]]:
+    found: dict[int, dict[str, list[int]]] = {}
+    rows: list[Any] = list(
+        conn.execute(
+            select(owed_ticks.c.ordering_key, owed_ticks.c.tick_seq, owed_ticks.c.partition)
+            .where(owed_ticks.c.partition.in_(partitions))
+            .order_by(owed_ticks.c.tick_seq)
+        )
+    )
+    for key, tick_seq, partition in rows:
+        found.setdefault(partition, {}).setdefault(key, []).append(tick_seq)
+    return found
+
+
+def _parked_of(conn: Connection, partitions: list[int]) -> dict[int, dict[str, _Parked]]:
+    found: dict[int, dict[str, _Parked]] = {}
+    rows: list[Any] = list(
+        conn.execute(
+            select(parked_keys.c.partition, *_PARKED_COLUMNS).where(
+                parked_keys.c.partition.in_(partitions)
+            )
+        )
+    )
+    for row in rows:
+        partition, key, head_seq, reason, attempts, first_failed_at, retry_at = row
+        found.setdefault(partition, {})[key] = _Parked(
+            head_seq, reason, attempts, first_failed_at, retry_at
+        )
+    return found
+
+
+def _applicable_of(conn: Connection, partitions: list[int], *, limit: int) -> list[_Pending]:
+    """`_applicable` for several partitions at once, the first `limit` in log order."""
+    statement = _applicable_query(event_log.c.partition.in_(partitions)).limit(limit)
+    return [_Pending._make(row) for row in conn.execute(statement)]
 
 
 _MARK_DONE = (
