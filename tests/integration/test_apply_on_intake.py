@@ -12,11 +12,12 @@ import pytest
 from sqlalchemy import Engine, select, text
 
 from policy.config import load_policies
+from workers.intake.barrier import Barrier
 from workers.intake.drain import PARTITION_LOCK_CLASS, Drainer, RetryBudget
 from workers.intake.partitions import partition_of
 from workers.intake.producers import Producers
-from workers.intake.service import Intake
-from workers.intake.tables import event_log
+from workers.intake.service import Delivery, Intake
+from workers.intake.tables import applied_steps, event_log
 
 pytestmark = [pytest.mark.postgres]
 
@@ -127,3 +128,33 @@ def test_events_behind_an_unfired_tick_wait_for_it(pg_engine: Engine) -> None:
     }
     # The tick goes to the barrier, the funding behind it to its partition's drain.
     assert setup.nudged == [{-1}, {partition_of("k-tick")}]
+
+
+def test_a_tick_in_the_batch_fires_in_it_once_the_events_before_it_are_applied(
+    pg_engine: Engine,
+) -> None:
+    setup = Setup(pg_engine)
+    barrier = Barrier(pg_engine, setup.drainer.policies, on_fired=lambda: None)
+    setup.intake.apply_arrived = lambda conn, touched, events: setup.drainer.apply_arrived(
+        conn, touched, events, fire_tick=barrier.fire_in
+    )
+    opened, funded = opened_and_funded("k-fire")
+    tick = envelope("tick-2", "deadline.tick", AT + timedelta(minutes=1))
+    setup.intake.receive(
+        [
+            Delivery(body.encode(), key, ENGINE_USER)
+            for body, key in (
+                (opened, "k-fire"),
+                (tick, "deadline.tick"),
+                (funded, "k-fire"),
+            )
+        ]
+    )
+    assert setup.statuses() == {"k-fire-open": "done", "tick-2": "done", "k-fire-fund": "done"}
+    with pg_engine.connect() as conn:
+        steps = conn.execute(
+            select(applied_steps.c.log_seq, applied_steps.c.action).order_by(applied_steps.c.step)
+        ).all()
+    assert [tuple(step) for step in steps] == [(1, "event"), (2, "tick"), (3, "event")]
+    # Only the barrier hears of the tick (it finds it fired); no partition is left.
+    assert setup.nudged == [{-1}]

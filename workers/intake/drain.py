@@ -22,7 +22,7 @@ The batch commits, and only then are its effects visible; notifications wait in 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import Enum
 from typing import Any, NamedTuple
@@ -50,7 +50,7 @@ from ledger.prepared import Prepared
 from ledger.savepoints import savepoint
 from messages import Envelope, MalformedMessage, parse_event
 from messages.inbound import DeadlineTickEvent
-from messages.ordering import KEY_FIELD_BY_TYPE, ordering_key
+from messages.ordering import KEY_FIELD_BY_TYPE, TICK_KEY, ordering_key
 from policy.apply import ApplyResult, apply_event
 from policy.config import PolicySet
 from policy.context import DeadlineScope, HandlerContext
@@ -76,6 +76,9 @@ one transaction PostgreSQL's snapshots slow down for every session."""
 LOCK_TIMEOUT = "250ms"
 """How long a drain's statement waits for a row lock before it gives the batch up (see
 `_lock_partition`): longer than a batch normally holds one, far shorter than a deadlock costs."""
+
+TICKS_PARTITION = -1
+"""What the intake reports for a tick that arrived (ticks belong to no partition)."""
 
 PARTITION_LOCK_CLASS = 0x5245
 """The first key of the partitions' advisory locks (PostgreSQL); the partition is the second."""
@@ -161,14 +164,21 @@ class Drainer:
             return Progress.MORE
 
     def apply_arrived(
-        self, conn: Connection, touched: set[int], events: dict[int, Envelope]
+        self,
+        conn: Connection,
+        touched: set[int],
+        events: dict[int, Envelope],
+        *,
+        fire_tick: Callable[[Connection], bool] | None = None,
     ) -> set[int]:
         """Apply a batch in the intake's own transaction, right after it is appended: ordered
         intake with group commit. Each touched partition that no drain holds is applied as a
         drain would (its older pending events first, parked keys, owed deadlines, the barrier)
         and stays locked until the intake commits; `events` spares parsing the bodies again.
-        Returns what is left to the drains: partitions held elsewhere or not finished, and -1
-        when a tick arrived.
+        When a tick arrived, `fire_tick` fires the oldest unfired tick in the same transaction
+        once every event before it is done (False when it cannot), and the events behind it go
+        on. Returns what is left to the drains: partitions held elsewhere or not finished, and
+        -1 when a tick arrived.
 
         The partitions' locks, owed deadlines, parked keys and pending events are each read in
         one statement for all of them, and the steps and done marks written in one each, so a
@@ -181,25 +191,33 @@ class Drainer:
         left = {partition for partition in touched if partition not in locked}
         if not locked:
             return left
-        arrived: dict[int, list[tuple[int, str]]] = {}
+        outcome = _Inline()
+        with deferred_writes(conn):
+            while True:
+                self._apply_locked(conn, locked, events, outcome)
+                tick_came = TICKS_PARTITION in touched
+                if not tick_came or fire_tick is None or not fire_tick(conn):
+                    break
         for seq, event in events.items():
             key = ordering_key(event)
-            arrived.setdefault(partition_of(key), []).append((seq, key))
-        with deferred_writes(conn):
-            return left | self._apply_locked(conn, locked, events, arrived)
+            # Behind an unfired tick an arrival waits: the barrier's nudge after that tick may
+            # have looked before this transaction commits, so the drain is nudged too.
+            if key != TICK_KEY and seq not in outcome.handled and key not in outcome.parked:
+                left.add(partition_of(key))
+        return left | outcome.more
 
     def _apply_locked(
         self,
         conn: Connection,
         locked: list[int],
         events: dict[int, Envelope],
-        arrived: dict[int, list[tuple[int, str]]],
-    ) -> set[int]:
-        left: set[int] = set()
+        outcome: _Inline,
+    ) -> None:
         owed = _owed_of(conn, locked)
         parked = _parked_of(conn, locked)
-        rows = _applicable_of(conn, locked, limit=INLINE_LIMIT)
-        full = len(rows) == INLINE_LIMIT
+        rows = _applicable_of(conn, locked, limit=INLINE_LIMIT - outcome.examined)
+        outcome.examined += len(rows)
+        full = outcome.examined >= INLINE_LIMIT
         by_partition: dict[int, list[_Pending]] = {}
         for row in rows:
             by_partition.setdefault(partition_of(row.ordering_key), []).append(row)
@@ -216,16 +234,12 @@ class Drainer:
             )
             with posting_shard_scope(partition):
                 progress = batch.run(by_partition.get(partition, []))
-            # Behind an unfired tick, an arrival waits: the barrier's nudge after the tick may
-            # have looked before this transaction commits, so the drain is nudged too.
-            waiting = any(
-                seq not in batch.handled and key not in batch.parked
-                for seq, key in arrived.get(partition, ())
-            )
-            if progress is Progress.MORE or waiting or (full and partition in by_partition):
-                left.add(partition)
+            outcome.handled |= batch.handled
+            outcome.parked |= set(batch.parked)
+            if progress is Progress.MORE or (full and partition in by_partition):
+                outcome.more.add(partition)
+        # Written now: a tick fired next looks for the events before it still pending.
         writes.write(conn)
-        return left
 
     def has_work(self, partition: int) -> bool:
         """Whether the partition has an event it could apply now, a parked key due for another
@@ -653,6 +667,17 @@ class _Batch:
             return
         soonest = min(parked.retry_at for parked in self.parked.values())
         self.d.retry_later(self.partition, max((soonest - self.now).total_seconds(), 0.0))
+
+
+@dataclass
+class _Inline:
+    """What the intake's transaction did of its batch, over its rounds between ticks."""
+
+    handled: set[int] = field(default_factory=set)
+    parked: set[str] = field(default_factory=set)
+    more: set[int] = field(default_factory=set)
+    """Partitions that may hold more than the intake read."""
+    examined: int = 0
 
 
 class _Writes:
