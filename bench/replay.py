@@ -1,6 +1,6 @@
 """Replay (embedded, SQLite): events a second over a generated JSON Lines file.
 
-The file is written first (deterministic, `bench.workload`), then timed: reading its lines and
+The file is written first (deterministic, `testbed.workload`), then timed: reading its lines and
 `workers.replay.replay_lines` on a fresh, migrated SQLite file opened as `recourse replay` opens
 its own (`make_throwaway_engine`: not synced, a larger page cache). The reference is
 `bench.reference.sqlite_reference` on another such file: the same number of transactions of
@@ -14,10 +14,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench import workload
 from bench.reference import sqlite_reference
 from bench.results import BenchResult
 from policy.config import load_policies
+from testbed import workload
 from workers.database import make_throwaway_engine, migrate
 from workers.replay import COMMIT_EVERY, ReplayReport, replay_lines
 
