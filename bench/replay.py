@@ -102,6 +102,6 @@ def _remove_database(path: Path) -> None:
     # with the writing back of an earlier one's pages. In a full-size run that kept them, each
     # of three replays and references was slower than the one before (5,157, 4,489, 4,100
     # events/s; 16,294, 14,556, 14,109 tx/s); the four runs since removing them showed no such
-    # trend (docs/performance.md, "Ninth pass"). Suggestive, not proven.
+    # trend (docs/performance.md, "Comparing two trees"). Suggestive, not proven.
     for file in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
         file.unlink(missing_ok=True)
