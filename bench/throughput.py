@@ -2,7 +2,7 @@
 the last committed ledger change.
 
 `recourse worker --processes P --threads T` runs on a throwaway database and vhost; the
-workload (`bench.workload`: funding, releases, refunds, disputes, ticks across many contracts)
+workload (`testbed.workload`: funding, releases, refunds, disputes, ticks across many contracts)
 is published to the `refunds.events` exchange with confirms by
 `messages.publisher.EventPublisher`, in order, from one process per publisher; each contract's
 events stay with one publisher so their order holds. The run ends when no row of the event log

@@ -10,9 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from bench import in_process, latency, ledger_growth, memory, replay, throughput, ticks, workload
+from bench import in_process, latency, ledger_growth, memory, replay, throughput, ticks
 from bench.cli import main
 from bench.deployment import WorkerShape
+from testbed import workload
 
 SHAPE = WorkerShape(processes=1, threads=2)
 
