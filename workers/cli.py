@@ -948,3 +948,4 @@ def _users_app() -> typer.Typer:
 
 
 app.add_typer(_users_app())
+app.add_typer(__import__("console.tokens_cli", fromlist=["tokens_app"]).tokens_app)
