@@ -73,6 +73,8 @@ VERSION = "1.0.0"
 WHERE = "the engine's database"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 MAX_PAGE = 200
+MAX_MINOR = 2**63 - 1  # PostgreSQL BIGINT: amounts beyond it are no amount of money
+MAX_SEQ = 2**31 - 1  # the audit log's INTEGER sequence
 AUDIT_PAGE = 100
 
 bearer = HTTPBearer(
@@ -162,7 +164,10 @@ class AuditPage(BaseModel):
 class DisputeDecision(BaseModel):
     outcome: DisputeOutcome
     amount_minor: int | None = Field(
-        default=None, gt=0, description="The refund of a partial_refund, in minor units."
+        default=None,
+        gt=0,
+        le=MAX_MINOR,
+        description="The refund of a partial_refund, in minor units.",
     )
     reason: str = Field(min_length=1, max_length=2000, pattern=r"\S")
     note: str = Field(default="", max_length=10_000)
@@ -171,7 +176,10 @@ class DisputeDecision(BaseModel):
 class RefundDecision(BaseModel):
     decision: Literal["approve", "decline"]
     amount_minor: int | None = Field(
-        default=None, gt=0, description="Approve less than requested; default all of it."
+        default=None,
+        gt=0,
+        le=MAX_MINOR,
+        description="Approve less than requested; default all of it.",
     )
     reason: str = Field(min_length=1, max_length=2000, pattern=r"\S")
     note: str = Field(default="", max_length=10_000)
@@ -233,6 +241,11 @@ def caller(
 ) -> Operator:
     """The operator a request acts as: its bearer token's owner, or its session's operator."""
     console: Console = request.app.state.console
+    if any(
+        "\x00" in value for value in [*request.path_params.values(), *request.query_params.values()]
+    ):
+        # No id or name holds NUL, and PostgreSQL text cannot: refuse before any query.
+        raise ConsoleError("a path or query parameter may not contain NUL characters")
     if "authorization" in request.headers:
         if credentials is None:
             raise NotSignedIn("the Authorization header takes `Bearer <token>`")
@@ -273,8 +286,12 @@ def build_router(console: Console) -> APIRouter:  # noqa: PLR0915 - one route ta
         who: Caller,
         status: Literal["open", "overdue", "resolved", "all"] = "open",
         policy: str | None = None,
-        min_minor: Annotated[int | None, Query(ge=0, description="Least at stake.")] = None,
-        max_minor: Annotated[int | None, Query(ge=0, description="Most at stake.")] = None,
+        min_minor: Annotated[
+            int | None, Query(ge=0, le=MAX_MINOR, description="Least at stake.")
+        ] = None,
+        max_minor: Annotated[
+            int | None, Query(ge=0, le=MAX_MINOR, description="Most at stake.")
+        ] = None,
         after: Annotated[str | None, Query(description="`next_cursor` of the page before.")] = None,
         limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = PAGE_SIZE,
     ) -> DisputePage:
@@ -314,7 +331,7 @@ def build_router(console: Console) -> APIRouter:  # noqa: PLR0915 - one route ta
         who: Caller,
         dispute_id: str,
         outcome: DisputeOutcome = "partial_refund",
-        amount_minor: Annotated[int | None, Query(gt=0)] = None,
+        amount_minor: Annotated[int | None, Query(gt=0, le=MAX_MINOR)] = None,
     ) -> DecisionPreview:
         require(who.role, Permission.READ_DISPUTES)
         amount = amount_minor if outcome == "partial_refund" else None
@@ -390,7 +407,7 @@ def build_router(console: Console) -> APIRouter:  # noqa: PLR0915 - one route ta
     def audit_log(
         who: Caller,
         before: Annotated[
-            int | None, Query(description="`next_before` of the page before.")
+            int | None, Query(ge=1, le=MAX_SEQ, description="`next_before` of the page before.")
         ] = None,
     ) -> AuditPage:
         require(who.role, Permission.READ_AUDIT)

@@ -284,7 +284,7 @@ def test_tokens_are_made_listed_and_revoked_from_the_command_line(pg_url: str) -
     engine = make_engine(pg_url)
     try:
         with engine.connect() as conn:
-            (stored,) = conn.execute(select(api_tokens.c.secret_sha256)).scalars()
+            stored = conn.execute(select(api_tokens.c.secret_sha256)).scalar_one()
             trail = [(entry.action, entry.details["token_id"]) for entry in audit.entries(conn)]
     finally:
         engine.dispose()
