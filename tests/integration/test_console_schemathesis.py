@@ -9,17 +9,13 @@ only ever answered 403. Examples are limited to keep the test near 60 s on a CI 
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import uvicorn
-from console_driver import CHEAP_HASHER, NOW, console_app, seed
+from console_driver import CHEAP_HASHER, NOW, console_app, seed, served_over_http
 from sqlalchemy import Engine
 
 import console.accounts
@@ -46,31 +42,12 @@ RUNS = [
 ]
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @pytest.fixture
 def served(pg_engine: Engine, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     monkeypatch.setattr(console.accounts, "_HASHER", CHEAP_HASHER)
     seed(pg_engine)
-    config = uvicorn.Config(
-        console_app(pg_engine), host="127.0.0.1", port=_free_port(), log_level="warning"
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{config.port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
+    with served_over_http(console_app(pg_engine)) as url:
+        yield url
 
 
 def test_schemathesis_finds_no_server_error_and_no_answer_outside_the_schema(
