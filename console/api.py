@@ -254,6 +254,8 @@ def caller(
         if who is None:
             raise NotSignedIn("the token is unknown or revoked")
         return who
+    if "operator" not in request.session:
+        raise NotSignedIn("send Authorization: Bearer <token>, or sign in to the console")
     who = current_operator(
         request.session,
         console.engine,
