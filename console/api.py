@@ -40,6 +40,7 @@ from console.queries import (
     evidence_of,
     load_case,
     queue_page,
+    queue_row,
     support_queue,
 )
 from console.roles import Permission, can, require
@@ -47,7 +48,7 @@ from console.security import CSRF_HEADER, check_csrf, current_operator
 from console.tokens import operator_of_token
 from messages.inbound import DisputeOutcome
 from policy.state import ContractState, DisputeState, RefundRequestState, TargetState
-from workers.operator.disputes import QueuedDispute, dispute_queue
+from workers.operator.disputes import QueuedDispute
 from workers.operator.entries import TransferLine
 from workers.operator.statements import (
     AccountBalance,
@@ -313,11 +314,7 @@ def build_router(console: Console) -> APIRouter:  # noqa: PLR0915 - one route ta
         now = console.clock()
         with console.reading() as conn:
             case = load_case(conn, dispute_id)
-            # The queue's own row (SLA, due, overdue), found by its index key.
-            same_time = dispute_queue(
-                conn, console.policies, now, after=(case.dispute.opened_at, ""), limit=100
-            )
-            queued = next(item for item in same_time if item.dispute_id == dispute_id)
+            queued = queue_row(conn, console.policies, now, case)
             story = read_story(conn, case.dispute.contract_id)
             evidence = evidence_of(conn, dispute_id)
             trail = audit.entries(conn, subject=dispute_id)

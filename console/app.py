@@ -36,6 +36,7 @@ from console.queries import (
     evidence_of,
     load_case,
     queue_page,
+    queue_row,
     support_queue,
 )
 from console.roles import Permission, can, require
@@ -51,7 +52,6 @@ from console.security import (
 from console.settings import ConsoleSettings
 from messages.inbound import DisputeOutcome
 from policy.config import PolicySet
-from workers.operator.disputes import dispute_queue
 from workers.operator.errors import NotFound, OperatorError
 from workers.operator.formats import format_age, iso
 from workers.operator.statements import account_balance, currencies_of, statement
@@ -315,11 +315,7 @@ def _routes(app: FastAPI, console: Console) -> None:  # noqa: PLR0915 - one rout
         now = console.clock()
         with console.reading() as conn:
             case = load_case(conn, dispute_id)
-            # The queue's own row (SLA, due, overdue), found by its index key.
-            same_time = dispute_queue(
-                conn, console.policies, now, after=(case.dispute.opened_at, ""), limit=100
-            )
-            queued = next(item for item in same_time if item.dispute_id == dispute_id)
+            queued = queue_row(conn, console.policies, now, case)
             timeline = contract_timeline(conn, case.dispute.contract_id, where=WHERE)
             evidence = evidence_of(conn, dispute_id)
             decisions = decisions_of(conn, case.dispute.contract_id)

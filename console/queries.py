@@ -101,6 +101,14 @@ def queue_page(
     return QueuePage(page, encode_cursor(page[-1]) if more and page else None)
 
 
+def queue_row(
+    conn: Connection, policies: PolicySet, now: datetime, case: DisputeCase
+) -> QueuedDispute:
+    """The queue's own row of one dispute (SLA, due, overdue), found by its index key."""
+    same_time = dispute_queue(conn, policies, now, after=(case.dispute.opened_at, ""), limit=100)
+    return next(item for item in same_time if item.dispute_id == case.dispute.dispute_id)
+
+
 @dataclass(frozen=True, slots=True)
 class Attachment:
     name: str
