@@ -488,12 +488,11 @@ def _routes(app: FastAPI, console: Console) -> None:  # noqa: PLR0915 - one rout
         return page(request, "audit.html", who, **data)
 
 
-def _review(
-    desk: DecisionDesk, who: Operator, proposal_id: str, verdict: str, reason: str
-) -> dict[str, Any]:
+def _review(desk: DecisionDesk, who: Operator, proposal_id: str, verdict: str, reason: str) -> None:
     if verdict == "approve":
-        return desk.approve(who, proposal_id).as_json()
-    return desk.reject(who, proposal_id, reason=reason).as_json()
+        desk.approve(who, proposal_id)
+    else:
+        desk.reject(who, proposal_id, reason=reason)
 
 
 def _outcome(text: str) -> DisputeOutcome:

@@ -91,14 +91,6 @@ class Outcome:
     proposal_id: str | None
     preview: Preview | None = None
 
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "status": self.status,
-            "event_id": self.event_id,
-            "proposal_id": self.proposal_id,
-            "preview": self.preview.as_json() if self.preview else None,
-        }
-
 
 @dataclass(frozen=True, slots=True)
 class Proposal:
