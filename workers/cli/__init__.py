@@ -110,6 +110,7 @@ COMMANDS = (
         "The dead letters: messages the intake refused and events the engine gave up on.",
     ),
     Listed("users", "workers.cli.web_console", "The console's local operator accounts."),
+    Listed("tokens", "workers.cli.web_console", "API tokens for the back office (/api/v1)."),
 )
 """Every command, in the order `recourse --help` lists them."""
 

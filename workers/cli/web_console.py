@@ -1,10 +1,12 @@
-"""`recourse console` and `recourse users`: the operators' web console and its accounts."""
+"""`recourse console`, `recourse users` and `recourse tokens`: the operators' web console, its
+accounts and the back office's API tokens."""
 
 from __future__ import annotations
 
 import typer
 
 from console.cli import run_console, users_app
+from console.tokens_cli import tokens_app
 
 app = typer.Typer()
 
@@ -20,3 +22,4 @@ def console() -> None:
 
 
 app.add_typer(users_app)
+app.add_typer(tokens_app)
