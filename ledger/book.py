@@ -22,7 +22,7 @@ from typing import Any
 from sqlalchemy import Connection, exists, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
-from ledger import journal, read_cache
+from ledger import journal
 from ledger.accounts import check_account
 from ledger.balances import (
     ZERO,
@@ -44,7 +44,6 @@ from ledger.errors import (
     TransferConflict,
 )
 from ledger.journal import Entry
-from ledger.pipelining import sync
 from ledger.registry import (
     Account,
     AccountKey,
@@ -53,9 +52,11 @@ from ledger.registry import (
     open_accounts,
     refresh_account,
 )
-from ledger.savepoints import savepoint
 from ledger.tables import accounts, balances, transfers
 from ledger.transfers import Transfer, TransferKind, check_amount, check_cause, check_transfer
+from store import read_cache
+from store.pipelining import sync
+from store.savepoints import savepoint
 
 
 class Book:
@@ -278,7 +279,7 @@ class Book:
         # The unique index makes the later insert wait and then fail once the first commits;
         # one more pass, in a fresh savepoint, then finds that row and answers as for any
         # repeat (a no-op, TransferConflict or PendingAlreadyResolved). Writes queued before
-        # this movement (ledger.pipelining) answer first, outside the retry: a failure of theirs
+        # this movement (store.pipelining) answer first, outside the retry: a failure of theirs
         # is not a racing copy of ours, and has lost the transaction anyway.
         if read_cache.is_single_writer(self._conn):
             # Nobody else writes (the replay of its own file): no racing copy to wait for and

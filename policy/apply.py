@@ -14,8 +14,6 @@ from typing import Literal
 from sqlalchemy import Connection, bindparam, select, update
 
 import policy.handlers  # noqa: F401  (registers every handler)
-from ledger.prepared import InsertIfMissing, Prepared
-from ledger.savepoints import savepoint
 from messages.inbound import Envelope
 from messages.notifications import ReasonCode
 from policy.config import PolicySet
@@ -24,6 +22,8 @@ from policy.errors import IdempotencyConflict, UnknownSubject
 from policy.outcomes import Rejected
 from policy.registry import HANDLERS
 from policy.tables import inbox
+from store.prepared import InsertIfMissing, Prepared
+from store.savepoints import savepoint
 
 Status = Literal["applied", "rejected", "duplicate"]
 

@@ -15,7 +15,6 @@ from itertools import count
 from sqlalchemy import Connection, insert
 
 from ledger import Book, Transfer, TransferCode
-from ledger.prepared import Prepared
 from messages.notifications import (
     NOTIFICATION_TYPE_OF,
     EventRejected,
@@ -27,6 +26,7 @@ from policy.config import PolicyConfig, PolicySet
 from policy.outcomes import Rejected
 from policy.tables import outbox
 from scheduler.store import Deadline, schedule_deadline
+from store.prepared import Prepared
 
 # Prepared once: SQLAlchemy's per-statement work costs more than running it on SQLite.
 _OUTBOX_INSERT = Prepared(insert(outbox))

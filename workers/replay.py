@@ -19,7 +19,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, inspect, literal_column, select, table
 
-from ledger import Book, read_cache
+from ledger import Book
 from ledger.accounts import owner_side_balances
 from messages import MalformedMessage, parse_event
 from messages.inbound import Envelope
@@ -27,6 +27,7 @@ from policy.apply import ApplyResult, apply_event
 from policy.config import PolicySet
 from policy.errors import IdempotencyConflict, UnknownSubject
 from policy.tables import outbox
+from store import read_cache
 
 COMMIT_EVERY = 1000
 
@@ -63,7 +64,7 @@ def replay_lines(
 
     `own_database`: nobody else writes the database while the replay runs (a throwaway file,
     as `recourse replay` makes without `--db`). The replay then caches its reads
-    (`ledger.read_cache`, complete when the database holds no rows yet) and applies events
+    (`store.read_cache`, complete when the database holds no rows yet) and applies events
     without a savepoint each (`_Batch`); both would be wrong with another writer between its
     commits.
     """
@@ -161,7 +162,7 @@ class _Batch:
         return apply_event(self._conn, event, self._policies, on_unknown_subject="reject")
 
     def _redo_without(self, failed: Envelope) -> None:
-        # The rollback also puts the read cache back as it was (`ledger.read_cache` listens).
+        # The rollback also puts the read cache back as it was (`store.read_cache` listens).
         self._transaction.rollback()
         self._transaction = self._conn.begin()
         for event in self._applied:

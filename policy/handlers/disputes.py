@@ -9,7 +9,6 @@ import dataclasses
 
 from sqlalchemy import bindparam, exists, select
 
-from ledger.prepared import Prepared
 from messages.inbound import DisputeEvidenceAddedEvent, DisputeOpenedEvent, DisputeResolvedEvent
 from messages.notifications import (
     DisputeEvidenceAddedNotice,
@@ -45,12 +44,13 @@ from policy.state import (
 )
 from policy.tables import dispute_evidence, disputes, refund_requests
 from scheduler.store import cancel
+from store.prepared import Prepared
 
 OVERDUE = "dispute.overdue"
 DISPUTE_TEAM = "dispute_team"
 
 
-# Prepared once (`ledger.prepared`): every refund request asks it.
+# Prepared once (`store.prepared`): every refund request asks it.
 _OPEN_ON_TARGET = Prepared(
     select(
         exists().where(

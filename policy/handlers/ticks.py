@@ -23,14 +23,14 @@ import structlog
 from sqlalchemy import Connection, bindparam, select
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
-from ledger.prepared import Prepared
-from ledger.savepoints import savepoint
 from messages.inbound import DeadlineTickEvent
 from policy.context import HandlerContext
 from policy.outcomes import APPLIED, Outcome, Rejected
 from policy.registry import DEADLINE_HANDLERS, handles
 from policy.tables import contracts
 from scheduler.store import DueDeadline, claim_due, mark_fired, record_outcome
+from store.prepared import Prepared
+from store.savepoints import savepoint
 
 CLAIM_BATCH = 500
 

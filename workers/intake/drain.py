@@ -45,9 +45,6 @@ from sqlalchemy import (
 from sqlalchemy.exc import DBAPIError
 
 from ledger.balances import lock_hot_shard, posting_shard_scope
-from ledger.pipelining import deferred_writes
-from ledger.prepared import Prepared
-from ledger.savepoints import savepoint
 from messages import MalformedMessage, parse_event
 from messages.inbound import DeadlineTickEvent
 from messages.ordering import KEY_FIELD_BY_TYPE
@@ -56,6 +53,9 @@ from policy.config import PolicySet
 from policy.context import DeadlineScope, HandlerContext
 from policy.errors import IdempotencyConflict, UnknownSubject
 from policy.handlers.ticks import fire_deadlines
+from store.pipelining import deferred_writes
+from store.prepared import Prepared
+from store.savepoints import savepoint
 from workers.errors import is_contention
 from workers.intake.log import dead_letter_row
 from workers.intake.steps import Steps
