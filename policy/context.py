@@ -59,9 +59,12 @@ class HandlerContext:
         event_id: str,
         event_type: str,
         occurred_at: datetime,
+        book: Book | None = None,
     ) -> None:
         self.conn = conn
-        self.book = Book(conn)
+        # `book`: the caller's, when it knows how the book should meet racing writers (the
+        # replay of its own file has none); else one for a connection others write beside.
+        self.book = book if book is not None else Book(conn)
         self.policies = policies
         # `cause_id` names what caused the effects: the event, or the deadline a tick fires.
         # Transfer and notification ids derive from it, so redoing a cause repeats its ids.
@@ -85,6 +88,7 @@ class HandlerContext:
             event_id=self.event_id,
             event_type=self.event_type,
             occurred_at=self.at,
+            book=self.book,
         )
 
     def transfer(

@@ -140,11 +140,6 @@ def single_writer(conn: Connection, *, complete: bool = False) -> Iterator[None]
             conn.info.pop(_INFO_KEY, None)
 
 
-def is_single_writer(conn: Connection) -> bool:
-    """Whether `conn` was promised to be its database's only writer (`single_writer`)."""
-    return _INFO_KEY in conn.info
-
-
 def is_complete(conn: Connection) -> bool:
     """Whether every row of the database went through the caches of `conn`: a key missing
     from a namespace whose owner caches every row it writes is missing from the database."""
