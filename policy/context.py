@@ -8,6 +8,7 @@ effects commit together or not at all.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from itertools import count
@@ -24,6 +25,7 @@ from messages.notifications import (
 )
 from policy.config import PolicyConfig, PolicySet
 from policy.outcomes import Rejected
+from policy.rules.legs import Leg
 from policy.tables import outbox
 from scheduler.store import Deadline, schedule_deadline
 from store.prepared import Prepared
@@ -111,6 +113,15 @@ class HandlerContext:
         moving = [transfer for transfer in transfers if transfer.amount_minor > 0]
         if moving:
             self.book.post(moving)
+
+    def post_legs(self, legs: Sequence[Leg], currency: str) -> None:
+        """Post a decision's legs, all or none, as transfers of this cause."""
+        self.post(
+            [
+                self.transfer(leg.debit, leg.credit, leg.amount_minor, currency, leg.code)
+                for leg in legs
+            ]
+        )
 
     def notify(
         self, recipients: list[str], data: NotificationData, *, key: str | None = None

@@ -29,7 +29,7 @@ from policy.handlers.contracts import both_sides
 from policy.handlers.processor_fees import locked_payment
 from policy.outcomes import APPLIED, Outcome, Rejected
 from policy.points import lock_clawback_accounts
-from policy.refunds import plan_refund, post_legs, refund
+from policy.refunds import refund
 from policy.registry import handles
 from policy.rules.chargebacks import (
     accepted_in_full,
@@ -44,6 +44,7 @@ from policy.rules.legs import (
     escrow_account,
     user_account,
 )
+from policy.rules.refunds import plan_refund
 from policy.state import AddonState, ChargebackState, ContractState, PaymentState, TargetState
 from policy.tables import addons, chargebacks, targets
 
@@ -92,8 +93,7 @@ def handle_chargeback_opened(context: HandlerContext, event: ChargebackOpenedEve
             opened.reason, ["finance"], subject_id=data.chargeback_id, detail=opened.detail
         )
     rows.insert_row(context.conn, chargebacks, opened)
-    post_legs(
-        context,
+    context.post_legs(
         [
             Leg(
                 PLATFORM_CHARGEBACKS,
@@ -171,7 +171,7 @@ def handle_chargeback_resolved(context: HandlerContext, event: ChargebackResolve
             ),
             Leg(client, PLATFORM_CHARGEBACKS, owed_by_client, TransferCode.ISSUER_FEE_PASS_BACK),
         ]
-    post_legs(context, legs, payment.currency)
+    context.post_legs(legs, payment.currency)
     sides = _sides(payment, contract)
     if contract is not None and milestones:
         context.notify(
@@ -275,8 +275,7 @@ def _settle_addon(
     # However little was charged back, the add-on counts as refunded: no second refund.
     rows.save_row(context.conn, addons, dataclasses.replace(addon, refunded_at=context.at))
     settled = min(chargeback.amount_minor, addon.amount_minor)
-    post_legs(
-        context,
+    context.post_legs(
         [Leg(PLATFORM_ADDONS, PLATFORM_CHARGEBACKS, settled, TransferCode.ADDON_REFUND)],
         payment.currency,
     )

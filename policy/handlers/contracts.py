@@ -18,7 +18,6 @@ from policy import rows
 from policy.context import HandlerContext
 from policy.errors import UnknownSubject
 from policy.outcomes import APPLIED, Outcome, Rejected
-from policy.refunds import post_legs
 from policy.registry import fires, handles
 from policy.rules.contracts import close_contract, open_contract
 from policy.rules.legs import Leg, user_account
@@ -101,7 +100,7 @@ def record_charge(
     """Book a newly paid target (a funded milestone, a paid invoice): the charge's transfers,
     the target, its card payment (one payment may pay several targets) and the contract's
     totals."""
-    post_legs(context, legs, contract.currency)
+    context.post_legs(legs, contract.currency)
     rows.insert_row(context.conn, targets, target)
     if payment_existed:
         rows.save_row(context.conn, payments, payment)

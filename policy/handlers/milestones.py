@@ -19,7 +19,6 @@ from policy.handlers.contracts import (
     schedule_finalize,
 )
 from policy.outcomes import APPLIED, Outcome, Rejected
-from policy.refunds import post_legs
 from policy.registry import fires, handles
 from policy.rules.legs import user_account
 from policy.rules.milestones import (
@@ -103,7 +102,7 @@ def release(
     decision = release_milestone(contract, milestone, context.at)
     if isinstance(decision, Rejected):
         return decision
-    post_legs(context, decision.legs, milestone.currency)
+    context.post_legs(decision.legs, milestone.currency)
     rows.save_row(context.conn, targets, decision.milestone)
     schedule_finalize(context, contract, decision.milestone)
     return decision
