@@ -25,8 +25,6 @@ from messages.notifications import (
 from policy import rows
 from policy.context import HandlerContext
 from policy.errors import UnknownSubject
-from policy.handlers.contracts import both_sides
-from policy.handlers.processor_fees import locked_payment
 from policy.outcomes import APPLIED, Outcome, Rejected
 from policy.points import lock_clawback_accounts
 from policy.refunds import refund
@@ -46,6 +44,7 @@ from policy.rules.legs import (
 )
 from policy.rules.refunds import plan_refund
 from policy.state import AddonState, ChargebackState, ContractState, PaymentState, TargetState
+from policy.subjects import both_sides, locked_payment
 from policy.tables import addons, chargebacks, targets
 
 EXTERNAL_ISSUER = "external:issuer"

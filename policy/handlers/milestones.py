@@ -9,26 +9,24 @@ from messages.inbound import MilestoneFundedEvent, MilestoneReleasedEvent, WorkS
 from messages.notifications import MilestoneFinalized
 from policy import rows
 from policy.context import HandlerContext
-from policy.handlers.contracts import (
+from policy.outcomes import APPLIED, Outcome, Rejected
+from policy.registry import fires, handles
+from policy.rules.legs import user_account
+from policy.rules.milestones import (
+    finalize_milestone,
+    fund_milestone,
+    start_work,
+)
+from policy.state import PaymentState, TargetState
+from policy.subjects import (
     FINALIZE,
     both_sides,
     contract_of,
     load_target,
     lock_contract,
     record_charge,
-    schedule_finalize,
+    release,
 )
-from policy.outcomes import APPLIED, Outcome, Rejected
-from policy.registry import fires, handles
-from policy.rules.legs import user_account
-from policy.rules.milestones import (
-    Release,
-    finalize_milestone,
-    fund_milestone,
-    release_milestone,
-    start_work,
-)
-from policy.state import ContractState, PaymentState, TargetState
 from policy.tables import payments, targets
 
 
@@ -92,20 +90,6 @@ def handle_milestone_released(context: HandlerContext, event: MilestoneReleasedE
             released.reason, [releaser], subject_id=data.milestone_id, detail=released.detail
         )
     return APPLIED
-
-
-def release(
-    context: HandlerContext, contract: ContractState, milestone: TargetState
-) -> Release | Rejected:
-    """Release what the milestone's escrow holds (SC-1), by the client or a dispute decision,
-    and start its SC-4 window."""
-    decision = release_milestone(contract, milestone, context.at)
-    if isinstance(decision, Rejected):
-        return decision
-    context.post_legs(decision.legs, milestone.currency)
-    rows.save_row(context.conn, targets, decision.milestone)
-    schedule_finalize(context, contract, decision.milestone)
-    return decision
 
 
 @fires(FINALIZE)

@@ -13,7 +13,6 @@ from messages.inbound import (
 from policy import rows
 from policy.context import HandlerContext
 from policy.errors import UnknownSubject
-from policy.handlers.contracts import contract_of, load_target, lock_contract
 from policy.outcomes import APPLIED, Outcome, Rejected
 from policy.points import claw_back_points
 from policy.registry import handles
@@ -27,6 +26,7 @@ from policy.rules.points import (
     reverse_cashout,
 )
 from policy.state import CashoutState, TargetState
+from policy.subjects import contract_of, load_target, lock_contract
 from policy.tables import cashouts, point_awards
 
 

@@ -17,8 +17,6 @@ from messages.notifications import RefundDeclinedNotice, RefundRejected, RefundR
 from policy import rows
 from policy.context import HandlerContext
 from policy.errors import UnknownSubject
-from policy.handlers.contracts import load_paid_target, lock_contract, lock_named
-from policy.handlers.disputes import dispute_open_on, start_dispute
 from policy.outcomes import APPLIED, Outcome, Rejected
 from policy.refunds import refund
 from policy.registry import handles
@@ -35,6 +33,13 @@ from policy.rules.refund_requests import (
     route_request,
 )
 from policy.state import ContractState, DisputeState, RefundRequestState
+from policy.subjects import (
+    dispute_open_on,
+    load_paid_target,
+    lock_contract,
+    lock_named,
+    start_dispute,
+)
 from policy.tables import disputes, refund_requests
 
 

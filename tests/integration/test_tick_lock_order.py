@@ -23,10 +23,10 @@ from sqlalchemy import Engine, select
 from policy import rows
 from policy.context import HandlerContext
 from policy.handlers import ticks
-from policy.handlers.contracts import lock_contract
 from policy.outcomes import APPLIED, Outcome
 from policy.registry import DEADLINE_HANDLERS, fires
 from policy.state import ContractState
+from policy.subjects import lock_contract
 from policy.tables import contracts
 from scheduler.store import Deadline, cancel, schedule_deadline
 from scheduler.tables import deadlines
