@@ -13,7 +13,6 @@ from typing import Literal
 
 from sqlalchemy import Connection, bindparam, select, update
 
-import policy.handlers  # noqa: F401  (registers every handler)
 from ledger import Book
 from messages.inbound import Envelope
 from messages.notifications import ReasonCode

@@ -28,7 +28,6 @@ from policy.errors import UnknownSubject
 from policy.outcomes import APPLIED, Outcome, Rejected
 from policy.points import lock_clawback_accounts
 from policy.refunds import refund
-from policy.registry import handles
 from policy.rules.chargebacks import (
     accepted_in_full,
     open_chargeback,
@@ -78,7 +77,6 @@ def _set_frozen(
     return changed
 
 
-@handles("chargeback.opened")
 def handle_chargeback_opened(context: HandlerContext, event: ChargebackOpenedEvent) -> Outcome:
     data = event.data
     payment, contract = locked_payment(context, data.payment_id)
@@ -129,7 +127,6 @@ def handle_chargeback_opened(context: HandlerContext, event: ChargebackOpenedEve
     return APPLIED
 
 
-@handles("chargeback.resolved")
 def handle_chargeback_resolved(context: HandlerContext, event: ChargebackResolvedEvent) -> Outcome:
     data = event.data
     seen = rows.load(context.conn, chargebacks, ChargebackState, data.chargeback_id)

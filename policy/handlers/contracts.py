@@ -11,7 +11,6 @@ from messages.notifications import ReviewWindowClosed
 from policy import rows
 from policy.context import HandlerContext
 from policy.outcomes import APPLIED, Outcome, Rejected
-from policy.registry import fires, handles
 from policy.rules.contracts import close_contract, open_contract
 from policy.rules.reviews import review_window_end
 from policy.state import ContractState, TargetState
@@ -19,7 +18,6 @@ from policy.subjects import REVIEW_WINDOW, both_sides, lock_contract, schedule_f
 from policy.tables import contracts, targets
 
 
-@handles("contract.opened")
 def handle_contract_opened(context: HandlerContext, event: ContractOpenedEvent) -> Outcome:
     data = event.data
     existing = rows.load(context.conn, contracts, ContractState, data.contract_id, lock=True)
@@ -33,7 +31,6 @@ def handle_contract_opened(context: HandlerContext, event: ContractOpenedEvent) 
     return APPLIED
 
 
-@handles("contract.closed")
 def handle_contract_closed(context: HandlerContext, event: ContractClosedEvent) -> Outcome:
     contract = lock_contract(context, event.data.contract_id)
     closed = close_contract(contract, context.at)
@@ -52,7 +49,6 @@ def handle_contract_closed(context: HandlerContext, event: ContractClosedEvent) 
     return APPLIED
 
 
-@fires(REVIEW_WINDOW)
 def fire_review_window(context: HandlerContext, contract_id: str) -> Outcome:
     """CC-7: the window to post reviews of the closed contract is over."""
     contract = lock_contract(context, contract_id)

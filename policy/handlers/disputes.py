@@ -19,7 +19,6 @@ from policy.context import HandlerContext
 from policy.errors import UnknownSubject
 from policy.outcomes import APPLIED, Outcome, Rejected
 from policy.refunds import refund
-from policy.registry import fires, handles
 from policy.rules.contracts import contract_mismatch
 from policy.rules.disputes import mark_overdue, open_dispute, resolved, settle_dispute
 from policy.rules.legs import escrow_account, user_account
@@ -69,7 +68,6 @@ def _refuse(
     )
 
 
-@handles("dispute.opened")
 def handle_dispute_opened(context: HandlerContext, event: DisputeOpenedEvent) -> Outcome:
     data = event.data
     contract = lock_contract(context, data.contract_id)
@@ -102,7 +100,6 @@ def lock_dispute(context: HandlerContext, dispute_id: str) -> tuple[ContractStat
     return lock_via_contract(context, disputes, DisputeState, dispute_id, "dispute")
 
 
-@handles("dispute.resolved")
 def handle_dispute_resolved(context: HandlerContext, event: DisputeResolvedEvent) -> Outcome:
     data = event.data
     contract, dispute = lock_named(
@@ -196,7 +193,6 @@ def handle_dispute_resolved(context: HandlerContext, event: DisputeResolvedEvent
     return APPLIED
 
 
-@handles("dispute.evidence_added")
 def handle_dispute_evidence_added(
     context: HandlerContext, event: DisputeEvidenceAddedEvent
 ) -> Outcome:
@@ -258,7 +254,6 @@ def _request_behind(context: HandlerContext, dispute: DisputeState) -> RefundReq
     return request if request is not None and request.status == "disputed" else None
 
 
-@fires(OVERDUE)
 def fire_overdue(context: HandlerContext, dispute_id: str) -> Outcome:
     """SC-14: the dispute is still open after the SLA; tell the dispute team, once."""
     contract, dispute = lock_dispute(context, dispute_id)

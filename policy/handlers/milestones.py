@@ -10,7 +10,6 @@ from messages.notifications import MilestoneFinalized
 from policy import rows
 from policy.context import HandlerContext
 from policy.outcomes import APPLIED, Outcome, Rejected
-from policy.registry import fires, handles
 from policy.rules.legs import user_account
 from policy.rules.milestones import (
     finalize_milestone,
@@ -19,7 +18,6 @@ from policy.rules.milestones import (
 )
 from policy.state import PaymentState, TargetState
 from policy.subjects import (
-    FINALIZE,
     both_sides,
     contract_of,
     load_target,
@@ -30,7 +28,6 @@ from policy.subjects import (
 from policy.tables import payments, targets
 
 
-@handles("milestone.funded")
 def handle_milestone_funded(context: HandlerContext, event: MilestoneFundedEvent) -> Outcome:
     data = event.data
     contract = lock_contract(context, data.contract_id)
@@ -58,7 +55,6 @@ def handle_milestone_funded(context: HandlerContext, event: MilestoneFundedEvent
     return APPLIED
 
 
-@handles("work.started")
 def handle_work_started(context: HandlerContext, event: WorkStartedEvent) -> Outcome:
     data = event.data
     contract = lock_contract(context, data.contract_id)
@@ -76,7 +72,6 @@ def handle_work_started(context: HandlerContext, event: WorkStartedEvent) -> Out
     return APPLIED
 
 
-@handles("milestone.released")
 def handle_milestone_released(context: HandlerContext, event: MilestoneReleasedEvent) -> Outcome:
     data = event.data
     contract = lock_contract(context, data.contract_id)
@@ -92,7 +87,6 @@ def handle_milestone_released(context: HandlerContext, event: MilestoneReleasedE
     return APPLIED
 
 
-@fires(FINALIZE)
 def fire_finalize(context: HandlerContext, milestone_id: str) -> Outcome:
     """SC-4: the dispute window of a released milestone closed; it is final."""
     contract = lock_contract(context, contract_of(context, milestone_id))

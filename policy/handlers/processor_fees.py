@@ -16,13 +16,11 @@ from messages.notifications import ProcessorFeePassedThrough
 from policy import rows
 from policy.context import HandlerContext
 from policy.outcomes import APPLIED, Outcome
-from policy.registry import handles
 from policy.rules.legs import EXTERNAL_PROCESSOR, PLATFORM_PROCESSOR_FEES, user_account
 from policy.subjects import locked_payment
 from policy.tables import payments
 
 
-@handles("processor.fee_refunded")
 def handle_processor_fee_refunded(
     context: HandlerContext, event: ProcessorFeeRefundedEvent
 ) -> Outcome:

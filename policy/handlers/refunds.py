@@ -19,7 +19,6 @@ from policy.context import HandlerContext
 from policy.errors import UnknownSubject
 from policy.outcomes import APPLIED, Outcome, Rejected
 from policy.refunds import refund
-from policy.registry import handles
 from policy.rules.contracts import contract_mismatch
 from policy.rules.disputes import open_dispute
 from policy.rules.legs import user_account
@@ -67,7 +66,6 @@ def _refuse(
     )
 
 
-@handles("refund.requested")
 def handle_refund_requested(context: HandlerContext, event: RefundRequestedEvent) -> Outcome:
     data = event.data
     contract = lock_contract(context, data.contract_id)
@@ -157,7 +155,6 @@ def _record(
     rows.insert_row(context.conn, refund_requests, request)
 
 
-@handles("refund.approved")
 def handle_refund_approved(context: HandlerContext, event: RefundApprovedEvent) -> Outcome:
     """CC-2: the creator (or support) refunds, on a request or unasked, within CC-3."""
     data = event.data
@@ -202,7 +199,6 @@ def _refuse_approval(
     )
 
 
-@handles("refund.declined")
 def handle_refund_declined(context: HandlerContext, event: RefundDeclinedEvent) -> Outcome:
     data = event.data
     contract, request = lock_named(

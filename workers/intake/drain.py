@@ -52,7 +52,7 @@ from policy.apply import ApplyResult, apply_event
 from policy.config import PolicySet
 from policy.context import DeadlineScope, HandlerContext
 from policy.errors import IdempotencyConflict, UnknownSubject
-from policy.handlers.ticks import fire_deadlines
+from policy.ticks import fire_deadlines
 from store.pipelining import deferred_writes
 from store.prepared import Prepared
 from store.savepoints import savepoint
