@@ -33,10 +33,10 @@ from dataclasses import dataclass, replace
 from sqlalchemy import Connection, bindparam, select, update
 from sqlalchemy.exc import IntegrityError
 
-from ledger.errors import SumOutOfRange
 from ledger.registry import Account
 from ledger.tables import SHARD_COUNT, accounts, balances
 from store import read_cache
+from store.errors import SumOutOfRange
 from store.prepared import Prepared
 
 

@@ -1,24 +1,8 @@
-"""Every way the book refuses a movement. Each error leaves the book as it was, except
-`SumOutOfRange` (SQLite only, `store.errors`), after which the transaction must be rolled
-back."""
+"""Every way the book refuses a movement. Each error leaves the book as it was; the book also
+raises the store's `SumOutOfRange` (SQLite only, `store.errors`), after which the transaction
+must be rolled back."""
 
 from __future__ import annotations
-
-# A running sum's limit is the store's (every package's running sums share the column type);
-# the book raises it too, and its callers catch it from here.
-from store.errors import SumOutOfRange
-
-__all__ = [
-    "AccountFrozen",
-    "CurrencyMismatch",
-    "InvalidTransfer",
-    "LedgerError",
-    "Overdraft",
-    "PendingAlreadyResolved",
-    "PendingNotFound",
-    "SumOutOfRange",
-    "TransferConflict",
-]
 
 
 class LedgerError(Exception):
