@@ -25,13 +25,13 @@ from sqlalchemy import Connection, Engine, select
 from sqlalchemy.orm import aliased
 
 from ledger import Book
-from ledger.savepoints import savepoint
 from ledger.tables import accounts, transfers
 from messages import parse_event
 from messages.inbound import DeadlineTickEvent
 from policy.apply import apply_event
 from policy.config import PolicySet
 from policy.context import DeadlineScope
+from store.savepoints import savepoint
 from workers.database import make_throwaway_engine, migrate
 from workers.intake.drain import fire_contract_deadlines
 from workers.intake.tables import applied_steps, event_log
