@@ -637,14 +637,11 @@ def scheduler() -> None:
     serve_until_done(runtime, lambda: publisher.run(stop))
 
 
-def _check_servers() -> None:
+def _check_servers(*, sqlite_schema: bool = True) -> None:
     """Before a long-running process starts: its database (migrated) and broker answer."""
-    from workers.preflight import check_broker, check_database
+    from workers.preflight import check_servers
 
-    settings = load_settings()
-    check_database(settings.database_url)
-    if settings.broker_url:
-        check_broker(settings.broker_url)
+    check_servers(load_settings(), sqlite_schema=sqlite_schema)
 
 
 @app.command()
@@ -656,6 +653,8 @@ def run(
     """Worker, relay and scheduler in one process: the embedded default or a small deployment."""
     from workers.runtime import from_environment, run_all, serve_until_done
 
+    # On SQLite (the embedded default) `run` creates its own schema.
+    _check_servers(sqlite_schema=False)
     runtime, stop = from_environment()
     serve_until_done(runtime, lambda: run_all(runtime, stop, threads=threads))
 
