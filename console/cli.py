@@ -56,6 +56,10 @@ def users_add(
 def run_console() -> None:
     from console.server import serve
     from console.settings import load_console_settings
+    from workers.logging import configure_logging
     from workers.settings import load_settings
 
-    serve(load_settings(), load_console_settings())
+    settings = load_settings()
+    # LOG_FORMAT and LOG_LEVEL as for the engine's processes: JSON lines off a terminal.
+    configure_logging(settings.log_format, settings.log_level)
+    serve(settings, load_console_settings())
