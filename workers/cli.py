@@ -56,6 +56,18 @@ def migrate(
         None, "--db", help="Database URL (default: DATABASE_URL)."
     ),
     as_json: bool = typer.Option(False, "--json", help="Print what was done as one JSON object."),
+    check: bool = typer.Option(
+        False,
+        "--check",
+        help="Change nothing; exit 1 when the database is behind the code (deploy pipelines).",
+    ),
+    to: str | None = typer.Option(
+        None,
+        "--to",
+        metavar="REVISION",
+        help="Move one package's branch to REVISION, back (downgrade) or forward; "
+        "`--check --json` lists the revisions.",
+    ),
 ) -> None:
     """Create or upgrade the database schema to the newest revision; with BROKER_URL set, also
     declare the exchange producers publish to and the engine's intake queue behind it, so that
@@ -67,20 +79,29 @@ def migrate(
     from workers.database import current_revisions, make_engine
     from workers.database import migrate as run_migrations
     from workers.preflight import check_database
+    from workers.schema_moves import move_to
 
     url = database_url or load_settings().database_url
-    check_database(url, setting="--db" if database_url else "DATABASE_URL", schema=False)
+    setting = "--db" if database_url else "DATABASE_URL"
+    if check:
+        _check_schema(url, setting, as_json=as_json)
+        return
+    check_database(url, setting=setting, schema=False)
     engine = make_engine(url)
     try:
         tables_before = set(inspect(engine).get_table_names())
         before = current_revisions(engine)
-        run_migrations(engine)
+        moved = move_to(engine, to) if to else None
+        if moved is None:
+            run_migrations(engine)
         after = current_revisions(engine)
         created = sorted(set(inspect(engine).get_table_names()) - tables_before)
     finally:
         engine.dispose()
     where = engine.url.render_as_string(hide_password=True)
     action = "created" if not before else ("upgraded" if before != after else "unchanged")
+    if moved is not None:
+        action = moved
     broker_url = load_settings().broker_url
     if broker_url:
         from workers.intake.topology import declare_broker_topology
@@ -105,8 +126,20 @@ def migrate(
             f"upgraded the schema on {where} from {', '.join(before)} to {', '.join(after)}"
             + (f"; {len(created)} new tables" if created else "")
         )
+    elif action == "downgraded":
+        typer.echo(
+            f"downgraded the schema on {where} from {', '.join(before)} to {', '.join(after)}"
+        )
     else:
         typer.echo(f"the schema on {where} is already up to date ({', '.join(after)})")
+
+
+def _check_schema(url: str, setting: str, *, as_json: bool) -> None:
+    """`migrate --check`: say where the database is against the code; exit 1 when behind."""
+    from workers.schema_moves import print_check
+
+    if not print_check(url, setting, as_json=as_json):
+        raise typer.Exit(1)
 
 
 @app.command()
