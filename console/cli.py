@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from datetime import UTC, datetime
 
@@ -26,6 +27,7 @@ def users_add(
     database_url: str | None = typer.Option(
         None, "--db", help="Database URL (default: DATABASE_URL)."
     ),
+    as_json: bool = typer.Option(False, "--json", help="Print the account as one JSON object."),
 ) -> None:
     """Add an operator; the password is asked twice unless --password-stdin."""
     from workers.database import make_engine, migrate
@@ -50,7 +52,11 @@ def users_add(
         raise UsageProblem(str(exc), "choose another name or a longer password") from None
     finally:
         engine.dispose()
-    typer.echo(f"added operator {name} ({chosen.value})")
+    if as_json:
+        account = {"name": name, "role": chosen.value, "password": password is not None}
+        typer.echo(json.dumps(account, indent=2, sort_keys=True))
+    else:
+        typer.echo(f"added operator {name} ({chosen.value})")
 
 
 def run_console() -> None:

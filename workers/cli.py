@@ -706,15 +706,12 @@ def health(
     refunds.intake; exit 1 when any check fails."""
     import json
 
-    from workers.database import make_engine
-    from workers.health import check_all
+    from workers.health import check_url
 
     settings = load_settings()
-    engine = make_engine(settings.database_url)
-    try:
-        checks = check_all(engine, settings.broker_url, max_pending_seconds=max_pending_seconds)
-    finally:
-        engine.dispose()
+    checks = check_url(
+        settings.database_url, settings.broker_url, max_pending_seconds=max_pending_seconds
+    )
     ok = all(check.ok for check in checks)
     if as_json:
         report = {"ok": ok, "checks": [check.as_json() for check in checks]}
