@@ -16,6 +16,7 @@ users_app = typer.Typer(name="users", help="The console's local operator account
 
 @users_app.command("add")
 def users_add(
+    *,
     name: str = typer.Argument(..., help="The operator's name (what decided_by carries)."),
     role: str = typer.Option(..., "--role", help=", ".join(item.value for item in Role)),
     password_stdin: bool = typer.Option(
