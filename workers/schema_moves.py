@@ -71,7 +71,9 @@ def move_to(engine: Engine, revision: str) -> str:
         return UNCHANGED
     # Behind a current revision of its branch: the way back; otherwise ahead of it.
     older = (
-        {rev.revision for rev in script.iterate_revisions(current, "base")} if current else set()
+        {rev.revision for rev in script.iterate_revisions(tuple(current), "base")}
+        if current
+        else set()
     )
     if revision in older:
         command.downgrade(config, revision)
@@ -86,9 +88,9 @@ def print_check(url: str, setting: str, *, as_json: bool) -> bool:
     behind. It changes nothing: an empty database stays empty."""
     parsed = make_url(url)
     where = parsed.render_as_string(hide_password=True)
-    missing_file = parsed.get_backend_name() == "sqlite" and not (
-        parsed.database in (None, "", ":memory:") or Path(parsed.database).is_file()
-    )
+    path = parsed.database
+    in_a_file = parsed.get_backend_name() == "sqlite" and path and path != ":memory:"
+    missing_file = bool(in_a_file) and not Path(str(path)).is_file()
     if missing_file:
         # Connecting would create the file: a check creates nothing.
         engine = make_engine("sqlite://")

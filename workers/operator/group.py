@@ -6,7 +6,9 @@ including ones added later, with no handler to forget.
 
 from __future__ import annotations
 
+import functools
 import sys
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import typer
@@ -25,13 +27,30 @@ DEBUG_KEY = "recourse.debug"
 
 
 class OneLineErrors(TyperGroup):
-    def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
+    def main(
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        windows_expand_args: bool = True,
+        **extra: Any,
+    ) -> Any:
         """Typer reports a usage mistake (an unknown option, a missing argument, a bad value)
         in a box of its own; here it is one line like every other failure, exit code 2."""
+        run = functools.partial(
+            super().main,
+            args,
+            prog_name,
+            complete_var,
+            standalone_mode=False,
+            windows_expand_args=windows_expand_args,
+            **extra,
+        )
         if not standalone_mode:
-            return super().main(*args, standalone_mode=False, **kwargs)
+            return run()
         try:
-            result = super().main(*args, standalone_mode=False, **kwargs)
+            result = run()
         except NoArgsIsHelpError as exc:
             # `recourse dlq` alone: its help, as Typer shows it, and the same exit code.
             typer.echo(exc.ctx.get_help() if exc.ctx else exc.format_message())
