@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -155,11 +155,11 @@ def replay(
     import tempfile
 
     from rich.console import Console
-    from rich.progress import Progress
 
     from policy.config import load_policies
     from workers.database import make_engine, make_throwaway_engine
     from workers.database import migrate as run_migrations
+    from workers.progress import progress_bar, shows_progress
     from workers.replay import replay_lines
     from workers.statement import print_statement
 
@@ -174,14 +174,13 @@ def replay(
         run_migrations(engine)
         with file.open(encoding="utf-8") as handle:
             lines = handle.readlines()
-        show_progress = not as_json and len(lines) >= PROGRESS_FROM_LINES
-        with Progress(disable=not show_progress, transient=True) as progress:
-            task = progress.add_task("replaying", total=len(lines))
+        shown = shows_progress(as_json=as_json) and len(lines) >= PROGRESS_FROM_LINES
+        with progress_bar("replaying", len(lines), shown=shown) as advance:
             report = replay_lines(
                 engine,
                 lines,
                 policies,
-                progress=lambda number: progress.update(task, completed=number),
+                progress=advance,
                 # A database given with --db may have other writers (operators, workers).
                 own_database=database_url is None,
             )
@@ -209,14 +208,20 @@ def verify(
     from policy.config import load_policies
     from workers.database import make_engine
     from workers.preflight import check_database
+    from workers.progress import progress_bar, shows_progress
+    from workers.verify import steps_to_verify
     from workers.verify import verify as verify_books
 
     settings = load_settings()
     url = database_url or settings.database_url
     check_database(url, setting="--db" if database_url else "DATABASE_URL")
     engine = make_engine(url)
+    policies = load_policies(settings.policy_file, settings.default_policy)
     try:
-        result = verify_books(engine, load_policies(settings.policy_file, settings.default_policy))
+        with progress_bar(
+            "verifying", steps_to_verify(engine), shown=shows_progress(as_json=as_json)
+        ) as advance:
+            result = verify_books(engine, policies, progress=advance)
     finally:
         engine.dispose()
     if as_json:
@@ -365,6 +370,7 @@ def publish(
 
     from messages.publisher import EventPublisher
     from workers.operator.errors import OperatorError, UsageProblem
+    from workers.progress import count_lines, progress_bar, shows_progress
 
     settings = load_settings()
     url = broker_url or settings.broker_url
@@ -375,8 +381,16 @@ def publish(
     engine_user = settings.engine_user if settings.broker_url else None
     # Bytes, not text: a line that is not UTF-8 is one refused line, not a crash.
     stream = sys.stdin.buffer if file == "-" else Path(file).open("rb")  # noqa: SIM115
-    with stream, EventPublisher(url) as publisher:
-        outcome = _publish_lines(stream, publisher, engine_user, echo_refused=not as_json)
+    total = None if file == "-" else count_lines(Path(file))
+    shown = shows_progress(as_json=as_json)
+    with (
+        stream,
+        EventPublisher(url) as publisher,
+        progress_bar("publishing", total, shown=shown) as advance,
+    ):
+        outcome = _publish_lines(
+            stream, publisher, engine_user, echo_refused=not as_json, advance=advance
+        )
     if as_json:
         typer.echo(json.dumps(outcome.as_json(), indent=2, sort_keys=True))
     else:
@@ -427,6 +441,7 @@ def _publish_lines(
     engine_user: str | None,
     *,
     echo_refused: bool,
+    advance: Callable[[int], None] = lambda _done: None,
 ) -> _Published:
     """Send each well-formed line in order; stop at the first the broker does not confirm."""
     from messages import MalformedMessage, PublishError, parse_event
@@ -434,6 +449,7 @@ def _publish_lines(
 
     outcome = _Published(publisher.user)
     for number, line in enumerate(lines, start=1):
+        advance(number)
         if not line.strip():
             continue
         try:
