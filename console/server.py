@@ -14,6 +14,7 @@ from console.settings import ConsoleSettings
 from policy.config import load_policies
 from workers.database import make_engine, migrate
 from workers.operator.errors import UsageProblem
+from workers.preflight import check_broker, check_database
 from workers.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -37,6 +38,12 @@ def build_app(settings: Settings, console: ConsoleSettings) -> FastAPI:
                 "set it to a random string of 32 or more characters (it signs the sessions), "
                 'e.g. python -c "import secrets; print(secrets.token_urlsafe(48))"',
             )
+        # Like the engine's processes: a database or broker it cannot use is one line at start.
+        check_database(settings.database_url)
+        check_broker(
+            broker_url,
+            setting="CONSOLE_BROKER_URL" if console.console_broker_url else "BROKER_URL",
+        )
         publisher = broker_publisher(broker_url)
         secret_key = console.console_secret_key
     log.info("console.starting", embedded=broker_url is None, oidc=console.oidc_enabled)
