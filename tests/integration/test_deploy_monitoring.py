@@ -65,9 +65,13 @@ def test_every_alert_fires_and_stays_quiet_as_its_unit_test_says() -> None:
 
 
 def test_promtool_accepts_the_scrape_configuration() -> None:
+    rule_files = yaml.safe_load((PROMETHEUS / "prometheus.yml").read_text())["rule_files"]
+
     checked = promtool("check", "config", "prometheus.yml")
 
     assert checked.returncode == 0, checked.stdout + checked.stderr
+    # promtool reads every rule file the configuration loads, so a missing one fails here.
+    assert f"SUCCESS: {len(rule_files)} rule files found" in checked.stdout
 
 
 def exported_families(engine: Engine) -> set[str]:

@@ -16,6 +16,7 @@ import yaml
 
 from console.settings import ConsoleSettings
 from workers.cli import app
+from workers.metrics_ports import metrics_port
 from workers.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -30,6 +31,8 @@ ENGINE = {
 LONG_RUNNING = {"worker", "relay", "scheduler", "console"}
 ENGINE_PROCESSES = {"worker", "relay", "scheduler"}
 """The long-running processes of the engine itself, checked by `recourse health`, with metrics."""
+MONITORING = {"prometheus", "grafana"}
+"""The services of the optional `monitoring` profile (tests/unit/test_monitoring_profile.py)."""
 
 
 SETUP_USERS = ROOT / "deploy" / "rabbitmq" / "setup-users.sh"
@@ -76,7 +79,7 @@ def registered_commands() -> set[str]:
 
 
 def test_the_servers_and_every_engine_process_are_services(services: dict[str, Any]) -> None:
-    assert set(services) == SERVERS | set(ENGINE) | {"broker-users"}
+    assert set(services) == SERVERS | set(ENGINE) | {"broker-users"} | MONITORING
     assert services["rabbitmq"]["image"] == "rabbitmq:3.13.7-management"
     assert services["postgres"]["image"] == "postgres:16.6"
 
@@ -129,9 +132,11 @@ def test_metrics_listen_on_the_network_and_the_port_is_exposed_not_published(
 ) -> None:
     service = services[name]
     environment = service["environment"]
+    configured = environment.get("METRICS_PORT")
+    port = metrics_port(None if configured is None else int(configured), frozenset({name}))
 
     assert environment["METRICS_HOST"] == "0.0.0.0"
-    assert service["expose"] == [environment["METRICS_PORT"]]
+    assert service["expose"] == [str(port)]
     assert "ports" not in service
 
 
