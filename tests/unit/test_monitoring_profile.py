@@ -48,7 +48,7 @@ def prometheus_config() -> dict[str, Any]:
 
 
 def mounts(service: dict[str, Any]) -> dict[str, Path]:
-    """Container path -> the repository file a service bind-mounts there (named volumes left out)."""
+    """Container path -> the repository file a service bind-mounts there (not named volumes)."""
     found = {}
     for volume in service["volumes"]:
         source, target = volume.split(":")[:2]
