@@ -25,10 +25,12 @@ from starlette.middleware.sessions import SessionMiddleware
 
 from console import accounts, audit
 from console.accounts import Operator
+from console.dead_letters import dead_letter_router
 from console.decisions import DecisionDesk, Publisher, wall_clock
 from console.errors import ConsoleError, NotSignedIn
 from console.oidc import OidcSignIn
 from console.preview import OUTCOMES
+from console.publishing import embedded_intake
 from console.queries import (
     QueueFilter,
     decisions_of,
@@ -38,6 +40,7 @@ from console.queries import (
     support_queue,
 )
 from console.roles import Permission, can, require
+from console.routing import Guards
 from console.security import (
     CSRF_FIELD,
     CSRF_HEADER,
@@ -50,6 +53,7 @@ from console.security import (
 from console.settings import ConsoleSettings
 from messages.inbound import DisputeOutcome
 from policy.config import PolicySet
+from workers.dlq import Submitter, printable
 from workers.operator.disputes import dispute_queue
 from workers.operator.errors import NotFound, OperatorError
 from workers.operator.formats import format_age, iso, jsonable
@@ -86,11 +90,15 @@ def create_app(
     *,
     secret_key: str,
     clock: Callable[[], datetime] = wall_clock,
+    resubmit: Submitter | None = None,
 ) -> FastAPI:
+    """`resubmit`: the intake a dead letter's retry goes to (default: the embedded one, which
+    applies it at once)."""
     templates = Jinja2Templates(directory=str(HERE / "templates"))
     templates.env.filters["money"] = lambda minor, currency: format_minor(minor, currency or "")
     templates.env.filters["iso"] = iso
     templates.env.filters["age"] = format_age
+    templates.env.filters["printable"] = lambda text: printable(text, keep_newlines=True)
     console = Console(
         engine=engine,
         policies=policies,
@@ -119,7 +127,12 @@ def create_app(
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
     app.add_exception_handler(ConsoleError, _console_error)  # type: ignore[arg-type]
     app.add_exception_handler(OperatorError, _operator_error)  # type: ignore[arg-type]
-    _routes(app, console)
+    guards = _routes(app, console)
+    app.include_router(
+        dead_letter_router(
+            engine, resubmit or embedded_intake(engine, policies), guards, clock=clock
+        )
+    )
     return app
 
 
@@ -152,7 +165,7 @@ def _error_page(request: Request, message: str, status: int) -> Response:
     )
 
 
-def _routes(app: FastAPI, console: Console) -> None:  # noqa: PLR0915 - one route table
+def _routes(app: FastAPI, console: Console) -> Guards:  # noqa: PLR0915 - one route table
     settings = console.settings
     idle_seconds = settings.console_idle_minutes * 60
 
@@ -599,6 +612,8 @@ def _routes(app: FastAPI, console: Console) -> None:  # noqa: PLR0915 - one rout
     def api_audit(request: Request, before: int | None = None) -> dict[str, Any]:
         _, data = audit_data(request, before)
         return {"entries": jsonable(data["entries"]), "next_before": data["next"]}
+
+    return Guards(operator=operator, acting=acting, page=page)
 
 
 class DisputeDecision(BaseModel):

@@ -19,6 +19,8 @@ from console.publishing import embedded_publisher
 from console.roles import Role
 from console.settings import ConsoleSettings
 from policy.config import load_policies
+from workers.intake.producers import Producers
+from workers.intake.service import Delivery, Intake
 from workers.unit_of_work import EventProcessor
 
 NOW = datetime(2026, 3, 12, 12, 0, tzinfo=UTC)
@@ -124,3 +126,25 @@ def signed_in(app: FastAPI, name: str) -> tuple[TestClient, str]:
     page = client.get("/disputes")
     assert page.status_code == 200
     return client, csrf_of(page.text)
+
+
+MARKUP_BODY = '{"event_id": "<script>alert(1)</script>", "type":'
+"""A body the intake refuses as malformed, with markup a page must show as text."""
+
+EVIDENCE = _event(
+    "e20", "dispute.evidence_added", "2026-03-07T09:00:00Z", evidence_id="ev20",
+    dispute_id="d2", contract_id="c2", party="creator", text="all files were delivered",
+    attachments=[],
+)  # fmt: skip
+"""Sent by a producer that may not send it: dead-lettered as unauthorized_producer."""
+
+
+def dead_letters(engine: Engine) -> None:
+    """Two dead letters written by the engine's own intake: 1, a malformed body with markup
+    (no user_id: not retriable); 2, EVIDENCE from `shop`, which only contract events allow
+    (retriable by the console's intake, which lets any producer send evidence)."""
+    strict = Intake(
+        engine, Producers("engine", {"shop": ("contract.*",)}), nudge=lambda _partitions: None
+    )
+    strict.receive([Delivery(MARKUP_BODY.encode(), None, None)])
+    strict.submit(json.dumps(EVIDENCE), user_id="shop")
