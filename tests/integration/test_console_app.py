@@ -180,6 +180,10 @@ def test_op1_a_partial_refund_decided_in_the_console_is_booked_and_names_its_ope
         assert book.balance("user:ben", "USD").available_minor == 27600
     page = client.get("/disputes/d1").text
     assert "resolved" in page and "alice" in page
+    story = client.get("/api/contracts/c1").json()["story"]
+    deciders = {line["type"]: line["decided_by"] for line in story if line["source"] == "event"}
+    assert deciders["dispute.resolved"] == "alice" and deciders["refund.requested"] is None
+    assert 'decided by <span class="decided-by">alice</span>' in client.get("/contracts/c1").text
 
 
 def test_op2_the_proposer_cannot_approve_and_a_second_operator_publishes(
