@@ -13,9 +13,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from fastapi import FastAPI, Form, Query, Request
+from fastapi import Depends, FastAPI, Form, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
@@ -197,8 +197,9 @@ def _routes(app: FastAPI, console: Console) -> Guards:  # noqa: PLR0915 - one ro
 
     # Sign-in and sign-out
 
-    @app.get("/signin", response_class=HTMLResponse)
-    def signin_form(request: Request, next: str = "/disputes") -> HTMLResponse:
+    def signin_page(
+        request: Request, next: str, error: str | None = None, status: int = 200
+    ) -> HTMLResponse:
         return console.templates.TemplateResponse(
             request,
             "signin.html",
@@ -208,9 +209,14 @@ def _routes(app: FastAPI, console: Console) -> Guards:  # noqa: PLR0915 - one ro
                 "csrf_field": CSRF_FIELD,
                 "next": _local_path(next),
                 "oidc": console.oidc is not None,
-                "error": None,
+                "error": error,
             },
+            status_code=status,
         )
+
+    @app.get("/signin", response_class=HTMLResponse)
+    def signin_form(request: Request, next: str = "/disputes") -> HTMLResponse:
+        return signin_page(request, next)
 
     @app.post("/signin", response_model=None)
     def signin(
@@ -241,19 +247,7 @@ def _routes(app: FastAPI, console: Console) -> Guards:  # noqa: PLR0915 - one ro
                 audit.record(conn, at=at, operator=name, action=action, subject=name)
                 error, status = "wrong name or password", 401
         if who is None:
-            return console.templates.TemplateResponse(
-                request,
-                "signin.html",
-                {
-                    "operator": None,
-                    "csrf": csrf_token(request.session),
-                    "csrf_field": CSRF_FIELD,
-                    "next": _local_path(next),
-                    "oidc": console.oidc is not None,
-                    "error": error,
-                },
-                status_code=status,
-            )
+            return signin_page(request, next, error, status)
         sign_in(request.session, who, LOCAL)
         return RedirectResponse(_local_path(next), status_code=303)
 
@@ -280,66 +274,28 @@ def _routes(app: FastAPI, console: Console) -> Guards:  # noqa: PLR0915 - one ro
 
     # The dispute queue
 
-    def queue_data(
-        request: Request,
-        *,
-        status: str,
-        policy: str | None,
-        min_minor: int | None,
-        max_minor: int | None,
-        after: str | None,
-    ) -> tuple[Operator, dict[str, Any]]:
+    def queue_data(request: Request, asked: QueueQuery) -> tuple[Operator, dict[str, Any]]:
         who = operator(request, Permission.READ_DISPUTES)
-        try:
-            filters = QueueFilter(status, policy or None, min_minor, max_minor)
-        except ValueError as exc:
-            raise ConsoleError(str(exc)) from None
         now = console.clock()
         with console.reading() as conn:
             try:
-                result = queue_page(conn, console.policies, now, filters, after=after or None)
+                result = queue_page(conn, console.policies, now, asked.filters, after=asked.after)
             except ValueError as exc:
                 raise ConsoleError(f"bad cursor: {exc}") from None
-        return who, {"now": now, "filters": filters, "page": result}
+        return who, {"now": now, "filters": asked.filters, "page": result}
 
     @app.get("/disputes", response_class=HTMLResponse)
     def queue(
-        request: Request,
-        *,
-        status: str = "open",
-        policy: str | None = None,
-        min_minor: int | None = Query(None, ge=0),
-        max_minor: int | None = Query(None, ge=0),
-        after: str | None = None,
+        request: Request, asked: Annotated[QueueQuery, Depends(_queue_query)]
     ) -> HTMLResponse:
-        who, data = queue_data(
-            request,
-            status=status,
-            policy=policy,
-            min_minor=min_minor,
-            max_minor=max_minor,
-            after=after,
-        )
+        who, data = queue_data(request, asked)
         return page(request, "queue.html", who, policies=console.policies.names(), **data)
 
     @app.get("/api/disputes")
     def api_queue(
-        request: Request,
-        *,
-        status: str = "open",
-        policy: str | None = None,
-        min_minor: int | None = Query(None, ge=0),
-        max_minor: int | None = Query(None, ge=0),
-        after: str | None = None,
+        request: Request, asked: Annotated[QueueQuery, Depends(_queue_query)]
     ) -> dict[str, Any]:
-        _, data = queue_data(
-            request,
-            status=status,
-            policy=policy,
-            min_minor=min_minor,
-            max_minor=max_minor,
-            after=after,
-        )
+        _, data = queue_data(request, asked)
         return {"now": iso(data["now"]), **data["page"].as_json()}
 
     # One dispute
@@ -428,18 +384,16 @@ def _routes(app: FastAPI, console: Console) -> Guards:  # noqa: PLR0915 - one ro
     @app.post("/disputes/{dispute_id}/decision", response_model=None)
     def decide_form(
         request: Request,
-        *,
         dispute_id: str,
+        form: Annotated[DecisionForm, Depends(_decision_form)],
         outcome: str = Form(...),
-        amount_minor: str = Form(""),
-        reason: str = Form(""),
-        note: str = Form(""),
-        csrf_token_: str = Form("", alias=CSRF_FIELD),
     ) -> Response:
-        who = acting(request, Permission.DECIDE_DISPUTES, csrf_token_)
+        who = acting(request, Permission.DECIDE_DISPUTES, form.csrf_token)
         chosen = _outcome(outcome)
-        amount = _int_or_none(amount_minor) if chosen == "partial_refund" else None
-        console.desk.decide_dispute(who, dispute_id, chosen, amount, reason=reason, note=note)
+        amount = form.amount_minor if chosen == "partial_refund" else None
+        console.desk.decide_dispute(
+            who, dispute_id, chosen, amount, reason=form.reason, note=form.note
+        )
         return RedirectResponse(f"/disputes/{dispute_id}", status_code=303)
 
     @app.post("/api/disputes/{dispute_id}/decision")
@@ -472,22 +426,18 @@ def _routes(app: FastAPI, console: Console) -> Guards:  # noqa: PLR0915 - one ro
     @app.post("/support/{request_id}/decision", response_model=None)
     def support_form(
         request: Request,
-        *,
         request_id: str,
+        form: Annotated[DecisionForm, Depends(_decision_form)],
         decision: str = Form(...),
-        amount_minor: str = Form(""),
-        reason: str = Form(""),
-        note: str = Form(""),
-        csrf_token_: str = Form("", alias=CSRF_FIELD),
     ) -> Response:
-        who = acting(request, Permission.DECIDE_REFUNDS, csrf_token_)
+        who = acting(request, Permission.DECIDE_REFUNDS, form.csrf_token)
         console.desk.decide_refund(
             who,
             request_id,
             approve=_approve(decision),
-            amount_minor=_int_or_none(amount_minor),
-            reason=reason,
-            note=note,
+            amount_minor=form.amount_minor,
+            reason=form.reason,
+            note=form.note,
         )
         return RedirectResponse("/support", status_code=303)
 
@@ -614,6 +564,47 @@ def _routes(app: FastAPI, console: Console) -> Guards:  # noqa: PLR0915 - one ro
         return {"entries": jsonable(data["entries"]), "next_before": data["next"]}
 
     return Guards(operator=operator, acting=acting, page=page)
+
+
+@dataclass(frozen=True, slots=True)
+class QueueQuery:
+    """What the queue page and its JSON twin are asked for."""
+
+    filters: QueueFilter
+    after: str | None
+
+
+def _queue_query(
+    status: str = "open",
+    policy: str | None = None,
+    min_minor: int | None = Query(None, ge=0),
+    max_minor: int | None = Query(None, ge=0),
+    after: str | None = None,
+) -> QueueQuery:
+    try:
+        filters = QueueFilter(status, policy or None, min_minor, max_minor)
+    except ValueError as exc:
+        raise ConsoleError(str(exc)) from None
+    return QueueQuery(filters, after or None)
+
+
+@dataclass(frozen=True, slots=True)
+class DecisionForm:
+    """The fields the dispute team's and support's decision forms share."""
+
+    amount_minor: int | None
+    reason: str
+    note: str
+    csrf_token: str
+
+
+def _decision_form(
+    amount_minor: str = Form(""),
+    reason: str = Form(""),
+    note: str = Form(""),
+    csrf_token: str = Form("", alias=CSRF_FIELD),
+) -> DecisionForm:
+    return DecisionForm(_int_or_none(amount_minor), reason, note, csrf_token)
 
 
 class DisputeDecision(BaseModel):

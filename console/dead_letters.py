@@ -10,10 +10,11 @@ explicit confirmation, and each letter acted on is written to the audit log with
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Form, Query, Request
+from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, Field
 from sqlalchemy import Engine
@@ -26,6 +27,7 @@ from console.routing import Guards
 from workers import dlq
 
 MANAGE = Permission.MANAGE_DEAD_LETTERS
+Verb = Literal["retry", "purge"]
 MOST_AT_ONCE = dlq.PAGE_SIZE
 """A form acts on the letters of one page at the most."""
 
@@ -35,6 +37,24 @@ class LetterChoice(BaseModel):
 
     ids: list[int] = Field(min_length=1, max_length=MOST_AT_ONCE)
     confirm: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class LetterForm:
+    """What the retry and purge forms send: the chosen letters, the confirmation box (value
+    `yes`), the CSRF token."""
+
+    ids: list[int]
+    confirmed: bool
+    csrf_token: str
+
+
+def _letter_form(
+    ids: Annotated[list[int] | None, Form()] = None,
+    confirm: Annotated[str, Form()] = "",
+    csrf_token: Annotated[str, Form()] = "",
+) -> LetterForm:
+    return LetterForm(ids or [], confirm == "yes", csrf_token)
 
 
 def subject_of(dead_letter_id: int) -> str:
@@ -127,42 +147,24 @@ def dead_letter_router(
         guards.operator(request, MANAGE)
         return letter(dead_letter_id).as_json(with_body=True)
 
-    @router.post("/dead-letters/retry", response_class=HTMLResponse)
-    def retry_form(
-        request: Request,
-        ids: Annotated[list[int] | None, Form()] = None,
-        confirm: str = Form(""),
-        csrf_token: str = Form(""),
+    def act(who: Operator, verb: Verb, ids: list[int], confirmed: bool) -> dict[str, Any]:
+        if verb == "retry":
+            outcomes = retry(who, ids, confirmed)
+            return {"letters": [outcome.as_json() for outcome in outcomes]}
+        return {"purged": purge(who, ids, confirmed)}
+
+    @router.post("/dead-letters/{verb}", response_class=HTMLResponse)
+    def act_form(
+        request: Request, verb: Verb, form: Annotated[LetterForm, Depends(_letter_form)]
     ) -> HTMLResponse:
-        who = guards.acting(request, MANAGE, csrf_token)
-        outcomes = retry(who, ids or [], confirm == "yes")
-        return guards.page(
-            request, "dead_letters_done.html", who, verb="retry", outcomes=outcomes, purged=[]
-        )
+        who = guards.acting(request, MANAGE, form.csrf_token)
+        done = act(who, verb, form.ids, form.confirmed)
+        return guards.page(request, "dead_letters_done.html", who, verb=verb, **done)
 
-    @router.post("/api/dead-letters/retry")
-    def retry_api(request: Request, body: LetterChoice) -> dict[str, Any]:
+    @router.post("/api/dead-letters/{verb}")
+    def act_api(request: Request, verb: Verb, body: LetterChoice) -> dict[str, Any]:
         who = guards.acting(request, MANAGE, None)
-        outcomes = retry(who, body.ids, body.confirm)
-        return {"letters": [outcome.as_json() for outcome in outcomes]}
-
-    @router.post("/dead-letters/purge", response_class=HTMLResponse)
-    def purge_form(
-        request: Request,
-        ids: Annotated[list[int] | None, Form()] = None,
-        confirm: str = Form(""),
-        csrf_token: str = Form(""),
-    ) -> HTMLResponse:
-        who = guards.acting(request, MANAGE, csrf_token)
-        purged = purge(who, ids or [], confirm == "yes")
-        return guards.page(
-            request, "dead_letters_done.html", who, verb="purge", outcomes=[], purged=purged
-        )
-
-    @router.post("/api/dead-letters/purge")
-    def purge_api(request: Request, body: LetterChoice) -> dict[str, Any]:
-        who = guards.acting(request, MANAGE, None)
-        return {"purged": purge(who, body.ids, body.confirm)}
+        return act(who, verb, body.ids, body.confirm)
 
     return router
 

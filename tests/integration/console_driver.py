@@ -9,10 +9,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 import argon2
+import pytest
 from fastapi import FastAPI
 from sqlalchemy import Engine
 from starlette.testclient import TestClient
 
+import console.accounts
 from console.accounts import add_operator
 from console.app import create_app
 from console.publishing import embedded_publisher
@@ -95,6 +97,14 @@ def seed(engine: Engine) -> None:
     with engine.begin() as conn:
         for name, role in OPERATORS.items():
             add_operator(conn, name, role, PASSWORD, at=NOW)
+
+
+def seeded_console(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> FastAPI:
+    """The console on the story, the operators (with cheap hashes) and the dead letters."""
+    monkeypatch.setattr(console.accounts, "_HASHER", CHEAP_HASHER)
+    seed(engine)
+    dead_letters(engine)
+    return console_app(engine)
 
 
 def console_app(engine: Engine, **settings: Any) -> FastAPI:

@@ -7,20 +7,16 @@ from collections.abc import Iterator
 
 import pytest
 from console_driver import (
-    CHEAP_HASHER,
     OPERATORS,
     PASSWORD,
-    console_app,
     csrf_of,
-    dead_letters,
-    seed,
+    seeded_console,
     signed_in,
 )
 from fastapi import FastAPI
 from sqlalchemy import Engine
 from starlette.testclient import TestClient
 
-import console.accounts
 from console.publishing import embedded_publisher
 from ledger import Book
 from policy.config import load_policies
@@ -30,10 +26,7 @@ pytestmark = pytest.mark.postgres
 
 @pytest.fixture
 def app(pg_engine: Engine, monkeypatch: pytest.MonkeyPatch) -> Iterator[FastAPI]:
-    monkeypatch.setattr(console.accounts, "_HASHER", CHEAP_HASHER)
-    seed(pg_engine)
-    dead_letters(pg_engine)
-    yield console_app(pg_engine)
+    yield seeded_console(pg_engine, monkeypatch)
 
 
 PAGES = {

@@ -7,11 +7,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from console_driver import CHEAP_HASHER, console_app, dead_letters, seed, signed_in
+from console_driver import seeded_console, signed_in
 from fastapi import FastAPI
 from sqlalchemy import Engine
-
-import console.accounts
 
 pytestmark = pytest.mark.postgres
 
@@ -20,10 +18,7 @@ MALFORMED, UNAUTHORIZED = 1, 2
 
 @pytest.fixture
 def app(pg_engine: Engine, monkeypatch: pytest.MonkeyPatch) -> Iterator[FastAPI]:
-    monkeypatch.setattr(console.accounts, "_HASHER", CHEAP_HASHER)
-    seed(pg_engine)
-    dead_letters(pg_engine)
-    yield console_app(pg_engine)
+    yield seeded_console(pg_engine, monkeypatch)
 
 
 def test_the_list_shows_each_letter_filters_by_reason_and_pages_by_index(app: FastAPI) -> None:
