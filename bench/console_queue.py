@@ -127,7 +127,7 @@ def _deep_cursor(conn: Connection, *, status: str | None, filtered: bool) -> str
         "policy": FILTERED["policy"],
         "min_minor": int(FILTERED["min_minor"]),
     }
-    count = conn.execute(text(f"SELECT count(*) {matching}"), values).scalar_one()
+    count: int = conn.execute(text(f"SELECT count(*) {matching}"), values).scalar_one()
     row = conn.execute(
         text(
             f"SELECT d.opened_at, d.dispute_id {matching} "

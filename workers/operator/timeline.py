@@ -199,12 +199,12 @@ def _deciders(conn: Connection, event_ids: list[str]) -> dict[str, str]:
     rows = conn.execute(
         select(inbox.c.event_id, inbox.c.body).where(inbox.c.event_id.in_(event_ids))
     )
-    named = {}
-    for event_id, body in rows:
-        data = body.get("data") if isinstance(body, dict) else None
+    named: dict[str, str] = {}
+    for row in rows:
+        data = row.body.get("data") if isinstance(row.body, dict) else None
         decided_by = data.get("decided_by") if isinstance(data, dict) else None
         if isinstance(decided_by, str):
-            named[event_id] = decided_by
+            named[row.event_id] = decided_by
     return named
 
 
