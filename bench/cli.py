@@ -1,5 +1,5 @@
 """`python -m bench run`: every benchmark on this machine's PostgreSQL and RabbitMQ, a table,
-a JSON file under bench/results/, and a plot.
+and a JSON file and its plot under bench/results/ (git-ignored).
 
     python -m bench run                      # the small size: a few minutes
     python -m bench run --size full          # the sizes the goals name (see docs/performance.md)
@@ -38,7 +38,6 @@ from bench.deployment import WorkerShape
 from bench.results import RESULTS_DIR, BenchResult, document, table, write
 from bench.servers import server_versions
 
-DEFAULT_PLOT = Path(__file__).resolve().parent.parent / "docs" / "performance.png"
 BENCHMARKS = (
     "replay",
     "throughput",
@@ -172,11 +171,15 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--deadlines-10m", action="store_true", help="add 10,000,000 deadlines")
     run.add_argument("--memory-events", type=int, help="events for the worker memory soak")
     run.add_argument("--results-dir", type=Path, default=RESULTS_DIR)
-    run.add_argument("--plot", type=Path, default=DEFAULT_PLOT, help="where to draw the PNG")
+    run.add_argument(
+        "--plot", type=Path, help="where to draw the PNG (default: beside the results file)"
+    )
     run.add_argument("--no-plot", action="store_true", help="skip the PNG (no matplotlib)")
     plot = commands.add_parser("plot", help="draw the PNG of a saved results file")
     plot.add_argument("results", type=Path)
-    plot.add_argument("--out", type=Path, default=DEFAULT_PLOT)
+    plot.add_argument(
+        "--out", type=Path, help="where to draw it (default: the results file's name, .png)"
+    )
     count = commands.add_parser(
         "instructions", help="count a replayed event's instructions under callgrind"
     )
@@ -215,7 +218,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "plot":
         from bench.plot import draw
 
-        print(draw(json.loads(args.results.read_text(encoding="utf-8")), args.out))
+        out = args.out or args.results.with_suffix(".png")
+        print(draw(json.loads(args.results.read_text(encoding="utf-8")), out))
         return 0
     if args.command == "instructions":
         return _print_instructions(args.events)
@@ -251,5 +255,5 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.no_plot and outcome.results:
         from bench.plot import draw
 
-        print(f"plot: {draw(doc, args.plot)}")
+        print(f"plot: {draw(doc, args.plot or path.with_suffix('.png'))}")
     return 1 if outcome.failures else 0

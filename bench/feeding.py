@@ -11,7 +11,6 @@ from typing import Any
 
 from sqlalchemy import Engine
 
-from bench import workload
 from bench.cpu import CpuMeter
 from bench.deployment import (
     READY_TIMEOUT_S,
@@ -23,6 +22,7 @@ from bench.deployment import (
     wait_consumers,
     wait_for_count,
 )
+from testbed import workload
 
 PUBLISHERS = 2
 TICK = "deadline.tick"

@@ -17,9 +17,9 @@ from dataclasses import dataclass
 
 import structlog
 
-from bench import workload
 from bench.servers import pg_database
 from policy.config import load_policies
+from testbed import workload
 from workers.database import make_engine, migrate
 from workers.unit_of_work import EventProcessor
 

@@ -27,7 +27,6 @@ from typing import Any
 import pika
 from sqlalchemy import Engine, func, select
 
-from bench import workload
 from bench.deployment import (
     READY_TIMEOUT_S,
     WorkerShape,
@@ -43,6 +42,7 @@ from bench.servers import pg_database, rabbit_vhost
 from messages.publisher import EventPublisher
 from messages.transport import NOTIFICATIONS_EXCHANGE
 from policy.tables import outbox
+from testbed import workload
 from workers.database import make_engine
 
 GOAL_P99_MS = 250.0

@@ -14,10 +14,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench import workload
 from bench.deployment import WorkerShape, encode, handled, publish_all, running, wait_consumers
 from bench.results import BenchResult
 from bench.servers import pg_database, rabbit_vhost
+from testbed import workload
 from workers.database import make_engine
 
 GOAL_GROWTH = 1.10

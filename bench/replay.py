@@ -1,6 +1,6 @@
 """Replay (embedded, SQLite): events a second over a generated JSON Lines file.
 
-The file is written first (deterministic, `bench.workload`), then timed: reading its lines and
+The file is written first (deterministic, `testbed.workload`), then timed: reading its lines and
 `workers.replay.replay_lines` on a fresh, migrated SQLite file opened as `recourse replay` opens
 its own (`make_throwaway_engine`: not synced, a larger page cache). The reference is
 `bench.reference.sqlite_reference` on another such file: the same number of transactions of
@@ -14,10 +14,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench import workload
 from bench.reference import sqlite_reference
 from bench.results import BenchResult
 from policy.config import load_policies
+from testbed import workload
 from workers.database import make_throwaway_engine, migrate
 from workers.replay import COMMIT_EVERY, ReplayReport, replay_lines
 
@@ -102,6 +102,6 @@ def _remove_database(path: Path) -> None:
     # with the writing back of an earlier one's pages. In a full-size run that kept them, each
     # of three replays and references was slower than the one before (5,157, 4,489, 4,100
     # events/s; 16,294, 14,556, 14,109 tx/s); the four runs since removing them showed no such
-    # trend (docs/performance.md, "Ninth pass"). Suggestive, not proven.
+    # trend (docs/performance.md, "Comparing two trees"). Suggestive, not proven.
     for file in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
         file.unlink(missing_ok=True)

@@ -2,7 +2,7 @@
 the last committed ledger change.
 
 `recourse worker --processes P --threads T` runs on a throwaway database and vhost; the
-workload (`bench.workload`: funding, releases, refunds, disputes, ticks across many contracts)
+workload (`testbed.workload`: funding, releases, refunds, disputes, ticks across many contracts)
 is published to the `refunds.events` exchange with confirms by
 `messages.publisher.EventPublisher`, in order, from one process per publisher; each contract's
 events stay with one publisher so their order holds. The run ends when no row of the event log
@@ -136,7 +136,7 @@ def batch_settings() -> dict[str, str]:
     fields = Settings.model_fields
     return {
         name: os.environ.get(name, f"{fields[name.lower()].default} (default)")
-        for name in ("APPLY_BATCH_SIZE", "INTAKE_BATCH_SIZE")
+        for name in ("APPLY_BATCH_SIZE", "INTAKE_BATCH_SIZE", "APPLY_ON_INTAKE")
     }
 
 

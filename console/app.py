@@ -1,8 +1,8 @@
 """The console's web application: server-rendered pages and the same reads and actions as JSON.
 
-Every page `/x` has its JSON twin `/api/x`. Every route names the permission it needs and
-checks it on the server; every form and every JSON action carries the session's CSRF token
-(a form field, or the `X-CSRF-Token` header).
+The same reads and decisions as JSON are the API of `console.api` (`/api/v1`). Every route
+names the permission it needs and checks it on the server; every form carries the session's
+CSRF token.
 """
 
 from __future__ import annotations
@@ -16,20 +16,22 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from fastapi import Depends, FastAPI, Form, Query, Request
-from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
-from pydantic import BaseModel, Field
 from sqlalchemy import Connection, Engine
 from starlette.middleware.sessions import SessionMiddleware
 
 from console import accounts, audit
 from console.accounts import Operator
+from console.api import install_api
+from console.dead_letter_desk import DeadLetterDesk
 from console.dead_letters import dead_letter_router
 from console.decisions import DecisionDesk, Publisher, wall_clock
 from console.errors import ConsoleError, NotSignedIn
 from console.oidc import OidcSignIn
 from console.preview import OUTCOMES
+from console.problems import is_api, problem_response
 from console.publishing import embedded_intake
 from console.queries import (
     QueueFilter,
@@ -37,6 +39,7 @@ from console.queries import (
     evidence_of,
     load_case,
     queue_page,
+    queue_row,
     support_queue,
 )
 from console.roles import Permission, can, require
@@ -54,9 +57,8 @@ from console.settings import ConsoleSettings
 from messages.inbound import DisputeOutcome
 from policy.config import PolicySet
 from workers.dlq import Submitter, printable
-from workers.operator.disputes import dispute_queue
 from workers.operator.errors import NotFound, OperatorError
-from workers.operator.formats import format_age, iso, jsonable
+from workers.operator.formats import format_age, iso
 from workers.operator.statements import account_balance, currencies_of, statement
 from workers.operator.timeline import contract_timeline
 from workers.statement import format_minor
@@ -71,6 +73,7 @@ class Console:
     engine: Engine
     policies: PolicySet
     desk: DecisionDesk
+    dead_letters: DeadLetterDesk
     settings: ConsoleSettings
     templates: Jinja2Templates
     oidc: OidcSignIn | None
@@ -109,12 +112,14 @@ def create_app(
             four_eyes_above_minor=settings.console_four_eyes_above_minor,
             clock=clock,
         ),
+        dead_letters=DeadLetterDesk(engine, resubmit or embedded_intake(engine, policies), clock),
         settings=settings,
         templates=templates,
         oidc=OidcSignIn(settings) if settings.oidc_enabled else None,
         clock=clock,
     )
-    app = FastAPI(title="Recourse console", docs_url=None, redoc_url=None)
+    # The OpenAPI document is the API's alone: console.api serves it under /api/v1.
+    app = FastAPI(title="Recourse console", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.console = console
     app.add_middleware(
         SessionMiddleware,
@@ -128,21 +133,14 @@ def create_app(
     app.add_exception_handler(ConsoleError, _console_error)  # type: ignore[arg-type]
     app.add_exception_handler(OperatorError, _operator_error)  # type: ignore[arg-type]
     guards = _routes(app, console)
-    app.include_router(
-        dead_letter_router(
-            engine, resubmit or embedded_intake(engine, policies), guards, clock=clock
-        )
-    )
+    app.include_router(dead_letter_router(console.dead_letters, guards))
+    install_api(app, console)
     return app
 
 
-def _is_api(request: Request) -> bool:
-    return request.url.path.startswith("/api/")
-
-
 def _console_error(request: Request, exc: ConsoleError) -> Response:
-    if _is_api(request):
-        return JSONResponse({"error": exc.message}, status_code=exc.status)
+    if is_api(request):
+        return problem_response(exc.status, exc.message)
     if isinstance(exc, NotSignedIn):
         return RedirectResponse(f"/signin?next={request.url.path}", status_code=303)
     return _error_page(request, exc.message, exc.status)
@@ -150,8 +148,8 @@ def _console_error(request: Request, exc: ConsoleError) -> Response:
 
 def _operator_error(request: Request, exc: OperatorError) -> Response:
     status = 404 if isinstance(exc, NotFound) else 400
-    if _is_api(request):
-        return JSONResponse({"error": exc.problem}, status_code=status)
+    if is_api(request):
+        return problem_response(status, exc.problem)
     return _error_page(request, exc.problem, status)
 
 
@@ -274,29 +272,47 @@ def _routes(app: FastAPI, console: Console) -> Guards:  # noqa: PLR0915 - one ro
 
     # The dispute queue
 
-    def queue_data(request: Request, asked: QueueQuery) -> tuple[Operator, dict[str, Any]]:
+    def queue_data(
+        request: Request,
+        *,
+        status: str,
+        policy: str | None,
+        min_minor: int | None,
+        max_minor: int | None,
+        after: str | None,
+    ) -> tuple[Operator, dict[str, Any]]:
         who = operator(request, Permission.READ_DISPUTES)
+        try:
+            filters = QueueFilter(status, policy or None, min_minor, max_minor)
+        except ValueError as exc:
+            raise ConsoleError(str(exc)) from None
         now = console.clock()
         with console.reading() as conn:
             try:
-                result = queue_page(conn, console.policies, now, asked.filters, after=asked.after)
+                result = queue_page(conn, console.policies, now, filters, after=after or None)
             except ValueError as exc:
                 raise ConsoleError(f"bad cursor: {exc}") from None
-        return who, {"now": now, "filters": asked.filters, "page": result}
+        return who, {"now": now, "filters": filters, "page": result}
 
     @app.get("/disputes", response_class=HTMLResponse)
     def queue(
-        request: Request, asked: Annotated[QueueQuery, Depends(_queue_query)]
+        request: Request,
+        *,
+        status: str = "open",
+        policy: str | None = None,
+        min_minor: int | None = Query(None, ge=0),
+        max_minor: int | None = Query(None, ge=0),
+        after: str | None = None,
     ) -> HTMLResponse:
-        who, data = queue_data(request, asked)
+        who, data = queue_data(
+            request,
+            status=status,
+            policy=policy,
+            min_minor=min_minor,
+            max_minor=max_minor,
+            after=after,
+        )
         return page(request, "queue.html", who, policies=console.policies.names(), **data)
-
-    @app.get("/api/disputes")
-    def api_queue(
-        request: Request, asked: Annotated[QueueQuery, Depends(_queue_query)]
-    ) -> dict[str, Any]:
-        _, data = queue_data(request, asked)
-        return {"now": iso(data["now"]), **data["page"].as_json()}
 
     # One dispute
 
@@ -305,11 +321,7 @@ def _routes(app: FastAPI, console: Console) -> Guards:  # noqa: PLR0915 - one ro
         now = console.clock()
         with console.reading() as conn:
             case = load_case(conn, dispute_id)
-            # The queue's own row (SLA, due, overdue), found by its index key.
-            same_time = dispute_queue(
-                conn, console.policies, now, after=(case.dispute.opened_at, ""), limit=100
-            )
-            queued = next(item for item in same_time if item.dispute_id == dispute_id)
+            queued = queue_row(conn, console.policies, now, case)
             timeline = contract_timeline(conn, case.dispute.contract_id, where=WHERE)
             evidence = evidence_of(conn, dispute_id)
             decisions = decisions_of(conn, case.dispute.contract_id)
@@ -332,21 +344,6 @@ def _routes(app: FastAPI, console: Console) -> Guards:  # noqa: PLR0915 - one ro
     def dispute_page(request: Request, dispute_id: str) -> HTMLResponse:
         who, data = dispute_data(request, dispute_id)
         return page(request, "dispute.html", who, outcomes=OUTCOMES, **data)
-
-    @app.get("/api/disputes/{dispute_id}")
-    def api_dispute(request: Request, dispute_id: str) -> dict[str, Any]:
-        _, data = dispute_data(request, dispute_id)
-        evidence = data["evidence"]
-        return {
-            "dispute": data["queued"].as_json(),
-            "contract": jsonable(data["case"].contract),
-            "target": jsonable(data["case"].target),
-            "timeline": data["timeline"].as_json(),
-            "evidence": jsonable(evidence) if evidence is not None else None,
-            "decisions": jsonable(data["decisions"]),
-            "proposals": jsonable(data["proposals"]),
-            "audit": jsonable(data["audit"]),
-        }
 
     def preview_data(
         request: Request, dispute_id: str, outcome: str, amount_minor: int | None
@@ -371,16 +368,6 @@ def _routes(app: FastAPI, console: Console) -> Guards:  # noqa: PLR0915 - one ro
         data = preview_data(request, dispute_id, outcome, _int_or_none(amount_minor))
         return console.templates.TemplateResponse(request, "preview.html", data)
 
-    @app.get("/api/disputes/{dispute_id}/preview")
-    def api_preview(
-        request: Request,
-        dispute_id: str,
-        outcome: str = "partial_refund",
-        amount_minor: int | None = Query(None, gt=0),
-    ) -> dict[str, Any]:
-        data = preview_data(request, dispute_id, outcome, amount_minor)
-        return {**data["preview"].as_json(), "needs_approval": data["needs_approval"]}
-
     @app.post("/disputes/{dispute_id}/decision", response_model=None)
     def decide_form(
         request: Request,
@@ -396,14 +383,6 @@ def _routes(app: FastAPI, console: Console) -> Guards:  # noqa: PLR0915 - one ro
         )
         return RedirectResponse(f"/disputes/{dispute_id}", status_code=303)
 
-    @app.post("/api/disputes/{dispute_id}/decision")
-    def decide_api(request: Request, dispute_id: str, body: DisputeDecision) -> dict[str, Any]:
-        who = acting(request, Permission.DECIDE_DISPUTES, None)
-        done = console.desk.decide_dispute(
-            who, dispute_id, body.outcome, body.amount_minor, reason=body.reason, note=body.note
-        )
-        return done.as_json()
-
     # Support: refund requests only support can decide now
 
     def support_data(request: Request) -> tuple[Operator, dict[str, Any]]:
@@ -417,11 +396,6 @@ def _routes(app: FastAPI, console: Console) -> Guards:  # noqa: PLR0915 - one ro
     def support_page(request: Request) -> HTMLResponse:
         who, data = support_data(request)
         return page(request, "support.html", who, **data)
-
-    @app.get("/api/support")
-    def api_support(request: Request) -> dict[str, Any]:
-        _, data = support_data(request)
-        return {"now": iso(data["now"]), "requests": [item.as_json() for item in data["requests"]]}
 
     @app.post("/support/{request_id}/decision", response_model=None)
     def support_form(
@@ -441,19 +415,6 @@ def _routes(app: FastAPI, console: Console) -> Guards:  # noqa: PLR0915 - one ro
         )
         return RedirectResponse("/support", status_code=303)
 
-    @app.post("/api/support/{request_id}/decision")
-    def support_api(request: Request, request_id: str, body: RefundDecision) -> dict[str, Any]:
-        who = acting(request, Permission.DECIDE_REFUNDS, None)
-        done = console.desk.decide_refund(
-            who,
-            request_id,
-            approve=body.decision == "approve",
-            amount_minor=body.amount_minor,
-            reason=body.reason,
-            note=body.note,
-        )
-        return done.as_json()
-
     # Proposals waiting for a second operator (OP-2)
 
     def proposals_data(request: Request) -> tuple[Operator, dict[str, Any]]:
@@ -466,11 +427,6 @@ def _routes(app: FastAPI, console: Console) -> Guards:  # noqa: PLR0915 - one ro
     def proposals_page(request: Request) -> HTMLResponse:
         who, data = proposals_data(request)
         return page(request, "proposals.html", who, **data)
-
-    @app.get("/api/proposals")
-    def api_proposals(request: Request) -> dict[str, Any]:
-        _, data = proposals_data(request)
-        return {"proposals": jsonable(data["proposals"])}
 
     @app.post("/proposals/{proposal_id}/{verdict}", response_model=None)
     def review_form(
@@ -485,17 +441,6 @@ def _routes(app: FastAPI, console: Console) -> Guards:  # noqa: PLR0915 - one ro
         _review(console.desk, who, proposal_id, verdict, reason)
         return RedirectResponse("/proposals", status_code=303)
 
-    @app.post("/api/proposals/{proposal_id}/{verdict}")
-    def review_api(
-        request: Request,
-        proposal_id: str,
-        verdict: Literal["approve", "reject"],
-        body: Review | None = None,
-    ) -> dict[str, Any]:
-        who = operator(request)
-        check_csrf(request.session, request.headers.get(CSRF_HEADER))
-        return _review(console.desk, who, proposal_id, verdict, body.reason if body else "")
-
     # A contract's story and an account's statement
 
     def contract_data(request: Request, contract_id: str) -> tuple[Operator, Any]:
@@ -509,11 +454,6 @@ def _routes(app: FastAPI, console: Console) -> Guards:  # noqa: PLR0915 - one ro
     def contract_page(request: Request, contract_id: str) -> HTMLResponse:
         who, data = contract_data(request, contract_id)
         return page(request, "contract.html", who, **data)
-
-    @app.get("/api/contracts/{contract_id}")
-    def api_contract(request: Request, contract_id: str) -> dict[str, Any]:
-        _, data = contract_data(request, contract_id)
-        return {**data["timeline"].as_json(), "decisions": jsonable(data["decisions"])}
 
     def statement_data(
         request: Request, account: str, since: datetime | None, until: datetime | None
@@ -534,17 +474,6 @@ def _routes(app: FastAPI, console: Console) -> Guards:  # noqa: PLR0915 - one ro
         who, data = statement_data(request, account, since, until)
         return page(request, "statement.html", who, **data)
 
-    @app.get("/api/accounts/{account}")
-    def api_statement(
-        request: Request, account: str, since: datetime | None = None, until: datetime | None = None
-    ) -> dict[str, Any]:
-        _, data = statement_data(request, account, since, until)
-        return {
-            "account": account,
-            "balances": jsonable(data["balances"]),
-            "statements": [item.as_json() for item in data["statements"]],
-        }
-
     # The audit log
 
     def audit_data(request: Request, before: int | None) -> tuple[Operator, dict[str, Any]]:
@@ -558,34 +487,7 @@ def _routes(app: FastAPI, console: Console) -> Guards:  # noqa: PLR0915 - one ro
         who, data = audit_data(request, before)
         return page(request, "audit.html", who, **data)
 
-    @app.get("/api/audit")
-    def api_audit(request: Request, before: int | None = None) -> dict[str, Any]:
-        _, data = audit_data(request, before)
-        return {"entries": jsonable(data["entries"]), "next_before": data["next"]}
-
     return Guards(operator=operator, acting=acting, page=page)
-
-
-@dataclass(frozen=True, slots=True)
-class QueueQuery:
-    """What the queue page and its JSON twin are asked for."""
-
-    filters: QueueFilter
-    after: str | None
-
-
-def _queue_query(
-    status: str = "open",
-    policy: str | None = None,
-    min_minor: int | None = Query(None, ge=0),
-    max_minor: int | None = Query(None, ge=0),
-    after: str | None = None,
-) -> QueueQuery:
-    try:
-        filters = QueueFilter(status, policy or None, min_minor, max_minor)
-    except ValueError as exc:
-        raise ConsoleError(str(exc)) from None
-    return QueueQuery(filters, after or None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -607,30 +509,11 @@ def _decision_form(
     return DecisionForm(_int_or_none(amount_minor), reason, note, csrf_token)
 
 
-class DisputeDecision(BaseModel):
-    outcome: DisputeOutcome
-    amount_minor: int | None = Field(default=None, gt=0)
-    reason: str = Field(min_length=1, max_length=2000)
-    note: str = Field(default="", max_length=10_000)
-
-
-class RefundDecision(BaseModel):
-    decision: Literal["approve", "decline"]
-    amount_minor: int | None = Field(default=None, gt=0)
-    reason: str = Field(min_length=1, max_length=2000)
-    note: str = Field(default="", max_length=10_000)
-
-
-class Review(BaseModel):
-    reason: str = Field(default="", max_length=2000)
-
-
-def _review(
-    desk: DecisionDesk, who: Operator, proposal_id: str, verdict: str, reason: str
-) -> dict[str, Any]:
+def _review(desk: DecisionDesk, who: Operator, proposal_id: str, verdict: str, reason: str) -> None:
     if verdict == "approve":
-        return desk.approve(who, proposal_id).as_json()
-    return desk.reject(who, proposal_id, reason=reason).as_json()
+        desk.approve(who, proposal_id)
+    else:
+        desk.reject(who, proposal_id, reason=reason)
 
 
 def _outcome(text: str) -> DisputeOutcome:

@@ -91,14 +91,6 @@ class Outcome:
     proposal_id: str | None
     preview: Preview | None = None
 
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "status": self.status,
-            "event_id": self.event_id,
-            "proposal_id": self.proposal_id,
-            "preview": self.preview.as_json() if self.preview else None,
-        }
-
 
 @dataclass(frozen=True, slots=True)
 class Proposal:
@@ -270,6 +262,9 @@ class DecisionDesk:
         reason = reason.strip()
         if not reason:
             raise ConsoleError("a decision gives its reason")
+        if "\x00" in reason or "\x00" in note:
+            # PostgreSQL text and JSON cannot hold NUL: refuse it here, not as a server error.
+            raise ConsoleError("a reason or note may not contain NUL characters")
         at = self.clock()
         details = {"type": type_, "data": data, "reason": reason, "note": note}
         if moves_minor > self.four_eyes_above_minor:

@@ -1,9 +1,14 @@
 """Sign-in through OpenID Connect (Authlib's Starlette client), on when OIDC_* are set.
 
-The provider's discovery document gives the endpoints; the ID token's claim named by
-OIDC_ROLE_CLAIM (a string or a list) is looked up in OIDC_ROLE_MAP, and the first value that
-maps gives the role. A user whose claims map to no role is refused. The operator's name (what
-`decided_by` carries) is the claim OIDC_NAME_CLAIM, `email` by default.
+The provider's discovery document gives the endpoints. The authorization code flow carries a
+PKCE S256 challenge, a `state` bound to the session and a `nonce` bound to the ID token; Authlib
+checks both, and the ID token's signature, issuer, audience and expiry, on the way back. The
+claims are the ID token's, completed from the userinfo endpoint when the role or name claim is
+not in the ID token (providers release scope claims there; the `sub` must agree). The claim
+named by OIDC_ROLE_CLAIM (a string or a list) is looked up in OIDC_ROLE_MAP, and the first value
+that maps gives the role. A user whose claims map to no role is refused. The operator's name
+(what `decided_by` carries) is the claim OIDC_NAME_CLAIM, `email` by default. Every sign-in and
+every refusal is written to the audit log.
 """
 
 from __future__ import annotations
@@ -47,7 +52,7 @@ class OidcSignIn:
             ),
             client_id=settings.oidc_client_id,
             client_secret=settings.oidc_client_secret,
-            client_kwargs={"scope": "openid email profile"},
+            client_kwargs={"scope": settings.oidc_scopes, "code_challenge_method": "S256"},
         )
 
     def add_routes(self, app: FastAPI, engine: Engine, clock: Callable[[], datetime]) -> None:
@@ -65,6 +70,11 @@ class OidcSignIn:
             except OAuthError as exc:
                 raise NotSignedIn(f"the identity provider refused: {exc.error}") from None
             claims = dict(token.get("userinfo") or {})
+            if settings.oidc_role_claim not in claims or settings.oidc_name_claim not in claims:
+                extra = dict(await client.userinfo(token=token))
+                if extra.get("sub") != claims.get("sub"):
+                    raise NotSignedIn("the identity provider's userinfo names another subject")
+                claims = {**extra, **claims}
             name = str(claims.get(settings.oidc_name_claim) or claims.get("sub") or "")
             role = role_from_claims(claims, settings.oidc_role_claim, settings.oidc_role_map)
             with engine.begin() as conn:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import Connection
 
@@ -50,13 +49,6 @@ class Preview:
             self.clawed_from_creator_minor,
             self.released_to_creator_minor,
         )
-
-    def as_json(self) -> dict[str, Any]:
-        from workers.operator.formats import jsonable
-
-        data: dict[str, Any] = jsonable(self)
-        data["moves_minor"] = self.moves_minor
-        return data
 
 
 def preview_decision(

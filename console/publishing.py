@@ -9,9 +9,8 @@ from sqlalchemy import Engine
 from console.decisions import Publisher
 from messages.publisher import EventPublisher
 from policy.config import PolicySet
-from workers.actors import TICKS_PARTITION
 from workers.intake.barrier import Barrier
-from workers.intake.drain import Drainer, RetryBudget
+from workers.intake.drain import TICKS_PARTITION, Drainer, RetryBudget
 from workers.intake.producers import Producers
 from workers.intake.service import Intake
 from workers.settings import EMBEDDED_USER

@@ -20,7 +20,7 @@ from policy.rows import load
 from policy.state import ContractState, DisputeState, RefundRequestState, TargetState
 from policy.tables import contracts, disputes, inbox, refund_requests, targets
 from workers.operator.disputes import QueuedDispute, dispute_queue
-from workers.operator.formats import iso, jsonable
+from workers.operator.formats import iso
 from workers.operator.timeline import DECISION_TYPES
 
 PAGE_SIZE = 50
@@ -46,12 +46,6 @@ class QueueFilter:
 class QueuePage:
     disputes: list[QueuedDispute]
     next_cursor: str | None
-
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "disputes": [item.as_json() for item in self.disputes],
-            "next_cursor": self.next_cursor,
-        }
 
 
 def encode_cursor(item: QueuedDispute) -> str:
@@ -99,6 +93,14 @@ def queue_page(
     page = found[:limit]
     more = len(found) > limit
     return QueuePage(page, encode_cursor(page[-1]) if more and page else None)
+
+
+def queue_row(
+    conn: Connection, policies: PolicySet, now: datetime, case: DisputeCase
+) -> QueuedDispute:
+    """The queue's own row of one dispute (SLA, due, overdue), found by its index key."""
+    same_time = dispute_queue(conn, policies, now, after=(case.dispute.opened_at, ""), limit=100)
+    return next(item for item in same_time if item.dispute_id == case.dispute.dispute_id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -233,9 +235,6 @@ class SupportItem:
     tier: str  # escalation | support_window
     paid_at: datetime
     support_until: datetime
-
-    def as_json(self) -> dict[str, Any]:
-        return dict(jsonable(self))
 
 
 def support_queue(conn: Connection, policies: PolicySet, now: datetime) -> list[SupportItem]:

@@ -44,6 +44,10 @@ class ConsoleSettings(BaseSettings):
     )
     oidc_client_id: str | None = None
     oidc_client_secret: str | None = None
+    oidc_scopes: str = Field(
+        default="openid email profile",
+        description="Scopes asked for; add the one that releases the role claim (e.g. groups).",
+    )
     oidc_role_claim: str = Field(
         default="groups", description="The ID token claim (a string or a list) mapped to a role."
     )

@@ -63,3 +63,16 @@ decision_proposals = Table(
     Column("event_id", String(NAME)),
 )
 Index("decision_proposals_status", decision_proposals.c.status, decision_proposals.c.proposed_at)
+
+api_tokens = Table(
+    "api_tokens",
+    metadata,
+    # The public part of a token, `rct_<token_id>_<secret>`: how a request's token is found.
+    Column("token_id", String(32), primary_key=True),
+    Column("owner", String(NAME), nullable=False),  # what `decided_by` carries
+    Column("role", String(32), nullable=False),
+    # SHA-256 of the secret part, hex: the secret itself is shown once and never stored.
+    Column("secret_sha256", String(64), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("revoked_at", UtcDateTime),
+)

@@ -110,7 +110,7 @@ def posting_shard_key(transfer_id: str) -> str:
     transfer's own id, two postings of one transaction (a dispute's refund, then its release)
     updated two shard rows of `platform:fees` in two steps, and two such transactions could
     each hold the row the other wanted next: a deadlock PostgreSQL breaks after
-    `deadlock_timeout` (docs/performance.md, "Seventh pass").
+    `deadlock_timeout` (docs/performance.md, "Locks taken in one step").
     """
     cause, separator, _ = transfer_id.rpartition("#")
     return cause if separator else transfer_id

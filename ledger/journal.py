@@ -99,9 +99,9 @@ def _by_transfer_id() -> Select[Any]:
 
     Each posting asks it. As joins, PostgreSQL without statistics (autovacuum off, tables
     grown since their last ANALYZE) hashed whole scans of the accounts, and of the transfers
-    for `held`, into them: 2 ms a call after 8,000 events, and growing
-    (docs/performance.md, "Eighth pass"). A scalar subquery by primary key is an index lookup
-    whatever the planner believes of a table's size."""
+    for `held`, into them: 2 ms a call after 8,000 events, and growing (docs/performance.md,
+    "Plans for a growing book"). A scalar subquery by primary key is an index lookup whatever
+    the planner believes of a table's size."""
     held = transfers.alias("held")
 
     def name_of(account_id: Any) -> Any:

@@ -21,15 +21,12 @@ import structlog
 from dramatiq import Broker
 
 from workers.intake.barrier import Barrier
-from workers.intake.drain import Drainer, Progress
+from workers.intake.drain import TICKS_PARTITION, Drainer, Progress
 
 log = structlog.get_logger(__name__)
 
 APPLY_QUEUE = "recourse.apply"
 """The engine-internal queue of nudges (not part of the contract)."""
-
-TICKS_PARTITION = -1
-"""What the intake reports for a tick that arrived: fire what is ready."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,8 +21,9 @@ from typing import Any
 
 import structlog
 from dramatiq import Broker, Worker
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
+from messages import Envelope
 from messages.publisher import EventPublisher
 from policy.config import PolicySet, load_policies
 from scheduler.clock import Clock
@@ -103,6 +104,12 @@ class Runtime:
             metrics=metrics,
         )
         nudger.actors = declare_actors(broker, drainer, barrier)
+
+        def apply_arrived(
+            conn: Connection, touched: set[int], events: dict[int, Envelope]
+        ) -> set[int]:
+            return drainer.apply_arrived(conn, touched, events, fire_tick=barrier.fire_in)
+
         return cls(
             settings=settings,
             engine=engine,
@@ -112,7 +119,13 @@ class Runtime:
             actors=nudger.actors,
             nudger=nudger,
             producers=producers,
-            intake=Intake(engine, producers, nudge=nudger.nudge, metrics=metrics),
+            intake=Intake(
+                engine,
+                producers,
+                nudge=nudger.nudge,
+                apply_arrived=apply_arrived if settings.apply_on_intake else None,
+                metrics=metrics,
+            ),
             drainer=drainer,
             barrier=barrier,
         )

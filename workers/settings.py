@@ -79,7 +79,16 @@ class Settings(BaseSettings):
         "64 subtransactions in one transaction PostgreSQL's snapshots slow down for everyone.",
     )
     intake_batch_size: int = Field(
-        default=256, ge=1, description="Messages the intake appends in one transaction."
+        default=48,
+        ge=1,
+        description="Messages the intake appends (and, with APPLY_ON_INTAKE, applies) in one "
+        "transaction. Each event applied takes a savepoint: keep it under 64.",
+    )
+    apply_on_intake: bool = Field(
+        default=True,
+        description="Apply each batch in the transaction that appends it, where no drain holds "
+        "the partition (group commit); the drains take what is left. Off: the drains apply "
+        "everything.",
     )
     sweep_seconds: float = Field(
         default=2.0,

@@ -15,7 +15,7 @@ from messages import EVENT_MODELS, parse_event
 from policy.apply import apply_event
 from policy.config import load_policies
 from policy.errors import UnknownSubject
-from tests.e2e.story_generator import BASE, Load, generate_load
+from testbed.stories import BASE, Load, generate_load
 from workers.database import make_engine, migrate
 from workers.replay import replay_lines
 

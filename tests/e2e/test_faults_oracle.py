@@ -11,8 +11,8 @@ import pytest
 from sqlalchemy import Engine
 
 from policy.config import load_policies
+from testbed.stories import Load, generate_load
 from tests.e2e.faults.oracle import Effect, Expected, Oracle, Verdict, classify, expected_of
-from tests.e2e.story_generator import Load, generate_load
 from workers.database import make_engine, migrate
 from workers.replay import replay_lines
 

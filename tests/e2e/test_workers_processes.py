@@ -28,8 +28,8 @@ from messages.publisher import EventPublisher
 from messages.transport import NOTIFICATIONS_EXCHANGE
 from policy.config import load_policies
 from policy.tables import inbox, outbox
+from testbed.stories import Load, generate_load, ticks_for
 from tests.e2e.faults.processes import free_port, scrape
-from tests.e2e.story_generator import Load, generate_load, ticks_for
 from workers.intake.tables import dead_letters
 from workers.verify import verify
 
@@ -132,7 +132,7 @@ CONTRACT_KEYED = frozenset(
 
 
 def story_file(folder: Path) -> Path:
-    """A generated history (`tests.e2e.story_generator`) of the contracts' own events, with the
+    """A generated history (`testbed.stories`) of the contracts' own events, with the
     load's ticks, in causal order.
 
     `recourse publish` sends a file at once on one channel. That books what its replay books

@@ -5,11 +5,17 @@ from __future__ import annotations
 
 import json
 import re
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
 import argon2
 import pytest
+import uvicorn
 from fastapi import FastAPI
 from sqlalchemy import Engine
 from starlette.testclient import TestClient
@@ -158,3 +164,27 @@ def dead_letters(engine: Engine) -> None:
     )
     strict.receive([Delivery(MARKUP_BODY.encode(), None, None)])
     strict.submit(json.dumps(EVIDENCE), user_id="shop")
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@contextmanager
+def served_over_http(app: FastAPI, port: int | None = None) -> Iterator[str]:
+    """`app` on a real uvicorn in a thread; yields its base URL."""
+    config = uvicorn.Config(app, host="127.0.0.1", port=port or free_port(), log_level="warning")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{config.port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)

@@ -19,10 +19,10 @@ from bench import (
     replay,
     throughput,
     ticks,
-    workload,
 )
 from bench.cli import main
 from bench.deployment import WorkerShape
+from testbed import workload
 
 SHAPE = WorkerShape(processes=1, threads=2)
 

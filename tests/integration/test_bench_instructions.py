@@ -23,6 +23,6 @@ def test_the_command_counts_a_replayed_event_under_callgrind(
     assert found is not None, printed
     per_event, with_events, without_events = (int(part.replace(",", "")) for part in found.groups())
     assert with_events > without_events > 0
-    # About a million on this project's machine (docs/performance.md, "Ninth pass"); the
+    # About a million on this project's machine (docs/performance.md, "The interpreter"); the
     # bounds only catch a count of the wrong thing (the empty run's, or a crash's).
     assert 100_000 < per_event < 20_000_000

@@ -67,17 +67,24 @@ def start_workers(
         runtime.close()
 
 
-@pytest.mark.parametrize("workers", [1, 2], ids=["one-worker", "two-workers"])
+@pytest.mark.parametrize(
+    ("workers", "apply_on_intake"),
+    [(1, True), (2, True), (1, False)],
+    # The default applies most events in the intake's transaction; `drains-only` has the
+    # drains apply every one, the path the intake leaves its busy partitions to.
+    ids=["one-worker", "two-workers", "drains-only"],
+)
 @pytest.mark.parametrize("story", EXAMPLES, ids=lambda path: path.stem)
-def test_an_example_published_at_once_books_what_its_replay_books(
+def test_an_example_published_at_once_books_what_its_replay_books(  # noqa: PLR0917
     story: Path,
     workers: int,
+    apply_on_intake: bool,
     start_workers: Callable[..., Runtime],
     rabbit_url: str,
     sqlite_engine: Engine,
 ) -> None:
     lines = well_formed(story.read_text("utf-8").splitlines())
-    runtimes = [start_workers() for _ in range(workers)]
+    runtimes = [start_workers(apply_on_intake=apply_on_intake) for _ in range(workers)]
 
     wait_settled(runtimes[0].engine, publish(rabbit_url, lines))
 

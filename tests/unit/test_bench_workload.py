@@ -9,12 +9,12 @@ import sys
 from collections import Counter
 from typing import Any
 
-from bench import workload
 from bench.deployment import encode
 from bench.results import BenchResult, document, table
 from messages import parse_event
 from messages.publisher import EventPublisher
 from messages.transport import EVENTS_EXCHANGE
+from testbed import workload
 
 
 def test_the_workload_is_the_same_every_time_and_every_event_is_valid() -> None:

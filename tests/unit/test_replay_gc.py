@@ -9,8 +9,8 @@ from collections.abc import Iterator
 import pytest
 from sqlalchemy import Engine
 
-from bench import workload
 from policy.config import load_policies
+from testbed import workload
 from workers import replay
 from workers.replay import replay_lines
 

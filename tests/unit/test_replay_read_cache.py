@@ -18,7 +18,6 @@ import pytest
 from sqlalchemy import Connection, Engine, select, text
 from sqlalchemy.exc import OperationalError
 
-from bench import workload
 from ledger import (
     AccountFrozen,
     Book,
@@ -37,7 +36,8 @@ from policy import rows
 from policy.config import load_policies
 from policy.state import ContractState
 from policy.tables import contracts
-from tests.e2e.story_generator import generate_load
+from testbed import workload
+from testbed.stories import generate_load
 from tests.unit.test_ledger_book import transfer
 from workers import replay
 from workers.database import make_engine, migrate

@@ -88,32 +88,42 @@ class Barrier:
 
     def fire_one(self) -> TickProgress:
         with self.engine.begin() as conn, deferred_writes(conn):
-            if not _lock(conn):
-                return TickProgress.BUSY
-            tick = _oldest_tick(conn)
-            if tick is None:
-                return TickProgress.NONE
-            if _events_before(conn, tick.seq):
-                return TickProgress.WAITING
-            left_to_keys = _parked_contracts(conn, tick.seq)
-            event = parse_event(tick.body)
-            scope = DeadlineScope(skip=frozenset(left_to_keys.values()))
-            result = apply_event(conn, event, self.policies, deadline_scope=scope)
-            record_step(conn, tick.seq, "tick", left_to_keys.values())
-            for key in left_to_keys:
-                conn.execute(
-                    insert(owed_ticks).values(
-                        ordering_key=key,
-                        tick_seq=tick.seq,
-                        partition=partition_of(key),
-                        fire_at=event.occurred_at,
-                    )
-                )
+            return self.fire_oldest(conn)
+
+    def fire_in(self, conn: Connection) -> bool:
+        """Fire the oldest tick inside the caller's transaction (the intake's, which applied
+        the events before it): whether it fired."""
+        return self.fire_oldest(conn) is TickProgress.FIRED
+
+    def fire_oldest(self, conn: Connection) -> TickProgress:
+        """Fire the oldest unfired tick on `conn` if every event before it is done; the tick
+        lock is held until the transaction ends."""
+        if not _lock(conn):
+            return TickProgress.BUSY
+        tick = _oldest_tick(conn)
+        if tick is None:
+            return TickProgress.NONE
+        if _events_before(conn, tick.seq):
+            return TickProgress.WAITING
+        left_to_keys = _parked_contracts(conn, tick.seq)
+        event = parse_event(tick.body)
+        scope = DeadlineScope(skip=frozenset(left_to_keys.values()))
+        result = apply_event(conn, event, self.policies, deadline_scope=scope)
+        record_step(conn, tick.seq, "tick", left_to_keys.values())
+        for key in left_to_keys:
             conn.execute(
-                update(event_log)
-                .where(event_log.c.seq == tick.seq)
-                .values(status="done", result=result.status)
+                insert(owed_ticks).values(
+                    ordering_key=key,
+                    tick_seq=tick.seq,
+                    partition=partition_of(key),
+                    fire_at=event.occurred_at,
+                )
             )
+        conn.execute(
+            update(event_log)
+            .where(event_log.c.seq == tick.seq)
+            .values(status="done", result=result.status)
+        )
         if self.metrics is not None:
             self.metrics.record_result(result)
         log.info(

@@ -6,6 +6,14 @@ connection goes, handing back unacked messages in their original order. A batch 
 arrived by the time the previous one was written, up to `batch_size`: one transaction and one
 ack (`multiple`) for all of it. A crash between the commit and the ack delivers the batch again;
 the inbox then finds each event a duplicate.
+
+The order holds across a failover only if this consumer never cancels while it holds unacked
+messages. A cancel (`basic.cancel`, which pika's `close()` sends before closing a channel) makes
+RabbitMQ hand the queue to the next consumer at once, which receives the messages behind ours;
+ours go back to the queue only when the channel closes, after those. When the channel or the
+connection goes down without a cancel, the queue puts our unacked messages back in their places
+and only then chooses the next consumer. So a batch the database refuses for now is tried
+again on the same channel, and a stop drops the connection rather than closing it.
 """
 
 from __future__ import annotations
@@ -23,9 +31,10 @@ from workers.intake.service import Delivery, Intake
 
 log = structlog.get_logger(__name__)
 
-BATCH_SIZE = 256
+BATCH_SIZE = 48
 IDLE_WAIT_S = 0.5
 RECONNECT_PAUSE_S = 1.0
+DROP_WAIT_S = 2.0
 
 
 class IntakeConsumer:
@@ -45,10 +54,8 @@ class IntakeConsumer:
                 log.warning("intake.connection_lost", error=repr(exc)[:300])
                 stop.wait(RECONNECT_PAUSE_S)
             except Exception:
-                # The database refused the batch: the connection closed with it unacked, and
-                # RabbitMQ delivers it again, in order, once we are back.
                 self.consuming.clear()
-                log.exception("intake.batch_failed")
+                log.exception("intake.failed")
                 stop.wait(RECONNECT_PAUSE_S)
 
     def _consume(self, stop: threading.Event) -> None:
@@ -80,7 +87,8 @@ class IntakeConsumer:
                     continue
                 batch, pending[:] = pending[: self.batch_size], pending[self.batch_size :]
                 started = time.perf_counter()
-                self.intake.receive([delivery for _, delivery in batch])
+                if not self._store(connection, [delivery for _, delivery in batch], stop):
+                    return  # stopped while the database was away: the batch goes back
                 channel.basic_ack(delivery_tag=batch[-1][0], multiple=True)
                 log.debug(
                     "intake.batch",
@@ -89,8 +97,42 @@ class IntakeConsumer:
                 )
         finally:
             self.consuming.clear()
-            if connection.is_open:
-                try:
-                    connection.close()
-                except (pika.exceptions.AMQPError, OSError):
-                    log.debug("intake.close_failed", exc_info=True)
+            drop(connection)
+
+    def _store(
+        self, connection: pika.BlockingConnection, deliveries: list[Delivery], stop: threading.Event
+    ) -> bool:
+        """Append the batch, trying again on this channel until the database takes it (the
+        messages stay ours meanwhile, heartbeats answered); False when stopped first."""
+        failures = 0
+        while not stop.is_set():
+            try:
+                self.intake.receive(deliveries)
+                if failures:
+                    log.info("intake.batch_stored", attempts=failures + 1)
+                return True
+            except Exception as exc:
+                failures += 1
+                if failures == 1:
+                    log.exception("intake.batch_failed")
+                else:
+                    log.warning("intake.batch_failed", attempts=failures, error=repr(exc)[:300])
+                connection.sleep(RECONNECT_PAUSE_S)
+        return False
+
+
+def drop(connection: pika.BlockingConnection) -> None:
+    """Bring the connection down without a `basic.cancel` (see the module's docstring): the
+    broker then requeues our unacked messages in their places before it hands the queue on.
+
+    pika has no public call for this: `close()` cancels the consumers first. Aborting the
+    transport is what a lost network does, which the broker already handles this way."""
+    if connection.is_closed:
+        return
+    try:
+        connection._impl._adapter_disconnect_stream()  # private: see the docstring
+        deadline = time.monotonic() + DROP_WAIT_S
+        while not connection.is_closed and time.monotonic() < deadline:
+            connection.process_data_events(time_limit=0.05)
+    except Exception:  # pika reports the abort in several ways; down is down
+        log.debug("intake.dropped", exc_info=True)

@@ -22,7 +22,7 @@ The batch commits, and only then are its effects visible; notifications wait in 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import Enum
 from typing import Any, NamedTuple
@@ -48,9 +48,9 @@ from ledger.balances import lock_hot_shard, posting_shard_scope
 from ledger.pipelining import deferred_writes
 from ledger.prepared import Prepared
 from ledger.savepoints import savepoint
-from messages import MalformedMessage, parse_event
+from messages import Envelope, MalformedMessage, parse_event
 from messages.inbound import DeadlineTickEvent
-from messages.ordering import KEY_FIELD_BY_TYPE
+from messages.ordering import KEY_FIELD_BY_TYPE, TICK_KEY, ordering_key
 from policy.apply import ApplyResult, apply_event
 from policy.config import PolicySet
 from policy.context import DeadlineScope, HandlerContext
@@ -58,6 +58,7 @@ from policy.errors import IdempotencyConflict, UnknownSubject
 from policy.handlers.ticks import fire_deadlines
 from workers.errors import is_contention
 from workers.intake.log import dead_letter_row
+from workers.intake.partitions import partition_of
 from workers.intake.steps import Steps
 from workers.intake.tables import dead_letters, event_log, owed_ticks, parked_keys
 from workers.metrics import EngineMetrics
@@ -67,9 +68,17 @@ log = structlog.get_logger(__name__)
 BATCH_SIZE = 16
 """Events a drain applies in one transaction (APPLY_BATCH_SIZE): one commit for all of them."""
 
+INLINE_LIMIT = 48
+"""Pending events the intake reads to apply in the transaction that appends them
+(`apply_arrived`), across partitions: each takes a savepoint, and past 64 subtransactions in
+one transaction PostgreSQL's snapshots slow down for every session."""
+
 LOCK_TIMEOUT = "250ms"
 """How long a drain's statement waits for a row lock before it gives the batch up (see
 `_lock_partition`): longer than a batch normally holds one, far shorter than a deadlock costs."""
+
+TICKS_PARTITION = -1
+"""What the intake reports for a tick that arrived (ticks belong to no partition)."""
 
 PARTITION_LOCK_CLASS = 0x5245
 """The first key of the partitions' advisory locks (PostgreSQL); the partition is the second."""
@@ -153,6 +162,84 @@ class Drainer:
                 return _Batch(self, conn, partition).run()
         except _Collision:
             return Progress.MORE
+
+    def apply_arrived(
+        self,
+        conn: Connection,
+        touched: set[int],
+        events: dict[int, Envelope],
+        *,
+        fire_tick: Callable[[Connection], bool] | None = None,
+    ) -> set[int]:
+        """Apply a batch in the intake's own transaction, right after it is appended: ordered
+        intake with group commit. Each touched partition that no drain holds is applied as a
+        drain would (its older pending events first, parked keys, owed deadlines, the barrier)
+        and stays locked until the intake commits; `events` spares parsing the bodies again.
+        When a tick arrived, `fire_tick` fires the oldest unfired tick in the same transaction
+        once every event before it is done (False when it cannot), and the events behind it go
+        on. Returns what is left to the drains: partitions held elsewhere or not finished, and
+        -1 when a tick arrived.
+
+        The partitions' locks, owed deadlines, parked keys and pending events are each read in
+        one statement for all of them, and the steps and done marks written in one each, so a
+        batch spread over many partitions costs what one drain's batch does. The hot-account
+        shards are not locked first, as a drain locks its own: the intake holds several
+        partitions, whose shards no drain takes, and a tick's posting that meets one waits at
+        most LOCK_TIMEOUT before the event is left to a drain (`_Collision`)."""
+        wanted = sorted(partition for partition in touched if partition >= 0)
+        locked = _lock_partitions(conn, wanted)
+        left = {partition for partition in touched if partition not in locked}
+        if not locked:
+            return left
+        outcome = _Inline()
+        with deferred_writes(conn):
+            while True:
+                self._apply_locked(conn, locked, events, outcome)
+                tick_came = TICKS_PARTITION in touched
+                if not tick_came or fire_tick is None or not fire_tick(conn):
+                    break
+        for seq, event in events.items():
+            key = ordering_key(event)
+            # Behind an unfired tick an arrival waits: the barrier's nudge after that tick may
+            # have looked before this transaction commits, so the drain is nudged too.
+            if key != TICK_KEY and seq not in outcome.handled and key not in outcome.parked:
+                left.add(partition_of(key))
+        return left | outcome.more
+
+    def _apply_locked(
+        self,
+        conn: Connection,
+        locked: list[int],
+        events: dict[int, Envelope],
+        outcome: _Inline,
+    ) -> None:
+        owed = _owed_of(conn, locked)
+        parked = _parked_of(conn, locked)
+        rows = _applicable_of(conn, locked, limit=INLINE_LIMIT - outcome.examined)
+        outcome.examined += len(rows)
+        full = outcome.examined >= INLINE_LIMIT
+        by_partition: dict[int, list[_Pending]] = {}
+        for row in rows:
+            by_partition.setdefault(partition_of(row.ordering_key), []).append(row)
+        writes = _Writes()
+        for partition in locked:
+            batch = _Batch(
+                self,
+                conn,
+                partition,
+                known=events,
+                owed=owed.get(partition, {}),
+                parked=parked.get(partition, {}),
+                writes=writes,
+            )
+            with posting_shard_scope(partition):
+                progress = batch.run(by_partition.get(partition, []))
+            outcome.handled |= batch.handled
+            outcome.parked |= set(batch.parked)
+            if progress is Progress.MORE or (full and partition in by_partition):
+                outcome.more.add(partition)
+        # Written now: a tick fired next looks for the events before it still pending.
+        writes.write(conn)
 
     def has_work(self, partition: int) -> bool:
         """Whether the partition has an event it could apply now, a parked key due for another
@@ -256,7 +343,7 @@ _PENDING_COLUMNS = (
 _HEAD = Prepared(select(*_PENDING_COLUMNS).where(event_log.c.seq == bindparam("head_seq")))
 
 
-def _applicable_query() -> Select[Any]:
+def _applicable_query(in_partition: Any = None) -> Select[Any]:
     """Pending events of the partition `:partition` whose key is not parked, below the oldest
     unfired tick, in log order. The barrier is looked up inside the same statement, so the rows
     and the barrier come from one snapshot: a tick and the events after it committed by the
@@ -270,7 +357,9 @@ def _applicable_query() -> Select[Any]:
     return (
         select(*_PENDING_COLUMNS)
         .where(
-            event_log.c.partition == bindparam("partition"),
+            event_log.c.partition == bindparam("partition")
+            if in_partition is None
+            else in_partition,
             event_log.c.status == "pending",
             ~exists().where(parked_keys.c.ordering_key == event_log.c.ordering_key),
             or_(next_tick.is_(None), event_log.c.seq < next_tick),
@@ -323,44 +412,69 @@ _OWED = Prepared(
     .where(owed_ticks.c.partition == bindparam("partition"))
     .order_by(owed_ticks.c.tick_seq)
 )
+_PARKED_COLUMNS = (
+    parked_keys.c.ordering_key,
+    parked_keys.c.head_seq,
+    parked_keys.c.reason,
+    parked_keys.c.attempts,
+    parked_keys.c.first_failed_at,
+    parked_keys.c.retry_at,
+)
+"""A parked key and the fields of `_Parked`, in order."""
 _PARKED = Prepared(
-    select(
-        parked_keys.c.ordering_key,
-        parked_keys.c.head_seq,
-        parked_keys.c.reason,
-        parked_keys.c.attempts,
-        parked_keys.c.first_failed_at,
-        parked_keys.c.retry_at,
-    ).where(parked_keys.c.partition == bindparam("partition"))
+    select(*_PARKED_COLUMNS).where(parked_keys.c.partition == bindparam("partition"))
 )
 
 
 class _Batch:
     """One transaction of a drain."""
 
-    def __init__(self, drainer: Drainer, conn: Connection, partition: int) -> None:
+    def __init__(
+        self,
+        drainer: Drainer,
+        conn: Connection,
+        partition: int,
+        *,
+        known: dict[int, Envelope] | None = None,
+        owed: dict[str, list[int]] | None = None,
+        parked: dict[str, _Parked] | None = None,
+        writes: _Writes | None = None,
+    ) -> None:
         self.d = drainer
         self.conn = conn
         self.partition = partition
+        self.known = known or {}
+        """Events already parsed by the intake, by log number."""
+        self.limit = drainer.batch_size
         self.now = drainer.clock()
-        self.steps = Steps()
-        self.finished: list[dict[str, object]] = []
-        """Events applied in this batch, marked done in the log when it ends."""
+        self.shared = writes is not None
+        """The steps and done marks are the intake's, written once for all its partitions."""
+        self.writes = writes if writes is not None else _Writes()
+        self.steps = self.writes.steps
         self.handled: set[int] = set()
         # The partition's owed deadlines, read once: most batches have none, and every event
         # would otherwise ask.
-        self.owed: dict[str, list[int]] = {}
-        for key, tick_seq in _OWED.rows(conn, {"partition": partition}):
-            self.owed.setdefault(key, []).append(tick_seq)
-        self.parked: dict[str, _Parked] = {
-            key: _Parked(*parked) for key, *parked in _PARKED.rows(conn, {"partition": partition})
-        }
+        if owed is None:
+            owed = {}
+            for key, tick_seq in _OWED.rows(conn, {"partition": partition}):
+                owed.setdefault(key, []).append(tick_seq)
+        self.owed: dict[str, list[int]] = owed
+        if parked is None:
+            parked = {
+                key: _Parked(*parked_row)
+                for key, *parked_row in _PARKED.rows(conn, {"partition": partition})
+            }
+        self.parked: dict[str, _Parked] = parked
 
-    def run(self) -> Progress:
+    def run(self, rows: list[_Pending] | None = None) -> Progress:
+        """Apply the partition's pending events (`rows`: already read by the caller)."""
         try:
             self._retry_due_heads()
             self._fire_owed()
-            rows = _applicable(self.conn, self.partition, limit=self.d.batch_size)
+            full = False
+            if rows is None:
+                rows = _applicable(self.conn, self.partition, limit=self.limit)
+                full = len(rows) == self.limit
             for row in rows:
                 if row.ordering_key in self.parked or row.seq in self.handled:
                     continue  # parked earlier in this batch, or its head retried above
@@ -371,7 +485,7 @@ class _Batch:
             return Progress.MORE  # the transaction commits what it did
         self._write()
         self._schedule_retries()
-        return Progress.MORE if len(rows) == self.d.batch_size else Progress.DRAINED
+        return Progress.MORE if full else Progress.DRAINED
 
     def _retry_due_heads(self) -> None:
         due = sorted(
@@ -388,12 +502,14 @@ class _Batch:
             self._apply(row, retrying=self.parked[key])
 
     def _apply(self, row: Any, retrying: _Parked | None = None) -> None:
-        try:
-            event = parse_event(row.body)
-        except MalformedMessage as exc:
-            # Only a body written by an older release that this one reads differently.
-            self._dead(row, "malformed", list(exc.problems), retrying)
-            return
+        event = self.known.get(row.seq)
+        if event is None:
+            try:
+                event = parse_event(row.body)
+            except MalformedMessage as exc:
+                # Only a body written by an older release that this one reads differently.
+                self._dead(row, "malformed", list(exc.problems), retrying)
+                return
         try:
             with savepoint(self.conn, "recourse_step"):
                 result = apply_event(self.conn, event, self.d.policies, canonical=row.body)
@@ -420,7 +536,7 @@ class _Batch:
     def _done(self, row: Any, result: ApplyResult, retrying: _Parked | None) -> None:
         self.steps.add(row.seq, "event")
         self.handled.add(row.seq)
-        self.finished.append(
+        self.writes.finished.append(
             {"done_seq": row.seq, "done_result": result.status, "done_reason": result.reason}
         )
         if retrying is not None:
@@ -535,11 +651,8 @@ class _Batch:
             self._fire_owed_tick(key, waiting.pop(0))
 
     def _write(self) -> None:
-        """The batch's steps and done marks, two statements for the whole batch."""
-        self.steps.write(self.conn)
-        if self.finished:
-            self.conn.execute(_MARK_DONE, self.finished)
-            self.finished = []
+        if not self.shared:
+            self.writes.write(self.conn)
 
     def _fire_owed_tick(self, key: str, tick_seq: int) -> None:
         fire_key_deadlines(self.conn, self.d.policies, key, tick_seq, self.steps)
@@ -554,6 +667,85 @@ class _Batch:
             return
         soonest = min(parked.retry_at for parked in self.parked.values())
         self.d.retry_later(self.partition, max((soonest - self.now).total_seconds(), 0.0))
+
+
+@dataclass
+class _Inline:
+    """What the intake's transaction did of its batch, over its rounds between ticks."""
+
+    handled: set[int] = field(default_factory=set)
+    parked: set[str] = field(default_factory=set)
+    more: set[int] = field(default_factory=set)
+    """Partitions that may hold more than the intake read."""
+    examined: int = 0
+
+
+class _Writes:
+    """Steps and done marks, written together when a batch (or the intake's transaction) ends:
+    two statements for all of it."""
+
+    def __init__(self) -> None:
+        self.steps = Steps()
+        self.finished: list[dict[str, object]] = []
+
+    def write(self, conn: Connection) -> None:
+        self.steps.write(conn)
+        if self.finished:
+            conn.execute(_MARK_DONE, self.finished)
+            self.finished = []
+
+
+def _lock_partitions(conn: Connection, partitions: list[int]) -> list[int]:
+    """The partitions of `partitions` this transaction could take (in one statement on
+    PostgreSQL; see `_lock_partition`)."""
+    if conn.dialect.name != "postgresql" or not partitions:
+        return partitions
+    locked: Any = conn.execute(
+        text(
+            "SELECT p FROM unnest(CAST(:partitions AS integer[])) AS p"
+            " WHERE set_config('lock_timeout', :timeout, true) IS NOT NULL"
+            " AND pg_try_advisory_xact_lock(:class_id, p) ORDER BY p"
+        ),
+        {"partitions": partitions, "timeout": LOCK_TIMEOUT, "class_id": PARTITION_LOCK_CLASS},
+    ).scalars()
+    return list(locked)
+
+
+def _owed_of(conn: Connection, partitions: list[int]) -> dict[int, dict[str, list[int]]]:
+    found: dict[int, dict[str, list[int]]] = {}
+    rows: list[Any] = list(
+        conn.execute(
+            select(owed_ticks.c.ordering_key, owed_ticks.c.tick_seq, owed_ticks.c.partition)
+            .where(owed_ticks.c.partition.in_(partitions))
+            .order_by(owed_ticks.c.tick_seq)
+        )
+    )
+    for key, tick_seq, partition in rows:
+        found.setdefault(partition, {}).setdefault(key, []).append(tick_seq)
+    return found
+
+
+def _parked_of(conn: Connection, partitions: list[int]) -> dict[int, dict[str, _Parked]]:
+    found: dict[int, dict[str, _Parked]] = {}
+    rows: list[Any] = list(
+        conn.execute(
+            select(parked_keys.c.partition, *_PARKED_COLUMNS).where(
+                parked_keys.c.partition.in_(partitions)
+            )
+        )
+    )
+    for row in rows:
+        partition, key, head_seq, reason, attempts, first_failed_at, retry_at = row
+        found.setdefault(partition, {})[key] = _Parked(
+            head_seq, reason, attempts, first_failed_at, retry_at
+        )
+    return found
+
+
+def _applicable_of(conn: Connection, partitions: list[int], *, limit: int) -> list[_Pending]:
+    """`_applicable` for several partitions at once, the first `limit` in log order."""
+    statement = _applicable_query(event_log.c.partition.in_(partitions)).limit(limit)
+    return [_Pending._make(row) for row in conn.execute(statement)]
 
 
 _MARK_DONE = (

@@ -15,6 +15,7 @@ from datetime import datetime
 
 from sqlalchemy import Connection, func, insert, select, text
 
+from messages import Envelope
 from messages.ordering import TICK_KEY
 from policy.apply import canonical_body
 from workers.intake.judge import Accepted, Problems, Refused
@@ -38,12 +39,21 @@ class Arrival:
     user_id: str | None
 
 
-def append(conn: Connection, arrivals: Sequence[Arrival], *, now: datetime) -> set[int]:
-    """Write `arrivals` in order; return the partitions that got an event, plus -1 when a tick
-    arrived (ticks belong to no partition)."""
+@dataclass(frozen=True, slots=True)
+class Appended:
+    touched: set[int]
+    """The partitions that got an event, plus -1 when a tick arrived (ticks belong to none)."""
+    events: dict[int, Envelope]
+    """The accepted events by log number, already parsed: a drain in the same process need not
+    parse their bodies again."""
+
+
+def append(conn: Connection, arrivals: Sequence[Arrival], *, now: datetime) -> Appended:
+    """Write `arrivals` in order, events to the log and refusals to the dead letters."""
     if conn.dialect.name == "postgresql":
         conn.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": INTAKE_LOCK})
     rows: list[dict[str, object]] = []
+    parsed: list[Envelope] = []
     dead: list[dict[str, object]] = []
     touched: set[int] = set()
     for arrival in arrivals:
@@ -55,6 +65,7 @@ def append(conn: Connection, arrivals: Sequence[Arrival], *, now: datetime) -> s
         is_tick = verdict.ordering_key == TICK_KEY
         partition = -1 if is_tick else partition_of(verdict.ordering_key)
         touched.add(partition)
+        parsed.append(event)
         rows.append(
             {
                 "kind": "tick" if is_tick else "event",
@@ -69,17 +80,19 @@ def append(conn: Connection, arrivals: Sequence[Arrival], *, now: datetime) -> s
                 "status": "pending",
             }
         )
+    events: dict[int, Envelope] = {}
     if rows:
         # Numbered here, under the intake's lock, rather than by the column's sequence: the
         # numbers then follow the arrival order by construction, and the rows go in one
         # statement.
         first: int = conn.execute(select(func.coalesce(func.max(event_log.c.seq), 0))).scalar_one()
-        for number, row in enumerate(rows, start=first + 1):
+        for number, (row, event) in enumerate(zip(rows, parsed, strict=True), start=first + 1):
             row["seq"] = number
+            events[number] = event
         conn.execute(insert(event_log), rows)
     if dead:
         conn.execute(insert(dead_letters), dead)
-    return touched
+    return Appended(touched, events)
 
 
 def refused_row(arrival: Arrival, verdict: Refused, *, now: datetime) -> dict[str, object]:

@@ -12,10 +12,10 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 import structlog
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 
-from messages import MalformedMessage, parse_event
+from messages import Envelope, MalformedMessage, parse_event
 from messages.ordering import ordering_key
 from workers.errors import is_contention, is_outage
 from workers.intake.judge import Refused, judge
@@ -35,6 +35,9 @@ class Delivery:
     user_id: str | None
 
 
+ApplyArrived = Callable[[Connection, set[int], dict[int, Envelope]], set[int]]
+
+
 class Intake:
     def __init__(
         self,
@@ -42,13 +45,18 @@ class Intake:
         producers: Producers,
         *,
         nudge: Callable[[set[int]], None],
+        apply_arrived: ApplyArrived | None = None,
         metrics: EngineMetrics | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.engine = engine
         self.producers = producers
         self.nudge = nudge
-        """Called after the commit with the partitions that got events (-1: a tick came)."""
+        """Called after the commit with the partitions left to the drains (-1: a tick came)."""
+        self.apply_arrived = apply_arrived
+        """Applies what it can of a batch in the transaction that appends it, and returns the
+        partitions it leaves to the drains (`Drainer.apply_arrived`); None: the drains apply
+        everything."""
         self.metrics = metrics
         self.clock = clock
 
@@ -56,7 +64,10 @@ class Intake:
         arrivals = [self._judged(delivery) for delivery in deliveries]
         try:
             with self.engine.begin() as conn:
-                touched = append(conn, arrivals, now=self.clock())
+                appended = append(conn, arrivals, now=self.clock())
+                touched = appended.touched
+                if self.apply_arrived is not None and touched:
+                    touched = self.apply_arrived(conn, touched, appended.events)
         except DBAPIError as exc:
             if is_outage(exc) or is_contention(exc):
                 raise
@@ -83,12 +94,17 @@ class Intake:
                         verdict.reason,
                     )
         if touched:
-            self.nudge(touched)
+            try:
+                self.nudge(touched)
+            except Exception as exc:
+                # The batch is stored: failing here would append it again. The sweeper finds
+                # the partitions within SWEEP_SECONDS.
+                log.warning("intake.nudge_failed", error=repr(exc)[:300])
 
     def _append_alone(self, arrival: Arrival) -> set[int]:
         try:
             with self.engine.begin() as conn:
-                return append(conn, [arrival], now=self.clock())
+                return append(conn, [arrival], now=self.clock()).touched
         except DBAPIError as exc:
             if is_outage(exc) or is_contention(exc):
                 raise

@@ -11,8 +11,8 @@ import threading
 
 import structlog
 
-from workers.actors import TICKS_PARTITION, Nudger
-from workers.intake.drain import Drainer
+from workers.actors import Nudger
+from workers.intake.drain import TICKS_PARTITION, Drainer
 
 log = structlog.get_logger(__name__)
 

@@ -1,8 +1,9 @@
-"""The operator commands behind `workers.cli`: read or act, then print a table or JSON.
+"""The operator commands behind `workers.cli.operators`: read or act, then print a table or
+JSON.
 
-`workers.cli` declares the options; these functions do the work, so the CLI module stays a
-list of commands. Each raises `OperatorError` for a failure the operator can fix, which the
-root command group prints as one line.
+`workers.cli.operators` declares the options; these functions do the work, so the CLI module
+stays a list of commands. Each raises `OperatorError` for a failure the operator can fix, which
+the root command group prints as one line.
 """
 
 from __future__ import annotations

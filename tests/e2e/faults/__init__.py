@@ -4,7 +4,7 @@
 - `processes`: the engine's processes (`recourse worker|relay|scheduler`) as subprocesses;
 - `relay_crash`: a relay process that dies between publishing and marking;
 - `poison`: bodies the intake must refuse (`malformed`, `misrouted`, `unauthorized_producer`);
-- `driver`: publishes a generated load (`tests.e2e.story_generator`) from four publishers,
+- `driver`: publishes a generated load (`testbed.stories`) from four publishers,
   each key on one of them, every event twice, and records the order of publication;
 - `injectors`: the faults, injected while the load is in flight, and their recovery times;
 - `oracle`: the checks against a replay of the load in the order it was published;

@@ -1,4 +1,4 @@
-"""The load driver: publishes a generated load (`tests.e2e.story_generator`) to the
+"""The load driver: publishes a generated load (`testbed.stories`) to the
 `refunds.events` exchange as upstream services would (MESSAGES.md, "Transport" and
 "Ordering"), and records the order the broker confirmed the originals in: the order the
 oracle replays.
@@ -43,8 +43,8 @@ from messages.errors import PublishError
 from messages.ordering import ordering_key
 from messages.publisher import EventPublisher
 from policy.tables import inbox
+from testbed.stories import Load, StoryEvent
 from tests.e2e.faults.poison import Poison
-from tests.e2e.story_generator import Load, StoryEvent
 
 PUBLISHERS = 4
 POLL_S = 0.02

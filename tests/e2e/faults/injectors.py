@@ -29,6 +29,7 @@ from sqlalchemy import Engine, func, select
 from messages.errors import PublishError
 from messages.publisher import EventPublisher
 from policy.tables import inbox, outbox
+from testbed.stories import BASE
 from tests.e2e.faults.processes import Cluster
 from tests.e2e.faults.relay_crash import CRASH_EXIT_CODE
 from tests.e2e.faults.servers import (
@@ -39,7 +40,6 @@ from tests.e2e.faults.servers import (
     terminate_engine_backends,
     vhost_of,
 )
-from tests.e2e.story_generator import BASE
 from workers.tick_publisher import tick_envelope
 
 RECOVERY_TIMEOUT_S = 300.0

@@ -40,9 +40,9 @@ from ledger.tables import accounts, transfers
 from messages.transport import INTAKE_QUEUE
 from policy.config import load_policies
 from policy.tables import inbox, outbox
+from testbed.stories import Load
 from tests.e2e.faults.poison import Poison
 from tests.e2e.faults.servers import patiently, queue_depths
-from tests.e2e.story_generator import Load
 from workers.database import make_engine, migrate
 from workers.intake.tables import dead_letters, event_log, owed_ticks, parked_keys
 from workers.replay import ReplayReport, replay_lines

@@ -13,6 +13,7 @@ import pika
 from sqlalchemy import Engine
 
 from messages.transport import NOTIFICATIONS_EXCHANGE
+from testbed.stories import Load, generate_load
 from tests.e2e.faults.driver import Driver, DriverStats
 from tests.e2e.faults.injectors import TICK_LATENESS_S, FaultRunner, Injection, schedule
 from tests.e2e.faults.oracle import NOTIFICATIONS_QUEUE, Oracle, Verdict, expected_of, leftovers
@@ -24,7 +25,6 @@ from tests.e2e.faults.servers import (
     vhost_of,
     with_application_name,
 )
-from tests.e2e.story_generator import Load, generate_load
 from workers.database import make_engine, migrate
 
 DRAIN_TIMEOUT_S = 180.0

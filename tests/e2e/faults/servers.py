@@ -11,16 +11,17 @@ from __future__ import annotations
 import json
 import subprocess
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TypeVar
-from urllib.parse import quote, unquote, urlsplit
+from urllib.parse import unquote, urlsplit
 
 import pika.exceptions
-from sqlalchemy import Engine, create_engine, text
+from sqlalchemy import Engine, text
 from sqlalchemy.engine import make_url
+
+import testbed.scratch
 
 RABBITMQCTL_TIMEOUT_S = 120.0
 BROKER_PATIENCE_S = 120.0
@@ -43,34 +44,19 @@ def rabbitmqctl(*args: str) -> str:
 @contextmanager
 def scratch_database(admin_url: str) -> Iterator[str]:
     """A fresh, empty database for one run, dropped afterwards."""
-    name = f"recourse_faults_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-        yield make_url(admin_url).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with testbed.scratch.scratch_database(admin_url, "recourse_faults") as url:
+        yield url
 
 
 @contextmanager
 def scratch_vhost(host: str) -> Iterator[str]:
-    """A fresh RabbitMQ vhost for one run, deleted afterwards."""
-    vhost = f"recourse-faults-{uuid.uuid4().hex[:12]}"
-    rabbitmqctl("add_vhost", vhost)
-    try:
-        rabbitmqctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
-        yield f"amqp://guest:guest@{host}:5672/{quote(vhost, safe='')}"
-    finally:
-        ensure_rabbit_running()
-        subprocess.run(
-            ["rabbitmqctl", "delete_vhost", vhost],
-            check=False,
-            capture_output=True,
-            timeout=RABBITMQCTL_TIMEOUT_S,
-        )
+    """A fresh RabbitMQ vhost for one run, deleted afterwards (with the broker started again
+    first, should a fault have left it stopped)."""
+    with testbed.scratch.scratch_vhost(host, "recourse-faults") as url:
+        try:
+            yield url
+        finally:
+            ensure_rabbit_running()
 
 
 def vhost_of(broker_url: str) -> str:

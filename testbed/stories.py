@@ -53,6 +53,17 @@ def stamp(at: datetime) -> str:
     return at.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
+def envelope(event_id: str, type_: str, at: datetime, data: dict[str, Any]) -> dict[str, Any]:
+    """An inbound envelope as MESSAGES.md gives it, at schema version 1."""
+    return {
+        "event_id": event_id,
+        "type": type_,
+        "occurred_at": stamp(at),
+        "schema_version": 1,
+        "data": data,
+    }
+
+
 @dataclass(frozen=True, slots=True)
 class StoryEvent:
     envelope: dict[str, Any]
@@ -204,14 +215,7 @@ class StoryBuilder:
                 if draft.needs not in ids:
                     raise ValueError(f"{event_id} needs an event that comes after it")
                 needs = ids[draft.needs]
-            envelope = {
-                "event_id": event_id,
-                "type": draft.type,
-                "occurred_at": stamp(at),
-                "schema_version": 1,
-                "data": draft.data,
-            }
-            events.append(StoryEvent(envelope, needs))
+            events.append(StoryEvent(envelope(event_id, draft.type, at, draft.data), needs))
         return Story(self.story_id, tuple(events), self.contracts)
 
 

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from messages.inbound import DisputeResolved
+from testbed.stories import envelope
 
 START = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
 STEP = timedelta(minutes=1)
@@ -218,16 +219,6 @@ def _story(number: int, at: datetime) -> list[Step]:
     ]
 
 
-def _envelope(event_id: str, type_: str, at: datetime, data: dict[str, Any]) -> Event:
-    return {
-        "event_id": event_id,
-        "type": type_,
-        "occurred_at": at.isoformat().replace("+00:00", "Z"),
-        "schema_version": 1,
-        "data": data,
-    }
-
-
 def events(count: int, *, prefix: str = "b", window: int = WINDOW) -> Iterator[Event]:
     """`count` envelopes: contract stories interleaved `window` at a time, ticks among them.
 
@@ -242,7 +233,7 @@ def events(count: int, *, prefix: str = "b", window: int = WINDOW) -> Iterator[E
     while emitted < count:
         if emitted and emitted % TICK_EVERY == 0 and ticks < emitted // TICK_EVERY:
             ticks += 1
-            yield _envelope(f"{prefix}-tick-{ticks}", "deadline.tick", at, {})
+            yield envelope(f"{prefix}-tick-{ticks}", "deadline.tick", at, {})
             emitted += 1
             continue
         while len(active) < window:
@@ -254,7 +245,7 @@ def events(count: int, *, prefix: str = "b", window: int = WINDOW) -> Iterator[E
             continue
         type_, data = step
         at += STEP
-        yield _envelope(f"{prefix}-{number}-{position}", type_, at, _prefixed(data, prefix))
+        yield envelope(f"{prefix}-{number}-{position}", type_, at, _prefixed(data, prefix))
         emitted += 1
         active.append((number, steps, position + 1))
 
