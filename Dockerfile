@@ -13,6 +13,7 @@ WORKDIR /app
 # schemas in site-packages, so the image does not depend on /app after this step.
 COPY pyproject.toml README.md ./
 COPY messages ./messages
+COPY store ./store
 COPY ledger ./ledger
 COPY policy ./policy
 COPY scheduler ./scheduler

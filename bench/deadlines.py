@@ -31,7 +31,7 @@ from policy.apply import apply_event
 from policy.config import load_policies
 from policy.context import HandlerContext
 from policy.outcomes import APPLIED, Outcome
-from policy.registry import DEADLINE_HANDLERS, fires
+from policy.ticks import DEADLINE_HANDLERS, fires
 from scheduler.store import claim_query
 from scheduler.tables import deadlines
 from workers.database import make_engine, migrate
@@ -112,7 +112,7 @@ def fill(conn: Connection, *, stored: int, due: int, tick_at: datetime = TICK_AT
 def claim_plan(conn: Connection, *, tick_at: datetime = TICK_AT, analyze: bool = False) -> str:
     """PostgreSQL's plan for the claim a tick runs first, as text; ANALYZE runs it too (the
     caller rolls back, so nothing stays locked)."""
-    from policy.handlers.ticks import CLAIM_BATCH
+    from policy.ticks import CLAIM_BATCH
 
     query = claim_query(CLAIM_BATCH).params(tick_at=tick_at, kinds=sorted(DEADLINE_HANDLERS))
     compiled = query.compile(dialect=conn.dialect)

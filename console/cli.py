@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from datetime import UTC, datetime
 
@@ -15,6 +16,7 @@ users_app = typer.Typer(name="users", help="The console's local operator account
 
 @users_app.command("add")
 def users_add(
+    *,
     name: str = typer.Argument(..., help="The operator's name (what decided_by carries)."),
     role: str = typer.Option(..., "--role", help=", ".join(item.value for item in Role)),
     password_stdin: bool = typer.Option(
@@ -26,6 +28,7 @@ def users_add(
     database_url: str | None = typer.Option(
         None, "--db", help="Database URL (default: DATABASE_URL)."
     ),
+    as_json: bool = typer.Option(False, "--json", help="Print the account as one JSON object."),
 ) -> None:
     """Add an operator; the password is asked twice unless --password-stdin."""
     from workers.database import make_engine, migrate
@@ -50,12 +53,20 @@ def users_add(
         raise UsageProblem(str(exc), "choose another name or a longer password") from None
     finally:
         engine.dispose()
-    typer.echo(f"added operator {name} ({chosen.value})")
+    if as_json:
+        account = {"name": name, "role": chosen.value, "password": password is not None}
+        typer.echo(json.dumps(account, indent=2, sort_keys=True))
+    else:
+        typer.echo(f"added operator {name} ({chosen.value})")
 
 
 def run_console() -> None:
     from console.server import serve
     from console.settings import load_console_settings
+    from workers.logging import configure_logging
     from workers.settings import load_settings
 
-    serve(load_settings(), load_console_settings())
+    settings = load_settings()
+    # LOG_FORMAT and LOG_LEVEL as for the engine's processes: JSON lines off a terminal.
+    configure_logging(settings.log_format, settings.log_level)
+    serve(settings, load_console_settings())

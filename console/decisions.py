@@ -30,8 +30,8 @@ from messages import MalformedMessage, parse_event
 from messages.inbound import DisputeOutcome
 from messages.registry import EVENT_MODELS
 from policy.config import PolicySet
-from policy.refunds import plan_refund
 from policy.rows import load
+from policy.rules.refunds import plan_refund
 from policy.state import ContractState, TargetState
 from policy.tables import contracts, targets
 

@@ -16,10 +16,10 @@ from console.queries import DisputeCase
 from messages.inbound import DisputeOutcome
 from policy.config import PolicySet
 from policy.outcomes import Rejected
-from policy.refunds import plan_refund, refunded_target
 from policy.rows import load
 from policy.rules.disputes import settle_dispute
 from policy.rules.milestones import release_milestone
+from policy.rules.refunds import plan_refund, refunded_target
 from policy.state import PaymentState
 from policy.tables import payments
 

@@ -16,6 +16,7 @@ from workers.database import make_engine, migrate
 from workers.dlq import Submitter
 from workers.intake.producers import load_producers
 from workers.operator.errors import UsageProblem
+from workers.preflight import check_broker, check_database
 from workers.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -40,6 +41,12 @@ def build_app(settings: Settings, console: ConsoleSettings) -> FastAPI:
                 "set it to a random string of 32 or more characters (it signs the sessions), "
                 'e.g. python -c "import secrets; print(secrets.token_urlsafe(48))"',
             )
+        # Like the engine's processes: a database or broker it cannot use is one line at start.
+        check_database(settings.database_url)
+        check_broker(
+            broker_url,
+            setting="CONSOLE_BROKER_URL" if console.console_broker_url else "BROKER_URL",
+        )
         publisher = broker_publisher(broker_url)
         # As `recourse dlq retry`: the producers' rules, and the workers drain the retry.
         resubmit = swept_intake(

@@ -6,7 +6,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 FOUR_EYES_ABOVE_MINOR = 50_000
-"""POLICY.md OP-2's default: a decision that moves more than this needs a second operator."""
+"""docs/policy.md OP-2's default: a decision that moves more than this needs a second operator."""
 
 
 class ConsoleSettings(BaseSettings):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import JSON, BigInteger, Column, Index, Integer, MetaData, String, Table, Text
 
-from ledger.columns import UtcDateTime
+from store.columns import UtcDateTime
 
 metadata = MetaData()
 

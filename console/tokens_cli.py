@@ -35,11 +35,15 @@ def _who() -> str:
 
 @contextmanager
 def _store(database_url: str | None) -> Iterator[Connection]:
-    from workers.database import make_engine, migrate
+    from workers.database import make_engine
+    from workers.preflight import check_database
     from workers.settings import load_settings
 
-    engine = make_engine(database_url or load_settings().database_url)
-    migrate(engine)
+    url = database_url or load_settings().database_url
+    # Tokens belong to a deployment whose schema exists (`recourse migrate`): a typo in the
+    # URL is an error, not a new empty database.
+    check_database(url, setting="--db" if database_url else "DATABASE_URL")
+    engine = make_engine(url)
     try:
         with engine.begin() as conn:
             yield conn
@@ -62,6 +66,9 @@ def tokens_add(
     owner: str = typer.Argument(..., help="Who the token acts as (what decided_by carries)."),
     role: str = typer.Option(..., "--role", help=", ".join(item.value for item in Role)),
     database_url: str | None = typer.Option(None, "--db", help=DB_HELP),
+    as_json: bool = typer.Option(
+        False, "--json", help="Print the token and its record as one JSON object."
+    ),
 ) -> None:
     """Make a token and print it once: store it in the back office's secrets now."""
     from workers.operator.errors import UsageProblem
@@ -84,6 +91,9 @@ def tokens_add(
             )
     except ValueError as exc:
         raise UsageProblem(str(exc), "choose another owner name") from None
+    if as_json:
+        typer.echo(json.dumps({**_as_json(token), "token": text}, sort_keys=True))
+        return
     typer.echo(f"token {token.token_id} for {owner} ({chosen.value}); shown once:", err=True)
     typer.echo(text)
 
@@ -109,6 +119,7 @@ def tokens_list(
 def tokens_revoke(
     token_id: str = typer.Argument(..., help="The token's id (as `tokens list` shows it)."),
     database_url: str | None = typer.Option(None, "--db", help=DB_HELP),
+    as_json: bool = typer.Option(False, "--json", help="Print the revoked token as JSON."),
 ) -> None:
     """Revoke a token: every request with it is refused from now on."""
     from workers.operator.errors import UsageProblem
@@ -127,4 +138,7 @@ def tokens_revoke(
             )
     except ConsoleError as exc:
         raise UsageProblem(exc.message, "see `recourse tokens list`") from None
+    if as_json:
+        typer.echo(json.dumps(_as_json(token), sort_keys=True))
+        return
     typer.echo(f"revoked token {token.token_id} of {token.owner}")

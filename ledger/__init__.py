@@ -16,11 +16,14 @@ from ledger.errors import (
     Overdraft,
     PendingAlreadyResolved,
     PendingNotFound,
-    SumOutOfRange,
     TransferConflict,
 )
 from ledger.journal import Entry
 from ledger.transfers import Transfer, TransferKind
+
+# A running sum's limit is the store's (every package's running sums share the column type);
+# the book raises it too, and its callers catch it from here.
+from store.errors import SumOutOfRange
 
 __all__ = [
     "AccountFrozen",

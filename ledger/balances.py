@@ -7,7 +7,7 @@ to, so concurrent transactions rarely wait on the same row lock; a read sums the
 
 The totals never overflow: no sequence of valid events can make a later one fail on a sum.
 
-- PostgreSQL (production): they are NUMERIC(38,0) (`ledger.columns.RunningSum`), exact, read
+- PostgreSQL (production): they are NUMERIC(38,0) (`store.columns.RunningSum`), exact, read
   back as `int`; 10^38 is 10^23 postings of the largest amount (10^15) to one row.
 - SQLite (embedded): it has no exact integer wider than 64 bits, and its arithmetic turns
   `col + :amount` past 2^63 - 1 into an inexact REAL without a word. Storing the totals as
@@ -33,11 +33,11 @@ from dataclasses import dataclass, replace
 from sqlalchemy import Connection, bindparam, select, update
 from sqlalchemy.exc import IntegrityError
 
-from ledger import read_cache
-from ledger.errors import SumOutOfRange
-from ledger.prepared import Prepared
 from ledger.registry import Account
 from ledger.tables import SHARD_COUNT, accounts, balances
+from store import read_cache
+from store.errors import SumOutOfRange
+from store.prepared import Prepared
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,7 +134,7 @@ class Locked:
 
 
 LOCKS_CACHE = "ledger.locks"
-"""The read cache (`ledger.read_cache`) of what `lock_accounts` reads: account id ->
+"""The read cache (`store.read_cache`) of what `lock_accounts` reads: account id ->
 (available, frozen), for accounts that are not hot."""
 
 
@@ -200,7 +200,7 @@ def forget_lock(conn: Connection, account_id: int) -> None:
         cached.pop(account_id, None)
 
 
-# Prepared once (`ledger.prepared`): every posting runs these, and SQLAlchemy's per-statement
+# Prepared once (`store.prepared`): every posting runs these, and SQLAlchemy's per-statement
 # work costs more than running them on SQLite.
 # `available` is computed by the database. On SQLite it is exact wherever it is used: only an
 # account that may not go negative has its available checked, and there the CHECK

@@ -15,14 +15,13 @@ collision and try the event again, which then meets TransferConflict.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, exists, or_, select, update
-from sqlalchemy.exc import IntegrityError
 
-from ledger import journal, read_cache
+from ledger import journal
 from ledger.accounts import check_account
 from ledger.balances import (
     ZERO,
@@ -44,7 +43,7 @@ from ledger.errors import (
     TransferConflict,
 )
 from ledger.journal import Entry
-from ledger.pipelining import sync
+from ledger.races import RaceGuard, retry_in_savepoint
 from ledger.registry import (
     Account,
     AccountKey,
@@ -53,14 +52,17 @@ from ledger.registry import (
     open_accounts,
     refresh_account,
 )
-from ledger.savepoints import savepoint
 from ledger.tables import accounts, balances, transfers
 from ledger.transfers import Transfer, TransferKind, check_amount, check_cause, check_transfer
 
 
 class Book:
-    def __init__(self, conn: Connection) -> None:
+    def __init__(self, conn: Connection, *, races: RaceGuard = retry_in_savepoint) -> None:
+        """`races`: how a movement that a racing copy of itself may meet is run
+        (`ledger.races`); the default suits any connection that other transactions write
+        beside."""
         self._conn = conn
+        self._races = races
 
     def post(self, transfers: Sequence[Transfer]) -> None:
         """Post `transfers` in order, all or none.
@@ -223,7 +225,7 @@ class Book:
             # before the first write. No savepoint (two statements, two round trips).
             self._record(batch, kind, found)
             return
-        self._atomically(lambda: self._record(batch, kind, self._open(keys, found)))
+        self._races(self._conn, lambda: self._record(batch, kind, self._open(keys, found)))
 
     def _open(
         self, keys: set[AccountKey], found: dict[AccountKey, Account]
@@ -269,34 +271,9 @@ class Book:
         if all(account.hot for account in by_id.values()):
             # No row lock serialises two resolutions of a hold between hot accounts: the
             # later one may fail on the unique index, and must then be undone and looked at.
-            self._atomically(resolve)
+            self._races(self._conn, resolve)
         else:
             resolve()
-
-    def _atomically(self, work: Callable[[], None]) -> None:
-        # Two transactions may record the same transfer id, or resolve the same hold, at once.
-        # The unique index makes the later insert wait and then fail once the first commits;
-        # one more pass, in a fresh savepoint, then finds that row and answers as for any
-        # repeat (a no-op, TransferConflict or PendingAlreadyResolved). Writes queued before
-        # this movement (ledger.pipelining) answer first, outside the retry: a failure of theirs
-        # is not a racing copy of ours, and has lost the transaction anyway.
-        if read_cache.is_single_writer(self._conn):
-            # Nobody else writes (the replay of its own file): no racing copy to wait for and
-            # look at again. A refusal comes before the transfers' writes, but accounts opened
-            # for them stay until something rolls back: the replay ends on a ledger error, and
-            # the one handler that goes on after one (withdrawals) holds in a savepoint of its
-            # own.
-            work()
-            return
-        sync(self._conn)
-        for attempt in range(2):
-            try:
-                with savepoint(self._conn, "recourse_book"):
-                    work()
-                return
-            except IntegrityError:
-                if attempt == 1:
-                    raise
 
     def _record(
         self, batch: list[Transfer], kind: TransferKind, opened: dict[AccountKey, Account]

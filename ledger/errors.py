@@ -1,5 +1,6 @@
-"""Every way the book refuses a movement. Each error leaves the book as it was, except
-`SumOutOfRange` (SQLite only), after which the transaction must be rolled back."""
+"""Every way the book refuses a movement. Each error leaves the book as it was; the book also
+raises the store's `SumOutOfRange` (SQLite only, `store.errors`), after which the transaction
+must be rolled back."""
 
 from __future__ import annotations
 
@@ -58,14 +59,3 @@ class PendingAlreadyResolved(LedgerError):
     def __init__(self, pending_id: str) -> None:
         super().__init__(f"pending transfer {pending_id!r} was already posted or voided")
         self.pending_id = pending_id
-
-
-class SumOutOfRange(LedgerError):
-    """A running sum would pass what the embedded store (SQLite) keeps exactly, 2^63 - 1.
-
-    Only SQLite raises it: on PostgreSQL the sums are NUMERIC(38,0), which no sequence of
-    valid events fills (`ledger.columns.RunningSum`). Unlike the other errors it may come
-    after some of the movement's rows were written (the limit is checked as each balance row
-    is updated): the caller's transaction must be rolled back, as the workers and the replay
-    do with any error a handler raises.
-    """

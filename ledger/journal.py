@@ -13,11 +13,11 @@ from typing import Any
 
 from sqlalchemy import Connection, Select, bindparam, exists, insert, or_, select
 
-from ledger import read_cache
 from ledger.codes import TransferCode
-from ledger.prepared import Prepared
 from ledger.tables import accounts, transfers
 from ledger.transfers import TransferKind
+from store import read_cache
+from store.prepared import Prepared
 
 _POSTED_KINDS = frozenset({TransferKind.POSTED, TransferKind.POST_PENDING})
 
@@ -115,7 +115,7 @@ def _by_transfer_id() -> Select[Any]:
 
 
 _ENTRIES = _entries()
-# The statements every posting runs are prepared once (`ledger.prepared`): SQLAlchemy's
+# The statements every posting runs are prepared once (`store.prepared`): SQLAlchemy's
 # per-statement work costs more than running them on SQLite. This one is planned at each
 # execution all the same: a generic plan made while the transfers were few scans them whole.
 _BY_TRANSFER_ID = Prepared(_by_transfer_id(), plan_each_time=True)
@@ -157,7 +157,7 @@ def _entry(row: tuple[Any, ...]) -> Entry:
 
 
 TRANSFER_IDS_CACHE = "ledger.transfer_ids"
-"""The read cache (`ledger.read_cache`) of the transfer ids a complete cache has recorded: the
+"""The read cache (`store.read_cache`) of the transfer ids a complete cache has recorded: the
 ids alone, since a transfer recorded twice is rare and its entry is then read back."""
 
 

@@ -13,10 +13,10 @@ from typing import Any
 
 from sqlalchemy import Connection, bindparam, select
 
-from ledger import read_cache
 from ledger.accounts import check_account
-from ledger.prepared import InsertIfMissing, Prepared
 from ledger.tables import SHARD_COUNT, accounts, balances
+from store import read_cache
+from store.prepared import InsertIfMissing, Prepared
 
 AccountKey = tuple[str, str]  # (name, currency)
 
@@ -53,7 +53,7 @@ def _account(row: tuple[Any, ...]) -> Account:
     )
 
 
-# Prepared once (`ledger.prepared`): SQLAlchemy's per-statement work costs more than running
+# Prepared once (`store.prepared`): SQLAlchemy's per-statement work costs more than running
 # these statements on SQLite, and every posting runs one.
 _BY_KEY = Prepared(
     select(*_COLUMNS).where(

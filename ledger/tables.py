@@ -13,7 +13,7 @@ statement that bypasses the Python code still cannot break them:
 - on PostgreSQL a trigger refuses UPDATE, DELETE and TRUNCATE of transfers (the migration);
 - a balance row's four totals are running sums, exact whatever the number of postings: NUMERIC
   on PostgreSQL; on SQLite 64-bit integers, and triggers refuse a total that SQLite's
-  arithmetic would turn into an inexact REAL past 2^63 - 1 (`ledger.columns.RunningSum`,
+  arithmetic would turn into an inexact REAL past 2^63 - 1 (`store.columns.RunningSum`,
   ledger0002). An amount itself stays BIGINT: it is at most 10^15.
 """
 
@@ -35,7 +35,7 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
-from ledger.columns import RunningSum, UtcDateTime
+from store.columns import RunningSum, UtcDateTime
 
 metadata = MetaData()
 

@@ -13,9 +13,7 @@ from typing import Literal
 
 from sqlalchemy import Connection, bindparam, select, update
 
-import policy.handlers  # noqa: F401  (registers every handler)
-from ledger.prepared import InsertIfMissing, Prepared
-from ledger.savepoints import savepoint
+from ledger import Book
 from messages.inbound import Envelope
 from messages.notifications import ReasonCode
 from policy.config import PolicySet
@@ -24,6 +22,8 @@ from policy.errors import IdempotencyConflict, UnknownSubject
 from policy.outcomes import Rejected
 from policy.registry import HANDLERS
 from policy.tables import inbox
+from store.prepared import InsertIfMissing, Prepared
+from store.savepoints import savepoint
 
 Status = Literal["applied", "rejected", "duplicate"]
 
@@ -84,12 +84,14 @@ def apply_event(
     on_unknown_subject: Literal["raise", "reject"] = "raise",
     deadline_scope: DeadlineScope | None = None,
     canonical: str | None = None,
+    book: Book | None = None,
 ) -> ApplyResult:
     """Apply `event` once; a second delivery of the same body is a `duplicate` and does nothing.
 
     Raises `IdempotencyConflict` when the event id was applied with another body, and
     `UnknownSubject` (with `on_unknown_subject="raise"`, the workers' mode) when the event
-    names something not seen yet; either way nothing is written.
+    names something not seen yet; either way nothing is written. `book`: the caller's, when
+    it chose how the book meets racing writers (`HandlerContext`).
     """
     # `canonical`: the event's canonical body when the caller already holds it (the ordered
     # intake stores it), which spares dumping the model again.
@@ -124,6 +126,7 @@ def apply_event(
         event_id=event.event_id,
         event_type=event.type,
         occurred_at=event.occurred_at,
+        book=book,
     )
     context.contract_id = contract_id
     if deadline_scope is not None:

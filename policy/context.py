@@ -8,6 +8,7 @@ effects commit together or not at all.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from itertools import count
@@ -15,7 +16,6 @@ from itertools import count
 from sqlalchemy import Connection, insert
 
 from ledger import Book, Transfer, TransferCode
-from ledger.prepared import Prepared
 from messages.notifications import (
     NOTIFICATION_TYPE_OF,
     EventRejected,
@@ -25,8 +25,10 @@ from messages.notifications import (
 )
 from policy.config import PolicyConfig, PolicySet
 from policy.outcomes import Rejected
+from policy.rules.legs import Leg
 from policy.tables import outbox
 from scheduler.store import Deadline, schedule_deadline
+from store.prepared import Prepared
 
 # Prepared once: SQLAlchemy's per-statement work costs more than running it on SQLite.
 _OUTBOX_INSERT = Prepared(insert(outbox))
@@ -59,9 +61,12 @@ class HandlerContext:
         event_id: str,
         event_type: str,
         occurred_at: datetime,
+        book: Book | None = None,
     ) -> None:
         self.conn = conn
-        self.book = Book(conn)
+        # `book`: the caller's, when it knows how the book should meet racing writers (the
+        # replay of its own file has none); else one for a connection others write beside.
+        self.book = book if book is not None else Book(conn)
         self.policies = policies
         # `cause_id` names what caused the effects: the event, or the deadline a tick fires.
         # Transfer and notification ids derive from it, so redoing a cause repeats its ids.
@@ -85,6 +90,7 @@ class HandlerContext:
             event_id=self.event_id,
             event_type=self.event_type,
             occurred_at=self.at,
+            book=self.book,
         )
 
     def transfer(
@@ -107,6 +113,15 @@ class HandlerContext:
         moving = [transfer for transfer in transfers if transfer.amount_minor > 0]
         if moving:
             self.book.post(moving)
+
+    def post_legs(self, legs: Sequence[Leg], currency: str) -> None:
+        """Post a decision's legs, all or none, as transfers of this cause."""
+        self.post(
+            [
+                self.transfer(leg.debit, leg.credit, leg.amount_minor, currency, leg.code)
+                for leg in legs
+            ]
+        )
 
     def notify(
         self, recipients: list[str], data: NotificationData, *, key: str | None = None

@@ -11,8 +11,8 @@ from typing import Any, ClassVar, Protocol, TypeVar
 
 from sqlalchemy import Connection, Select, Table, bindparam, insert, select, update
 
-from ledger import read_cache
-from ledger.prepared import Prepared
+from store import read_cache
+from store.prepared import Prepared
 
 
 class StateRow(Protocol):
@@ -87,7 +87,7 @@ def relock(conn: Connection, table: Table, cls: type[RowT], key: str) -> RowT:
     return found
 
 
-# Statements are prepared once per table and state class (`ledger.prepared`): SQLAlchemy's
+# Statements are prepared once per table and state class (`store.prepared`): SQLAlchemy's
 # per-statement work costs more than running the statement on SQLite, and every event loads and
 # saves a few rows.
 _LOADS: dict[tuple[Table, type[Any], bool], Prepared] = {}

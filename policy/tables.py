@@ -24,7 +24,7 @@ from sqlalchemy import (
     Text,
 )
 
-from ledger.columns import RunningSum, SerializedJson, UtcDateTime
+from store.columns import RunningSum, SerializedJson, UtcDateTime
 
 metadata = MetaData()
 

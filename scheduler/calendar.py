@@ -1,6 +1,6 @@
 """UTC calendar arithmetic for the policies' time limits.
 
-"Within N days of T" means up to and including the instant T + N x 24 h (POLICY.md, Time).
+"Within N days of T" means up to and including the instant T + N x 24 h (docs/policy.md, Time).
 Billing weeks run Monday 00:00:00 to Sunday 23:59:59 UTC. Business days are Monday to Friday,
 less the policy's holidays, counted from the day after the request's day.
 """

@@ -15,8 +15,8 @@ from typing import Literal
 
 from sqlalchemy import Connection, Select, bindparam, select, update
 
-from ledger.prepared import InsertIfMissing, Prepared
 from scheduler.tables import deadlines
+from store.prepared import InsertIfMissing, Prepared
 
 FIRED = "fired"
 CANCELLED = "cancelled"
@@ -103,7 +103,7 @@ def _columns(deadline: Deadline) -> dict[str, object]:
     }
 
 
-# Prepared once (`ledger.prepared`): events schedule deadlines all the time, and SQLAlchemy's
+# Prepared once (`store.prepared`): events schedule deadlines all the time, and SQLAlchemy's
 # per-statement work costs more than running these statements on SQLite.
 _STORE = InsertIfMissing(deadlines)
 _EXISTING = Prepared(
@@ -159,7 +159,7 @@ def claim_query(
     return query
 
 
-# Prepared once per limit and shape (`ledger.prepared`): every tick claims at least once.
+# Prepared once per limit and shape (`store.prepared`): every tick claims at least once.
 _CLAIMS: dict[tuple[int, bool, bool], Prepared] = {}
 
 

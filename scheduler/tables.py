@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import Column, Index, MetaData, String, Table
 
-from ledger.columns import UtcDateTime
+from store.columns import UtcDateTime
 
 metadata = MetaData()
 

@@ -9,7 +9,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event
 
-from ledger.pipelining import settle_before_execute
+from store.pipelining import settle_before_execute
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 # Each package keeps its revisions in a branch of its own, so that work on one package's tables
@@ -54,7 +54,7 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     # lives on a session outside any transaction.
     event.listen(engine, "connect", _set_idle_in_transaction_timeout)
     # A statement through Connection.execute runs outside pipeline mode, after the writes the
-    # unit of work queued (ledger.pipelining). The hot statements bypass Connection.execute,
+    # unit of work queued (store.pipelining). The hot statements bypass Connection.execute,
     # so the events this listener makes SQLAlchemy dispatch cost them nothing.
     event.listen(engine, "before_cursor_execute", settle_before_execute)
     return engine

@@ -168,3 +168,31 @@ def check_all(
     else:
         intake = Check("intake", False, "the database is not usable")
     return [database, intake, *check_broker(broker_url, connection_factory=connection_factory)]
+
+
+def check_url(
+    database_url: str, broker_url: str | None, *, max_pending_seconds: float
+) -> list[Check]:
+    """`recourse health` on the database at `database_url`: like `check_all`, but a SQLite file
+    that does not exist is a failed check, not a new empty file that connecting would create."""
+    from pathlib import Path
+
+    from sqlalchemy.engine import make_url
+
+    from workers.database import make_engine
+
+    parsed = make_url(database_url)
+    path = parsed.database
+    in_a_file = parsed.get_backend_name() == "sqlite" and path and path != ":memory:"
+    if in_a_file and not Path(str(path)).is_file():
+        where = parsed.render_as_string(hide_password=True)
+        return [
+            Check("database", False, f"{where}: the SQLite file does not exist"),
+            Check("intake", False, "the database is not usable"),
+            *check_broker(broker_url),
+        ]
+    engine = make_engine(database_url)
+    try:
+        return check_all(engine, broker_url, max_pending_seconds=max_pending_seconds)
+    finally:
+        engine.dispose()

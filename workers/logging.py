@@ -18,8 +18,15 @@ from structlog.typing import Processor
 FORMATS = ("auto", "json", "console")
 _OURS = "_recourse_handler"
 """Marks the handler this module installed, so a second call replaces it, not doubles it."""
-QUIET_LIBRARIES = {"pika": logging.WARNING}
-"""pika logs every connection step at INFO: noise next to the engine's own lines."""
+QUIET_LIBRARIES = {"pika": logging.CRITICAL, "alembic.runtime.migration": logging.WARNING}
+"""pika logs every connection step at INFO, and at ERROR each connection RabbitMQ dropped (an
+idle publishing connection of Dramatiq's worker threads misses its heartbeats: "Connection
+reset by peer") or that is closed twice at shutdown. pika's blocking connections, the only kind
+the engine uses, raise every such failure to their caller, which reports it in its own line
+(`intake.connection_lost`, `relay.failed`, the publisher's retries) or, in Dramatiq's case,
+opens a new connection and publishes again; pika's lines would be a second, louder copy.
+LOG_LEVEL=DEBUG shows all of them again. Alembic says "Context impl PostgresqlImpl." at INFO each
+time a process checks its schema at start (the console after its logging is set up)."""
 
 
 def use_json(log_format: str, stream: TextIO) -> bool:
@@ -75,4 +82,5 @@ def configure_logging(
     root.addHandler(handler)
     root.setLevel(level.upper())
     for name, library_level in QUIET_LIBRARIES.items():
-        logging.getLogger(name).setLevel(max(library_level, root.level))
+        debugging = root.level <= logging.DEBUG
+        logging.getLogger(name).setLevel(logging.DEBUG if debugging else library_level)

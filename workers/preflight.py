@@ -20,9 +20,21 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from workers.operator.errors import OperatorError, UsageProblem, first_line, safe_url
+from workers.settings import Settings
 
 CONNECT_TIMEOUT_S = 5
 """How long one connection attempt may take before the check gives up (both servers)."""
+
+
+def check_servers(settings: Settings, *, sqlite_schema: bool = True) -> None:
+    """Before a long-running process starts: its database (migrated) and its broker answer.
+
+    `sqlite_schema=False` is for `recourse run`, which migrates a SQLite database itself.
+    """
+    embedded = make_url(settings.database_url).get_backend_name() == "sqlite"
+    check_database(settings.database_url, schema=sqlite_schema or not embedded)
+    if settings.broker_url:
+        check_broker(settings.broker_url)
 
 
 class StartupProblem(OperatorError):

@@ -182,6 +182,11 @@ class OutboxRelay:
                     .where(outbox.c.seq.in_([row.seq for row in rows]))
                     .values(sent_at=sent_at)
                 )
+        if rows:
+            # One line per batch, so that the log shows the relay at work between start and stop.
+            log.info(
+                "relay.published", count=len(rows), first_seq=rows[0].seq, last_seq=rows[-1].seq
+            )
         if self._metrics is not None:
             for notification in rows:
                 self._metrics.record_notification(notification.type, notification.body)

@@ -19,14 +19,16 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, inspect, literal_column, select, table
 
-from ledger import Book, read_cache
+from ledger import Book
 from ledger.accounts import owner_side_balances
+from ledger.races import run_alone
 from messages import MalformedMessage, parse_event
 from messages.inbound import Envelope
 from policy.apply import ApplyResult, apply_event
 from policy.config import PolicySet
 from policy.errors import IdempotencyConflict, UnknownSubject
 from policy.tables import outbox
+from store import read_cache
 
 COMMIT_EVERY = 1000
 
@@ -63,7 +65,7 @@ def replay_lines(
 
     `own_database`: nobody else writes the database while the replay runs (a throwaway file,
     as `recourse replay` makes without `--db`). The replay then caches its reads
-    (`ledger.read_cache`, complete when the database holds no rows yet) and applies events
+    (`store.read_cache`, complete when the database holds no rows yet) and applies events
     without a savepoint each (`_Batch`); both would be wrong with another writer between its
     commits.
     """
@@ -127,6 +129,9 @@ class _Batch:
     def __init__(self, conn: Connection, policies: PolicySet, *, bare: bool) -> None:
         self._conn = conn
         self._policies = policies
+        # Bare on a database nobody else writes: nor has the book a racing copy of a movement
+        # to look out for.
+        self._book = Book(conn, races=run_alone) if bare else Book(conn)
         self._applied: list[Envelope] = []
         # Bare events only when nobody else writes: another writer between the rollback and
         # the events applied again could change what they do.
@@ -142,7 +147,7 @@ class _Batch:
             result = self._apply_in_savepoint(event)
         else:
             try:
-                result = apply_event(self._conn, event, self._policies)
+                result = apply_event(self._conn, event, self._policies, book=self._book)
             except UnknownSubject:
                 self._redo_without(event)
                 self._careful = True
@@ -158,15 +163,17 @@ class _Batch:
             self._transaction = self._conn.begin()
 
     def _apply_in_savepoint(self, event: Envelope) -> ApplyResult:
-        return apply_event(self._conn, event, self._policies, on_unknown_subject="reject")
+        return apply_event(
+            self._conn, event, self._policies, on_unknown_subject="reject", book=self._book
+        )
 
     def _redo_without(self, failed: Envelope) -> None:
-        # The rollback also puts the read cache back as it was (`ledger.read_cache` listens).
+        # The rollback also puts the read cache back as it was (`store.read_cache` listens).
         self._transaction.rollback()
         self._transaction = self._conn.begin()
         for event in self._applied:
             try:
-                apply_event(self._conn, event, self._policies)
+                apply_event(self._conn, event, self._policies, book=self._book)
             except UnknownSubject as exc:
                 raise RuntimeError(
                     f"replaying {event.event_id!r} again before {failed.event_id!r} found an"

@@ -6,7 +6,8 @@ partitions, and a sweeper that nudges whatever work it finds waiting (`workers.i
 runs Dramatiq's `Worker` in this process, not the `dramatiq` command: the embedded default,
 `recourse run` and the tests then share one code path, and the process keeps its own metrics
 registry. `--processes N` starts N such processes (spawned, each with its own connections),
-restarts one that dies, and gives worker number i the metrics port METRICS_PORT + i.
+restarts one that dies, and gives worker number i the metrics port METRICS_PORT + i (or the
+worker's default port + i: `workers.metrics_ports`).
 """
 
 from __future__ import annotations
@@ -36,7 +37,8 @@ from workers.intake.drain import Drainer, RetryBudget
 from workers.intake.producers import Producers, load_producers
 from workers.intake.service import Intake
 from workers.intake.sweeper import Sweeper
-from workers.metrics import BacklogCollector, EngineMetrics, MetricsServer, serve_metrics
+from workers.metrics import WORKER, BacklogCollector, EngineMetrics, MetricsServer, serve_metrics
+from workers.metrics_ports import metrics_port
 from workers.relay import (
     MemorySink,
     NotificationSink,
@@ -197,7 +199,9 @@ class Runtime:
         )
 
     def serve_metrics(self, port: int | None = None) -> MetricsServer | None:
-        chosen = self.settings.metrics_port if port is None else port
+        chosen = (
+            metrics_port(self.settings.metrics_port, self.metrics.roles) if port is None else port
+        )
         return serve_metrics(
             self.metrics,
             chosen,
@@ -410,4 +414,5 @@ def supervise_from_environment(processes: int, threads: int | None) -> None:
     """`recourse worker --processes N`: the same start as `from_environment`, then the
     supervisor of N worker processes in place of one runtime."""
     settings, stop = _started()
-    supervise_workers(processes, threads or settings.worker_threads, settings.metrics_port, stop)
+    first_port = metrics_port(settings.metrics_port, frozenset({WORKER}))
+    supervise_workers(processes, threads or settings.worker_threads, first_port, stop)

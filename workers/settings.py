@@ -35,8 +35,12 @@ class Settings(BaseSettings):
     )
     log_level: str = Field(default="INFO")
     tick_interval_seconds: float = Field(default=60.0, gt=0)
-    metrics_port: int = Field(
-        default=9191, ge=0, le=65535, description="Port of the metrics endpoint; 0 for none."
+    metrics_port: int | None = Field(
+        default=None,
+        ge=0,
+        le=65535,
+        description="Port of the metrics endpoint; 0 for none; unset: the role's own "
+        "(worker 9191, relay 9190, scheduler 9189: workers.metrics_ports).",
     )
     metrics_host: str = Field(
         default="127.0.0.1",

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 from rich.console import Console
 from rich.table import Table
 
@@ -46,6 +49,30 @@ def format_minor(amount_minor: int, currency: str) -> str:
     return f"{sign}{whole:,}.{fraction:0{decimals}d} {currency}"
 
 
+EXTERNAL_NOTE = (
+    "external:* accounts are the world outside the platform, the other side of every payment "
+    "in or out: external:card is minus what clients paid by card, net of what went back to "
+    "their cards, so that each currency sums to zero."
+)
+
+
+def notification_details(data: dict[str, Any]) -> list[str]:
+    """A notification's data as `name: value` lines: amounts (`*_minor`) in their currency's
+    major unit like the balances, fields without a value left out."""
+    currency = data.get("currency")
+    lines = []
+    for key, value in data.items():
+        if value is None or (key == "currency" and isinstance(currency, str)):
+            continue
+        if key.endswith("_minor") and isinstance(value, int) and isinstance(currency, str):
+            lines.append(f"{key.removesuffix('_minor')}: {format_minor(value, currency)}")
+        elif isinstance(value, list | dict):
+            lines.append(f"{key}: {json.dumps(value, sort_keys=True)}")
+        else:
+            lines.append(f"{key}: {value}")
+    return lines
+
+
 def print_statement(report: ReplayReport, console: Console) -> None:
     balances = Table(title="Balances", title_justify="left")
     balances.add_column("account")
@@ -54,18 +81,22 @@ def print_statement(report: ReplayReport, console: Console) -> None:
         for currency, amount in sorted(report.balances[account].items()):
             balances.add_row(account, format_minor(amount, currency))
     console.print(balances)
+    if any(account.startswith("external:") for account in report.balances):
+        console.print(EXTERNAL_NOTE, style="dim")
 
-    notifications = Table(title="Notifications", title_justify="left")
-    notifications.add_column("at")
-    notifications.add_column("type")
-    notifications.add_column("to")
-    notifications.add_column("details")
+    # One block per notification, its details one a line: a table's details column is cut at
+    # 80 columns.
+    console.print()
+    console.print("Notifications", style="italic")
     for item in report.notifications:
-        details = ", ".join(f"{key}={value}" for key, value in item["data"].items())
-        notifications.add_row(
-            item["occurred_at"], item["type"], ", ".join(item["recipients"]), details
+        console.print(
+            f"{item['occurred_at']}  [bold]{item['type']}[/bold]  to "
+            f"{', '.join(item['recipients'])}",
+            highlight=False,
         )
-    console.print(notifications)
+        for line in notification_details(item["data"]):
+            console.print(f"    {line}", highlight=False, markup=False)
+    console.print()
 
     if report.rejections:
         rejections = Table(title="Rejections", title_justify="left")

@@ -18,7 +18,7 @@ the failure policy as an outage. What the lost session did rolled back with it, 
 COMMIT got through; the next attempt then stops at the inbox as a duplicate.
 
 On PostgreSQL the writes whose answer nobody reads travel with the next statement that needs
-one (`ledger.pipelining`), so an event waits on the server less often (a tenth to a fifth less
+one (`store.pipelining`), so an event waits on the server less often (a tenth to a fifth less
 wall time an event, docs/performance.md). A failed write raises at that later statement or at
 the end of the block, and rolls the whole event back, as it would have where it was written.
 
@@ -36,11 +36,11 @@ import structlog
 from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError
 
-from ledger.pipelining import deferred_writes
 from messages import parse_event
 from messages.inbound import Envelope
 from policy.apply import ApplyResult, apply_event
 from policy.config import PolicySet
+from store.pipelining import deferred_writes
 from workers.database import POOL_CAPACITY
 from workers.errors import is_contention
 from workers.metrics import EngineMetrics

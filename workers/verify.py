@@ -16,22 +16,22 @@ from __future__ import annotations
 
 import json
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, select
+from sqlalchemy import Connection, Engine, func, select
 from sqlalchemy.orm import aliased
 
 from ledger import Book
-from ledger.savepoints import savepoint
 from ledger.tables import accounts, transfers
 from messages import parse_event
 from messages.inbound import DeadlineTickEvent
 from policy.apply import apply_event
 from policy.config import PolicySet
 from policy.context import DeadlineScope
+from store.savepoints import savepoint
 from workers.database import make_throwaway_engine, migrate
 from workers.intake.drain import fire_contract_deadlines
 from workers.intake.tables import applied_steps, event_log
@@ -68,14 +68,24 @@ class Verification:
         }
 
 
-def verify(source: Engine, policies: PolicySet) -> Verification:
+def steps_to_verify(source: Engine) -> int:
+    """How many applied steps `verify` will apply again: its progress bar's total."""
+    with source.connect() as conn:
+        total: int = conn.execute(select(func.count()).select_from(applied_steps)).scalar_one()
+        return total
+
+
+def verify(
+    source: Engine, policies: PolicySet, *, progress: Callable[[int], None] | None = None
+) -> Verification:
+    """`progress`, when given, is told how many steps were applied again so far."""
     result = Verification()
     with tempfile.TemporaryDirectory(prefix="recourse-verify-") as folder:
         scratch = make_throwaway_engine(Path(folder) / "verify.sqlite")
         try:
             migrate(scratch)
             with source.connect() as original, scratch.connect() as copy:
-                _reapply(original, copy, policies, result)
+                _reapply(original, copy, policies, result, progress or (lambda _done: None))
                 with original.begin(), copy.begin():
                     _compare_balances(original, copy, result)
                     _compare_transfers(original, copy, result)
@@ -101,11 +111,16 @@ def _steps(conn: Connection) -> Iterator[Any]:
 
 
 def _reapply(
-    original: Connection, copy: Connection, policies: PolicySet, result: Verification
+    original: Connection,
+    copy: Connection,
+    policies: PolicySet,
+    result: Verification,
+    progress: Callable[[int], None],
 ) -> None:
     transaction = copy.begin()
     for step in _steps(original):
         result.steps += 1
+        progress(result.steps)
         event = parse_event(step.body)
         contract_ids = frozenset(json.loads(step.contract_ids))
         try:

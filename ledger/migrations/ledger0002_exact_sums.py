@@ -3,7 +3,7 @@
 A balance row's four totals grow with every posting. As BIGINT, some 9,223 postings of the
 largest amount (10^15 minor units) to one row passed 2^63 - 1, and every later posting to the
 account failed. On PostgreSQL they become NUMERIC(38,0): exact, and 10^38 is 10^23 largest
-postings to one row, beyond any history (`ledger.columns.RunningSum`). Amounts stay BIGINT.
+postings to one row, beyond any history (`store.columns.RunningSum`). Amounts stay BIGINT.
 
 SQLite has no wider exact integer, and its arithmetic turns a sum past 2^63 - 1 into an
 inexact REAL without a word. There, triggers refuse any balance row whose total is not an

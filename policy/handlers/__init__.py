@@ -1,31 +1,3 @@
-"""One module per area; importing them registers their handlers in `policy.registry`."""
-
-from policy.handlers import (
-    addons,
-    chargebacks,
-    contracts,
-    disputes,
-    escalations,
-    invoices,
-    milestones,
-    points,
-    processor_fees,
-    refunds,
-    ticks,
-    withdrawals,
-)
-
-__all__ = [
-    "addons",
-    "chargebacks",
-    "contracts",
-    "disputes",
-    "escalations",
-    "invoices",
-    "milestones",
-    "points",
-    "processor_fees",
-    "refunds",
-    "ticks",
-    "withdrawals",
-]
+"""One module per area of inbound events: plain functions, which `policy.registry` names in its
+table. A handler module imports no other handler module (`policy.subjects` holds what they
+share); import-linter checks it."""

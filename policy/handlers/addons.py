@@ -9,7 +9,6 @@ from policy import rows
 from policy.context import HandlerContext
 from policy.errors import UnknownSubject
 from policy.outcomes import APPLIED, Outcome, Rejected
-from policy.registry import handles
 from policy.rules.addons import purchased_addon, refund_addon, start_addon
 from policy.rules.legs import EXTERNAL_CARD, PLATFORM_ADDONS, user_account
 from policy.state import AddonState, PaymentState
@@ -27,7 +26,6 @@ def _locked_addon(context: HandlerContext, addon_id: str) -> AddonState:
     return addon
 
 
-@handles("addon.purchased")
 def handle_addon_purchased(context: HandlerContext, event: AddonPurchasedEvent) -> Outcome:
     data = event.data
     known = rows.load(context.conn, addons, AddonState, data.addon_id, lock=True)
@@ -72,7 +70,6 @@ def handle_addon_purchased(context: HandlerContext, event: AddonPurchasedEvent) 
     return APPLIED
 
 
-@handles("addon.started")
 def handle_addon_started(context: HandlerContext, event: AddonStartedEvent) -> Outcome:
     addon = _locked_addon(context, event.data.addon_id)
     started = start_addon(addon, context.at)
@@ -84,7 +81,6 @@ def handle_addon_started(context: HandlerContext, event: AddonStartedEvent) -> O
     return APPLIED
 
 
-@handles("addon.refund_requested")
 def handle_addon_refund_requested(
     context: HandlerContext, event: AddonRefundRequestedEvent
 ) -> Outcome:

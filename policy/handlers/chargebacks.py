@@ -25,12 +25,9 @@ from messages.notifications import (
 from policy import rows
 from policy.context import HandlerContext
 from policy.errors import UnknownSubject
-from policy.handlers.contracts import both_sides
-from policy.handlers.processor_fees import locked_payment
 from policy.outcomes import APPLIED, Outcome, Rejected
 from policy.points import lock_clawback_accounts
-from policy.refunds import plan_refund, post_legs, refund
-from policy.registry import handles
+from policy.refunds import refund
 from policy.rules.chargebacks import (
     accepted_in_full,
     open_chargeback,
@@ -44,7 +41,9 @@ from policy.rules.legs import (
     escrow_account,
     user_account,
 )
+from policy.rules.refunds import plan_refund
 from policy.state import AddonState, ChargebackState, ContractState, PaymentState, TargetState
+from policy.subjects import both_sides, locked_payment
 from policy.tables import addons, chargebacks, targets
 
 EXTERNAL_ISSUER = "external:issuer"
@@ -78,7 +77,6 @@ def _set_frozen(
     return changed
 
 
-@handles("chargeback.opened")
 def handle_chargeback_opened(context: HandlerContext, event: ChargebackOpenedEvent) -> Outcome:
     data = event.data
     payment, contract = locked_payment(context, data.payment_id)
@@ -92,8 +90,7 @@ def handle_chargeback_opened(context: HandlerContext, event: ChargebackOpenedEve
             opened.reason, ["finance"], subject_id=data.chargeback_id, detail=opened.detail
         )
     rows.insert_row(context.conn, chargebacks, opened)
-    post_legs(
-        context,
+    context.post_legs(
         [
             Leg(
                 PLATFORM_CHARGEBACKS,
@@ -130,7 +127,6 @@ def handle_chargeback_opened(context: HandlerContext, event: ChargebackOpenedEve
     return APPLIED
 
 
-@handles("chargeback.resolved")
 def handle_chargeback_resolved(context: HandlerContext, event: ChargebackResolvedEvent) -> Outcome:
     data = event.data
     seen = rows.load(context.conn, chargebacks, ChargebackState, data.chargeback_id)
@@ -171,7 +167,7 @@ def handle_chargeback_resolved(context: HandlerContext, event: ChargebackResolve
             ),
             Leg(client, PLATFORM_CHARGEBACKS, owed_by_client, TransferCode.ISSUER_FEE_PASS_BACK),
         ]
-    post_legs(context, legs, payment.currency)
+    context.post_legs(legs, payment.currency)
     sides = _sides(payment, contract)
     if contract is not None and milestones:
         context.notify(
@@ -275,8 +271,7 @@ def _settle_addon(
     # However little was charged back, the add-on counts as refunded: no second refund.
     rows.save_row(context.conn, addons, dataclasses.replace(addon, refunded_at=context.at))
     settled = min(chargeback.amount_minor, addon.amount_minor)
-    post_legs(
-        context,
+    context.post_legs(
         [Leg(PLATFORM_ADDONS, PLATFORM_CHARGEBACKS, settled, TransferCode.ADDON_REFUND)],
         payment.currency,
     )

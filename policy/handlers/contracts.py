@@ -1,172 +1,23 @@
-"""`contract.opened`, `contract.closed`, the windows a close sets (CC-7 reviews, SC-4
-disputes of released milestones), and the locks every handler of a contract's events takes.
+"""`contract.opened`, `contract.closed` and the windows a close sets (CC-7 reviews, SC-4
+disputes of released milestones).
 
-Every handler that changes a contract or what hangs off it locks the contract row first
-(`lock_contract`), so the events of one contract are applied one at a time, in any worker.
+The locks every handler of a contract's events takes are `policy.subjects`'.
 """
 
 from __future__ import annotations
-
-from collections.abc import Sequence
-from typing import Protocol, TypeVar
-
-from sqlalchemy import Table
 
 from messages.inbound import ContractClosedEvent, ContractOpenedEvent
 from messages.notifications import ReviewWindowClosed
 from policy import rows
 from policy.context import HandlerContext
-from policy.errors import UnknownSubject
 from policy.outcomes import APPLIED, Outcome, Rejected
-from policy.refunds import post_legs
-from policy.registry import fires, handles
 from policy.rules.contracts import close_contract, open_contract
-from policy.rules.legs import Leg, user_account
-from policy.rules.presets import released_counts_as_accepted
 from policy.rules.reviews import review_window_end
-from policy.rules.windows import release_dispute_end
-from policy.state import ContractState, PaymentState, TargetState
-from policy.tables import contracts, payments, targets
-
-REVIEW_WINDOW = "review_window.close"
-FINALIZE = "milestone.finalize"
+from policy.state import ContractState, TargetState
+from policy.subjects import REVIEW_WINDOW, both_sides, lock_contract, schedule_finalize
+from policy.tables import contracts, targets
 
 
-def lock_contract(context: HandlerContext, contract_id: str) -> ContractState:
-    """The contract, locked for the rest of the transaction; UnknownSubject if not opened."""
-    contract = rows.load(context.conn, contracts, ContractState, contract_id, lock=True)
-    if contract is None:
-        raise UnknownSubject("contract", contract_id)
-    return contract
-
-
-class OfContract(rows.StateRow, Protocol):
-    @property
-    def contract_id(self) -> str: ...
-
-
-OfContractT = TypeVar("OfContractT", bound=OfContract)
-
-
-def lock_via_contract(
-    context: HandlerContext, table: Table, cls: type[OfContractT], key: str, kind: str
-) -> tuple[ContractState, OfContractT]:
-    """A row found by its own id (a request, a dispute) and its contract, both locked.
-
-    The row names its contract, so it is read once without a lock to learn which contract to
-    lock first (every event of a contract takes that lock first), then read again under its own.
-    """
-    found = rows.load(context.conn, table, cls, key)
-    if found is None:
-        raise UnknownSubject(kind, key)
-    context.contract_id = found.contract_id
-    contract = lock_contract(context, found.contract_id)
-    return contract, rows.relock(context.conn, table, cls, key)
-
-
-def lock_named(
-    context: HandlerContext,
-    contract_id: str,
-    table: Table,
-    cls: type[OfContractT],
-    key: str,
-    *,
-    kind: str,
-) -> tuple[ContractState, OfContractT]:
-    """The contract an event names, locked, and a row found by its own id (a request, a
-    dispute), locked after it if it is that contract's; UnknownSubject if either is missing.
-
-    Only the named contract, the one of the event's ordering key, is locked: a row of another
-    contract is returned as read, unlocked, for the caller to refuse (`contract_mismatch`), so
-    that nothing of that other contract is locked or changed.
-    """
-    contract = lock_contract(context, contract_id)
-    found = rows.load(context.conn, table, cls, key)
-    if found is None:
-        raise UnknownSubject(kind, key)
-    if found.contract_id != contract.contract_id:
-        return contract, found
-    return contract, rows.relock(context.conn, table, cls, key)
-
-
-def record_charge(
-    context: HandlerContext,
-    legs: Sequence[Leg],
-    *,
-    target: TargetState,
-    payment: PaymentState,
-    payment_existed: bool,
-    contract: ContractState,
-) -> None:
-    """Book a newly paid target (a funded milestone, a paid invoice): the charge's transfers,
-    the target, its card payment (one payment may pay several targets) and the contract's
-    totals."""
-    post_legs(context, legs, contract.currency)
-    rows.insert_row(context.conn, targets, target)
-    if payment_existed:
-        rows.save_row(context.conn, payments, payment)
-    else:
-        rows.insert_row(context.conn, payments, payment)
-    rows.save_row(context.conn, contracts, contract)
-
-
-def load_target(context: HandlerContext, target_id: str, kind: str = "target") -> TargetState:
-    """A milestone or an invoice, under its contract's lock; UnknownSubject if not paid yet.
-
-    `kind` names the subject in the error (`milestone` when the event says so).
-    """
-    target = rows.load(context.conn, targets, TargetState, target_id, lock=True)
-    if target is None:
-        raise UnknownSubject(kind, target_id)
-    return target
-
-
-def load_paid_target(context: HandlerContext, target_id: str) -> TargetState:
-    """A target that a refund or a dispute names, under its contract's lock.
-
-    A target the engine has not seen is an UnknownSubject, which workers retry: an unseen
-    milestone's funding, or an unseen invoice's payment (an invoice exists for the engine only
-    once paid, so CC-11's "only after it has been paid" is this wait), may still be on its way.
-    """
-    target = rows.load(context.conn, targets, TargetState, target_id, lock=True)
-    if target is None:
-        raise UnknownSubject("target", target_id)
-    return target
-
-
-def contract_of(context: HandlerContext, target_id: str) -> str:
-    """The contract of a target, read without a lock, to know which contract to lock first."""
-    # The whole row, through `rows.load`: a prepared statement (a deadline tick asks this for
-    # every milestone it finalizes), and a cache hit in a replay.
-    target = rows.load(context.conn, targets, TargetState, target_id)
-    if target is None:
-        raise UnknownSubject("target", target_id)
-    return target.contract_id
-
-
-def both_sides(contract: ContractState) -> list[str]:
-    return [user_account(contract.client_id), user_account(contract.creator_id)]
-
-
-def schedule_finalize(
-    context: HandlerContext, contract: ContractState, milestone: TargetState
-) -> None:
-    """SC-4: make the released milestone final when its dispute window closes.
-
-    The window has no end while the contract is open, so the deadline is set by the release
-    of a milestone of a closed contract, or by the close for the milestones released before.
-    A `cadcrowd` milestone is accepted at release (CC-10) and needs none.
-    """
-    policy = context.policy(contract.policy)
-    if released_counts_as_accepted(policy) or milestone.released_at is None:
-        return
-    windows = policy.windows_for(contract.client_jurisdiction)
-    end = release_dispute_end(milestone.released_at, contract.closed_at, windows)
-    if end is not None:
-        context.schedule(FINALIZE, milestone.target_id, end, contract_id=contract.contract_id)
-
-
-@handles("contract.opened")
 def handle_contract_opened(context: HandlerContext, event: ContractOpenedEvent) -> Outcome:
     data = event.data
     existing = rows.load(context.conn, contracts, ContractState, data.contract_id, lock=True)
@@ -180,7 +31,6 @@ def handle_contract_opened(context: HandlerContext, event: ContractOpenedEvent) 
     return APPLIED
 
 
-@handles("contract.closed")
 def handle_contract_closed(context: HandlerContext, event: ContractClosedEvent) -> Outcome:
     contract = lock_contract(context, event.data.contract_id)
     closed = close_contract(contract, context.at)
@@ -199,7 +49,6 @@ def handle_contract_closed(context: HandlerContext, event: ContractClosedEvent) 
     return APPLIED
 
 
-@fires(REVIEW_WINDOW)
 def fire_review_window(context: HandlerContext, contract_id: str) -> Outcome:
     """CC-7: the window to post reviews of the closed contract is over."""
     contract = lock_contract(context, contract_id)

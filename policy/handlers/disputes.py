@@ -7,13 +7,9 @@ from __future__ import annotations
 
 import dataclasses
 
-from sqlalchemy import bindparam, exists, select
-
-from ledger.prepared import Prepared
 from messages.inbound import DisputeEvidenceAddedEvent, DisputeOpenedEvent, DisputeResolvedEvent
 from messages.notifications import (
     DisputeEvidenceAddedNotice,
-    DisputeOpenedNotice,
     DisputeOverdue,
     DisputeRejected,
     DisputeResolvedNotice,
@@ -21,69 +17,32 @@ from messages.notifications import (
 from policy import rows
 from policy.context import HandlerContext
 from policy.errors import UnknownSubject
-from policy.handlers.contracts import (
-    both_sides,
-    load_paid_target,
-    load_target,
-    lock_contract,
-    lock_named,
-    lock_via_contract,
-)
-from policy.handlers.milestones import release
 from policy.outcomes import APPLIED, Outcome, Rejected
 from policy.refunds import refund
-from policy.registry import fires, handles
 from policy.rules.contracts import contract_mismatch
-from policy.rules.disputes import mark_overdue, open_dispute, overdue_at, resolved, settle_dispute
+from policy.rules.disputes import mark_overdue, open_dispute, resolved, settle_dispute
 from policy.rules.legs import escrow_account, user_account
 from policy.state import (
     ContractState,
     DisputeState,
     EvidenceState,
     RefundRequestState,
-    TargetState,
+)
+from policy.subjects import (
+    DISPUTE_TEAM,
+    OVERDUE,
+    both_sides,
+    dispute_open_on,
+    load_paid_target,
+    load_target,
+    lock_contract,
+    lock_named,
+    lock_via_contract,
+    release,
+    start_dispute,
 )
 from policy.tables import dispute_evidence, disputes, refund_requests
 from scheduler.store import cancel
-
-OVERDUE = "dispute.overdue"
-DISPUTE_TEAM = "dispute_team"
-
-
-# Prepared once (`ledger.prepared`): every refund request asks it.
-_OPEN_ON_TARGET = Prepared(
-    select(
-        exists().where(
-            disputes.c.contract_id == bindparam("contract_id"),
-            disputes.c.target_id == bindparam("target_id"),
-            disputes.c.status == "open",
-        )
-    )
-)
-
-
-def dispute_open_on(context: HandlerContext, target: TargetState) -> bool:
-    """Whether a dispute on the target is open (found through the contract's index)."""
-    (row,) = _OPEN_ON_TARGET.rows(
-        context.conn, {"contract_id": target.contract_id, "target_id": target.target_id}
-    )
-    return bool(row[0])
-
-
-def start_dispute(context: HandlerContext, contract: ContractState, dispute: DisputeState) -> None:
-    """Record an open dispute, set its SC-14 deadline and tell both sides and the team."""
-    rows.insert_row(context.conn, disputes, dispute)
-    windows = context.policy(contract.policy).windows_for(contract.client_jurisdiction)
-    context.schedule(OVERDUE, dispute.dispute_id, overdue_at(dispute, windows))
-    context.notify(
-        [*both_sides(contract), DISPUTE_TEAM],
-        DisputeOpenedNotice(
-            dispute_id=dispute.dispute_id,
-            contract_id=dispute.contract_id,
-            target_id=dispute.target_id,
-            reason=dispute.reason,
-        ),
-    )
 
 
 def _refuse(
@@ -109,7 +68,6 @@ def _refuse(
     )
 
 
-@handles("dispute.opened")
 def handle_dispute_opened(context: HandlerContext, event: DisputeOpenedEvent) -> Outcome:
     data = event.data
     contract = lock_contract(context, data.contract_id)
@@ -142,7 +100,6 @@ def lock_dispute(context: HandlerContext, dispute_id: str) -> tuple[ContractStat
     return lock_via_contract(context, disputes, DisputeState, dispute_id, "dispute")
 
 
-@handles("dispute.resolved")
 def handle_dispute_resolved(context: HandlerContext, event: DisputeResolvedEvent) -> Outcome:
     data = event.data
     contract, dispute = lock_named(
@@ -236,7 +193,6 @@ def handle_dispute_resolved(context: HandlerContext, event: DisputeResolvedEvent
     return APPLIED
 
 
-@handles("dispute.evidence_added")
 def handle_dispute_evidence_added(
     context: HandlerContext, event: DisputeEvidenceAddedEvent
 ) -> Outcome:
@@ -298,7 +254,6 @@ def _request_behind(context: HandlerContext, dispute: DisputeState) -> RefundReq
     return request if request is not None and request.status == "disputed" else None
 
 
-@fires(OVERDUE)
 def fire_overdue(context: HandlerContext, dispute_id: str) -> Outcome:
     """SC-14: the dispute is still open after the SLA; tell the dispute team, once."""
     contract, dispute = lock_dispute(context, dispute_id)

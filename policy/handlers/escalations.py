@@ -10,19 +10,17 @@ from messages.inbound import RefundEscalatedEvent
 from messages.notifications import RefundEscalatedNotice, RefundRejected
 from policy import rows
 from policy.context import HandlerContext
-from policy.handlers.contracts import both_sides, lock_named
 from policy.outcomes import APPLIED, Outcome, Rejected
-from policy.registry import handles
 from policy.rules.contracts import contract_mismatch
 from policy.rules.hourly import escalate
 from policy.rules.legs import user_account
 from policy.state import RefundRequestState, TargetState
+from policy.subjects import both_sides, lock_named
 from policy.tables import refund_requests, targets
 
 SUPPORT = "support"
 
 
-@handles("refund.escalated")
 def handle_refund_escalated(context: HandlerContext, event: RefundEscalatedEvent) -> Outcome:
     request_id = event.data.request_id
     contract, request = lock_named(

@@ -8,16 +8,14 @@ from __future__ import annotations
 from messages.inbound import HourlyInvoicePaidEvent
 from policy import rows
 from policy.context import HandlerContext
-from policy.handlers.contracts import lock_contract, record_charge
 from policy.outcomes import APPLIED, Outcome, Rejected
-from policy.registry import handles
 from policy.rules.hourly import pay_invoice
 from policy.rules.legs import user_account
 from policy.state import PaymentState, TargetState
+from policy.subjects import lock_contract, record_charge
 from policy.tables import payments, targets
 
 
-@handles("hourly.invoice_paid")
 def handle_invoice_paid(context: HandlerContext, event: HourlyInvoicePaidEvent) -> Outcome:
     data = event.data
     contract = lock_contract(context, data.contract_id)

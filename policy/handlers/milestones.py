@@ -9,31 +9,25 @@ from messages.inbound import MilestoneFundedEvent, MilestoneReleasedEvent, WorkS
 from messages.notifications import MilestoneFinalized
 from policy import rows
 from policy.context import HandlerContext
-from policy.handlers.contracts import (
-    FINALIZE,
+from policy.outcomes import APPLIED, Outcome, Rejected
+from policy.rules.legs import user_account
+from policy.rules.milestones import (
+    finalize_milestone,
+    fund_milestone,
+    start_work,
+)
+from policy.state import PaymentState, TargetState
+from policy.subjects import (
     both_sides,
     contract_of,
     load_target,
     lock_contract,
     record_charge,
-    schedule_finalize,
+    release,
 )
-from policy.outcomes import APPLIED, Outcome, Rejected
-from policy.refunds import post_legs
-from policy.registry import fires, handles
-from policy.rules.legs import user_account
-from policy.rules.milestones import (
-    Release,
-    finalize_milestone,
-    fund_milestone,
-    release_milestone,
-    start_work,
-)
-from policy.state import ContractState, PaymentState, TargetState
 from policy.tables import payments, targets
 
 
-@handles("milestone.funded")
 def handle_milestone_funded(context: HandlerContext, event: MilestoneFundedEvent) -> Outcome:
     data = event.data
     contract = lock_contract(context, data.contract_id)
@@ -61,7 +55,6 @@ def handle_milestone_funded(context: HandlerContext, event: MilestoneFundedEvent
     return APPLIED
 
 
-@handles("work.started")
 def handle_work_started(context: HandlerContext, event: WorkStartedEvent) -> Outcome:
     data = event.data
     contract = lock_contract(context, data.contract_id)
@@ -79,7 +72,6 @@ def handle_work_started(context: HandlerContext, event: WorkStartedEvent) -> Out
     return APPLIED
 
 
-@handles("milestone.released")
 def handle_milestone_released(context: HandlerContext, event: MilestoneReleasedEvent) -> Outcome:
     data = event.data
     contract = lock_contract(context, data.contract_id)
@@ -95,21 +87,6 @@ def handle_milestone_released(context: HandlerContext, event: MilestoneReleasedE
     return APPLIED
 
 
-def release(
-    context: HandlerContext, contract: ContractState, milestone: TargetState
-) -> Release | Rejected:
-    """Release what the milestone's escrow holds (SC-1), by the client or a dispute decision,
-    and start its SC-4 window."""
-    decision = release_milestone(contract, milestone, context.at)
-    if isinstance(decision, Rejected):
-        return decision
-    post_legs(context, decision.legs, milestone.currency)
-    rows.save_row(context.conn, targets, decision.milestone)
-    schedule_finalize(context, contract, decision.milestone)
-    return decision
-
-
-@fires(FINALIZE)
 def fire_finalize(context: HandlerContext, milestone_id: str) -> Outcome:
     """SC-4: the dispute window of a released milestone closed; it is final."""
     contract = lock_contract(context, contract_of(context, milestone_id))

@@ -13,10 +13,8 @@ from messages.inbound import (
 from policy import rows
 from policy.context import HandlerContext
 from policy.errors import UnknownSubject
-from policy.handlers.contracts import contract_of, load_target, lock_contract
 from policy.outcomes import APPLIED, Outcome, Rejected
 from policy.points import claw_back_points
-from policy.registry import handles
 from policy.rules.legs import user_account
 from policy.rules.points import (
     POINTS_CURRENCY,
@@ -27,6 +25,7 @@ from policy.rules.points import (
     reverse_cashout,
 )
 from policy.state import CashoutState, TargetState
+from policy.subjects import contract_of, load_target, lock_contract
 from policy.tables import cashouts, point_awards
 
 
@@ -52,7 +51,6 @@ def _lock_milestone(context: HandlerContext, milestone_id: str) -> TargetState:
     return milestone
 
 
-@handles("points.awarded")
 def handle_points_awarded(context: HandlerContext, event: PointsAwardedEvent) -> Outcome:
     data = event.data
     milestone = _lock_milestone(context, data.milestone_id) if data.milestone_id else None
@@ -78,7 +76,6 @@ def handle_points_awarded(context: HandlerContext, event: PointsAwardedEvent) ->
     return APPLIED
 
 
-@handles("points.cashout_paid")
 def handle_points_cashout_paid(context: HandlerContext, event: PointsCashoutPaidEvent) -> Outcome:
     data = event.data
     _lock_points_of(context, data.user_id)
@@ -104,7 +101,6 @@ def handle_points_cashout_paid(context: HandlerContext, event: PointsCashoutPaid
     return APPLIED
 
 
-@handles("points.cashout_reversed")
 def handle_points_cashout_reversed(
     context: HandlerContext, event: PointsCashoutReversedEvent
 ) -> Outcome:

@@ -15,34 +15,12 @@ from messages.inbound import ProcessorFeeRefundedEvent
 from messages.notifications import ProcessorFeePassedThrough
 from policy import rows
 from policy.context import HandlerContext
-from policy.errors import UnknownSubject
-from policy.handlers.contracts import lock_contract
 from policy.outcomes import APPLIED, Outcome
-from policy.registry import handles
 from policy.rules.legs import EXTERNAL_PROCESSOR, PLATFORM_PROCESSOR_FEES, user_account
-from policy.state import ContractState, PaymentState
+from policy.subjects import locked_payment
 from policy.tables import payments
 
 
-def locked_payment(
-    context: HandlerContext, payment_id: str
-) -> tuple[PaymentState, ContractState | None]:
-    """The payment and its contract (an add-on's has none), locked contract first, like every
-    event of a contract."""
-    seen = rows.load(context.conn, payments, PaymentState, payment_id)
-    if seen is None:
-        raise UnknownSubject("payment", payment_id)
-    contract = None
-    if seen.contract_id is not None:
-        context.contract_id = seen.contract_id
-        contract = lock_contract(context, seen.contract_id)
-    payment = rows.load(context.conn, payments, PaymentState, payment_id, lock=True)
-    if payment is None:
-        raise UnknownSubject("payment", payment_id)
-    return payment, contract
-
-
-@handles("processor.fee_refunded")
 def handle_processor_fee_refunded(
     context: HandlerContext, event: ProcessorFeeRefundedEvent
 ) -> Outcome:

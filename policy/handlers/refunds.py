@@ -17,11 +17,8 @@ from messages.notifications import RefundDeclinedNotice, RefundRejected, RefundR
 from policy import rows
 from policy.context import HandlerContext
 from policy.errors import UnknownSubject
-from policy.handlers.contracts import load_paid_target, lock_contract, lock_named
-from policy.handlers.disputes import dispute_open_on, start_dispute
 from policy.outcomes import APPLIED, Outcome, Rejected
 from policy.refunds import refund
-from policy.registry import handles
 from policy.rules.contracts import contract_mismatch
 from policy.rules.disputes import open_dispute
 from policy.rules.legs import user_account
@@ -35,6 +32,13 @@ from policy.rules.refund_requests import (
     route_request,
 )
 from policy.state import ContractState, DisputeState, RefundRequestState
+from policy.subjects import (
+    dispute_open_on,
+    load_paid_target,
+    lock_contract,
+    lock_named,
+    start_dispute,
+)
 from policy.tables import disputes, refund_requests
 
 
@@ -62,7 +66,6 @@ def _refuse(
     )
 
 
-@handles("refund.requested")
 def handle_refund_requested(context: HandlerContext, event: RefundRequestedEvent) -> Outcome:
     data = event.data
     contract = lock_contract(context, data.contract_id)
@@ -152,7 +155,6 @@ def _record(
     rows.insert_row(context.conn, refund_requests, request)
 
 
-@handles("refund.approved")
 def handle_refund_approved(context: HandlerContext, event: RefundApprovedEvent) -> Outcome:
     """CC-2: the creator (or support) refunds, on a request or unasked, within CC-3."""
     data = event.data
@@ -197,7 +199,6 @@ def _refuse_approval(
     )
 
 
-@handles("refund.declined")
 def handle_refund_declined(context: HandlerContext, event: RefundDeclinedEvent) -> Outcome:
     data = event.data
     contract, request = lock_named(

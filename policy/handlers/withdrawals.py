@@ -10,14 +10,12 @@ from messages.notifications import WithdrawalScheduled
 from policy import rows
 from policy.context import HandlerContext
 from policy.outcomes import APPLIED, Outcome, Rejected
-from policy.registry import handles
 from policy.rules.legs import user_account
 from policy.rules.withdrawals import hold_leg, request_withdrawal
 from policy.state import WithdrawalState
 from policy.tables import withdrawals
 
 
-@handles("withdrawal.requested")
 def handle_withdrawal_requested(
     context: HandlerContext, event: WithdrawalRequestedEvent
 ) -> Outcome:

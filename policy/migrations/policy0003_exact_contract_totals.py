@@ -2,7 +2,7 @@
 
 They sum every payment and refund of a contract, unbounded in number; as BIGINT some 9,223
 payments of the largest amount (10^15 minor units) passed 2^63 - 1 and every later event of
-the contract failed. On PostgreSQL they become NUMERIC(38,0) (`ledger.columns.RunningSum`).
+the contract failed. On PostgreSQL they become NUMERIC(38,0) (`store.columns.RunningSum`).
 On SQLite they stay INTEGER: the engine adds them in Python and `RunningSum` refuses a total
 past 2^63 - 1 with SumOutOfRange before it is written.
 

@@ -15,7 +15,7 @@ from datetime import datetime
 
 from messages.inbound import ChargebackOpened, ChargebackOutcome
 from policy.outcomes import Rejected
-from policy.refunds import plan_refund
+from policy.rules.refunds import plan_refund
 from policy.state import ChargebackState, PaymentState, TargetState
 
 

@@ -20,7 +20,7 @@ import dataclasses
 from dataclasses import dataclass
 from datetime import datetime
 
-from ledger import TransferCode
+from ledger.codes import TransferCode
 from messages.inbound import HourlyInvoicePaid
 from policy.config import Fees, Windows
 from policy.money import fee_minor

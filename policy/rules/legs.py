@@ -1,7 +1,7 @@
 """Legs: the money movements a rule decides, before they become the book's transfers.
 
 A rule returns legs (debit, credit, amount, code) without ids or times; the handler turns
-them into transfers of its cause (`policy.refunds.post_legs`). Legs of zero are allowed and
+them into transfers of its cause (`HandlerContext.post_legs`). Legs of zero are allowed and
 dropped when posted, so a rule can list every leg of a flow of docs/money-flows.md whether or
 not it moves anything this time.
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ledger import TransferCode
+from ledger.codes import TransferCode
 
 PLATFORM_FEES = "platform:fees"
 PLATFORM_PROCESSOR_FEES = "platform:processor_fees"

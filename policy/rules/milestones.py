@@ -22,7 +22,7 @@ import dataclasses
 from dataclasses import dataclass
 from datetime import datetime
 
-from ledger import TransferCode
+from ledger.codes import TransferCode
 from messages.inbound import MilestoneFunded
 from policy.config import Fees
 from policy.money import fee_minor

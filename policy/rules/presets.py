@@ -1,4 +1,4 @@
-"""Where the two presets' workflows differ, named once (POLICY.md: no hidden special cases).
+"""Where the two presets' workflows differ, named once (docs/policy.md: no hidden special cases).
 
 Numbers (fees, windows) live in the preset files; these are the differences of *flow*, which
 follow the preset's family: a policy file can retune `spectrum` or `cadcrowd`, not mix them.

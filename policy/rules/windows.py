@@ -1,6 +1,6 @@
 """The time limits of refunds and disputes, as instants, judged at each event's own time.
 
-"Within N days of T" is up to and including T + N x 24 h (POLICY.md, Time). Every window is
+"Within N days of T" is up to and including T + N x 24 h (docs/policy.md, Time). Every window is
 read from `PolicyConfig.windows_for(contract.client_jurisdiction)`, so SC-13's table can
 extend it for a client's jurisdiction.
 """

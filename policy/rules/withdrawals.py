@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime
 
-from ledger import TransferCode
+from ledger.codes import TransferCode
 from messages.inbound import WithdrawalRequested
 from policy.config import PolicyConfig
 from policy.outcomes import Rejected

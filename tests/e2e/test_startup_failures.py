@@ -22,8 +22,20 @@ PASSWORD = "s3cret-pw"
 LIMIT_S = 30.0
 
 
+LONG_RUNNING = ["worker", "relay", "scheduler", "run", "console"]
+"""Every command that runs until stopped."""
+
+
 def run(args: list[str], **settings: str) -> tuple[subprocess.CompletedProcess[str], float]:
-    env = {**os.environ, "METRICS_PORT": "0", "LOG_FORMAT": "json", **settings}
+    env = {
+        **os.environ,
+        "METRICS_PORT": "0",
+        "LOG_FORMAT": "json",
+        # The console refuses to start on a broker without a key that signs its sessions.
+        "CONSOLE_SECRET_KEY": "k" * 48,
+        "CONSOLE_PORT": str(free_port()),
+        **settings,
+    }
     started = time.monotonic()
     done = subprocess.run(
         [*RECOURSE, *args], env=env, capture_output=True, text=True, timeout=LIMIT_S, check=False
@@ -61,7 +73,7 @@ def migrated_url(pg_url: str) -> str:
     return pg_url
 
 
-@pytest.mark.parametrize("command", ["relay", "scheduler"])
+@pytest.mark.parametrize("command", LONG_RUNNING)
 def test_a_closed_broker_port_is_one_line_and_a_failed_exit(
     command: str, migrated_url: str
 ) -> None:
@@ -76,7 +88,7 @@ def test_a_closed_broker_port_is_one_line_and_a_failed_exit(
     assert "(Connection refused)" in line
 
 
-@pytest.mark.parametrize("command", ["relay", "scheduler", "migrate"])
+@pytest.mark.parametrize("command", [*LONG_RUNNING, "migrate"])
 def test_a_database_that_does_not_exist_is_one_line_and_a_failed_exit(
     command: str, pg_admin_url: str
 ) -> None:
@@ -92,7 +104,7 @@ def test_a_database_that_does_not_exist_is_one_line_and_a_failed_exit(
     assert f'database "{database}" does not exist' in line
 
 
-@pytest.mark.parametrize("command", ["relay", "scheduler"])
+@pytest.mark.parametrize("command", ["worker", "relay", "scheduler", "run", "console"])
 def test_a_database_never_migrated_is_named_with_the_command_that_fixes_it(
     command: str, pg_url: str
 ) -> None:

@@ -13,11 +13,11 @@ from typing import Any
 from sqlalchemy import Engine, select
 
 from ledger import Book
-from ledger.pipelining import deferred_writes
 from messages import parse_event
 from policy.apply import ApplyResult, apply_event
 from policy.config import load_policies
 from policy.tables import outbox
+from store.pipelining import deferred_writes
 
 START = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
 

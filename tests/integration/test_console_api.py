@@ -273,7 +273,9 @@ def test_the_committed_openapi_document_is_the_generated_one() -> None:
     assert COMMITTED.read_text(encoding="utf-8") == render(generated())
 
 
-def test_tokens_are_made_listed_and_revoked_from_the_command_line(pg_url: str) -> None:
+def test_tokens_are_made_listed_and_revoked_from_the_command_line(
+    pg_url: str, pg_engine: Engine
+) -> None:
     runner = CliRunner()
     made = runner.invoke(cli, ["tokens", "add", "backoffice", "--role", "support", "--db", pg_url])
     assert made.exit_code == 0, made.output

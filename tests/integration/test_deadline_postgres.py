@@ -15,16 +15,16 @@ from types import ModuleType
 import pytest
 from sqlalchemy import Engine, select
 
-from ledger.pipelining import deferred_writes
 from messages import parse_event
+from policy import ticks
 from policy.apply import ApplyResult, apply_event
 from policy.config import load_policies
 from policy.context import HandlerContext
-from policy.handlers import ticks
 from policy.outcomes import APPLIED, Outcome
-from policy.registry import fires
+from policy.ticks import fires
 from scheduler.store import Deadline, schedule_deadline
 from scheduler.tables import deadlines
+from store.pipelining import deferred_writes
 
 pytestmark = pytest.mark.postgres
 

@@ -12,11 +12,11 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, select
 
-from ledger.pipelining import deferred_writes
 from messages import parse_event
 from policy.apply import ApplyResult, apply_event
 from policy.config import load_policies
 from policy.tables import outbox
+from store.pipelining import deferred_writes
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 DAY = timedelta(days=1)

@@ -10,17 +10,17 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import Engine, func, insert, select
 
-from ledger.pipelining import deferred_writes
 from messages import parse_event
+from policy import ticks
 from policy.apply import ApplyResult, apply_event
 from policy.config import load_policies
 from policy.context import HandlerContext
-from policy.handlers import ticks
 from policy.outcomes import APPLIED, Outcome
-from policy.registry import fires
 from policy.tables import outbox
+from policy.ticks import fires
 from scheduler.store import Deadline, cancel, find_deadline, schedule_deadline
 from scheduler.tables import deadlines
+from store.pipelining import deferred_writes
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 RECORD = "test.ticks.record"

@@ -17,7 +17,6 @@ import pytest
 from sqlalchemy import Engine, select
 
 from ledger import Book, TransferCode, audit
-from ledger.pipelining import deferred_writes
 from messages import parse_event
 from policy import rows
 from policy.apply import ApplyResult, apply_event
@@ -25,6 +24,7 @@ from policy.config import load_policies
 from policy.errors import UnknownSubject
 from policy.state import DisputeState, RefundRequestState, TargetState
 from policy.tables import disputes, inbox, outbox, refund_requests, targets
+from store.pipelining import deferred_writes
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)  # a Monday
 DAY = timedelta(days=1)

@@ -14,7 +14,6 @@ import pytest
 from sqlalchemy import Engine, select
 
 from ledger import Book
-from ledger.pipelining import deferred_writes
 from messages import parse_event
 from policy import rows
 from policy.apply import ApplyResult, apply_event
@@ -22,6 +21,7 @@ from policy.config import PolicySet, load_policies
 from policy.errors import UnknownSubject
 from policy.state import RefundRequestState, TargetState
 from policy.tables import inbox, outbox, refund_requests, targets
+from store.pipelining import deferred_writes
 
 PERIOD = "2026-03-02"  # a Monday: the week ends Sunday 8 March 23:59:59 UTC
 PAID = datetime(2026, 3, 9, 10, 0, tzinfo=UTC)

@@ -7,11 +7,11 @@ import json
 
 from sqlalchemy import Engine, insert, select, text
 
-from ledger.pipelining import deferred_writes
 from messages import parse_event
 from policy.apply import apply_event, canonical_body
 from policy.config import load_policies
 from policy.tables import inbox
+from store.pipelining import deferred_writes
 
 
 def test_the_inbox_body_is_stored_as_the_text_its_digest_is_of(pg_engine: Engine) -> None:

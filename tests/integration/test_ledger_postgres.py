@@ -19,7 +19,7 @@ from sqlalchemy import Engine, func, select, text
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 import ledger.balances as balances_module
-import ledger.prepared as prepared_module
+import store.prepared as prepared_module
 from ledger import (
     AccountFrozen,
     Book,

@@ -1,4 +1,4 @@
-"""`ledger.pipelining` on the real PostgreSQL: writes queued inside `deferred_writes` run in
+"""`store.pipelining` on the real PostgreSQL: writes queued inside `deferred_writes` run in
 order, their failures still undo what they must (the transaction, or a savepoint's block), and
 statements through `Connection.execute` still read what they should."""
 
@@ -23,9 +23,9 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import IntegrityError
 
-from ledger.pipelining import deferred_writes, open_pipeline
-from ledger.prepared import Prepared
-from ledger.savepoints import savepoint
+from store.pipelining import deferred_writes, open_pipeline
+from store.prepared import Prepared
+from store.savepoints import savepoint
 
 pytestmark = pytest.mark.postgres
 

@@ -8,8 +8,8 @@ from sqlalchemy import Connection, Engine, create_engine, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import NullPool
 
-from ledger.prepared import Prepared
-from ledger.savepoints import savepoint
+from store.prepared import Prepared
+from store.savepoints import savepoint
 from workers.errors import is_outage
 
 pytestmark = pytest.mark.postgres

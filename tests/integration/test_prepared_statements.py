@@ -1,4 +1,4 @@
-"""`ledger.prepared`: statements run on the driver's cursor return what `Connection.execute`
+"""`store.prepared`: statements run on the driver's cursor return what `Connection.execute`
 returns and raise what it raises, on SQLite and on the real PostgreSQL."""
 
 from __future__ import annotations
@@ -26,9 +26,9 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import ArgumentError, IntegrityError
 
-from ledger.columns import UtcDateTime
-from ledger.prepared import Prepared
-from ledger.savepoints import savepoint
+from store.columns import UtcDateTime
+from store.prepared import Prepared
+from store.savepoints import savepoint
 
 AT = datetime(2026, 3, 6, 23, 59, 30, tzinfo=UTC)
 

@@ -38,3 +38,24 @@ def test_sc6_replay_statement_shows_the_client_520_dollars() -> None:
     assert re.search(r"user:ana\W+520\.00 USD", result.stdout)
     assert re.search(r"user:ben\W+0\.00 USD", result.stdout)
     assert "refund.completed" in result.stdout
+
+
+def test_the_demo_at_80_columns_shows_every_detail_whole_in_dollars() -> None:
+    """`./scripts/demo` is this replay: at 80 columns nothing is cut (`…`), amounts read like
+    the balances, a field without a value is left out, and the negative card account is
+    explained."""
+    week = Path(__file__).resolve().parents[2] / "examples" / "spectrum-week.jsonl"
+
+    result = CliRunner().invoke(app, ["replay", str(week)], env={"COLUMNS": "80"})
+
+    assert result.exit_code == 0, result.output
+    assert max(len(line) for line in result.stdout.splitlines()) <= 80
+    assert "…" not in result.stdout
+    assert "None" not in result.stdout
+    details = [line for line in result.stdout.splitlines() if line.startswith("    ")]
+    assert details
+    assert not [line for line in details if "_minor:" in line]
+    assert re.search(r"external:card\W+-2,964\.00 USD", result.stdout)
+    assert "external:card is minus what clients paid by card" in " ".join(result.stdout.split())
+    assert "    refund: 800.00 USD\n" in result.stdout
+    assert "    credited_to_client: 832.00 USD\n" in result.stdout

@@ -20,14 +20,13 @@ import pytest
 from engine_driver import Driver
 from sqlalchemy import Engine, select
 
-from policy import rows
+from policy import rows, ticks
 from policy.context import HandlerContext
-from policy.handlers import ticks
-from policy.handlers.contracts import lock_contract
 from policy.outcomes import APPLIED, Outcome
-from policy.registry import DEADLINE_HANDLERS, fires
 from policy.state import ContractState
+from policy.subjects import lock_contract
 from policy.tables import contracts
+from policy.ticks import DEADLINE_HANDLERS, fires
 from scheduler.store import Deadline, cancel, schedule_deadline
 from scheduler.tables import deadlines
 

@@ -14,13 +14,13 @@ import pytest
 from sqlalchemy import Engine, select
 
 from ledger import Book
-from ledger.pipelining import deferred_writes
 from messages import parse_event
 from policy import rows
 from policy.apply import ApplyResult, apply_event
 from policy.config import PolicySet, load_policies
 from policy.state import WithdrawalState
 from policy.tables import outbox, withdrawals
+from store.pipelining import deferred_writes
 
 PAID = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
 FRIDAY_EVENING = datetime(2026, 3, 6, 21, 30, tzinfo=UTC)

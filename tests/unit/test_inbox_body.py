@@ -10,12 +10,12 @@ import pytest
 from sqlalchemy import Column, Engine, MetaData, String, Table, create_engine, insert, select
 from sqlalchemy.exc import StatementError
 
-from ledger.columns import SerializedJson
-from ledger.prepared import Prepared
 from messages import parse_event
 from policy.apply import apply_event, body_digest, canonical_body
 from policy.config import load_policies
 from policy.tables import inbox
+from store.columns import SerializedJson
+from store.prepared import Prepared
 from workers.database import make_engine, migrate
 
 _PROBES = MetaData()

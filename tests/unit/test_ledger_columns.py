@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import DateTime
 from sqlalchemy.dialects import postgresql, sqlite
 
-from ledger.columns import UtcDateTime
+from store.columns import UtcDateTime
 
 SQLITE = sqlite.dialect()
 

@@ -1,4 +1,4 @@
-"""The refund engine's pure half (`policy.refunds`): SC-5 clawback, SC-6 fee reversal, SC-7
+"""The refund engine's pure half (`policy.rules.refunds`): SC-5 clawback, SC-6 fee reversal, SC-7
 deduction, CC-12 fee-free refunds, to the cent, without a database."""
 
 from __future__ import annotations
@@ -16,10 +16,10 @@ from ledger import TransferCode
 from messages.inbound import ContractOpened, MilestoneFunded
 from policy.config import Fees, load_policies
 from policy.outcomes import Rejected
-from policy.refunds import RefundPlan, plan_refund, refund_legs, refunded_target
 from policy.rules.contracts import open_contract
 from policy.rules.legs import Leg
 from policy.rules.milestones import fund_milestone, release_milestone
+from policy.rules.refunds import RefundPlan, plan_refund, refund_legs, refunded_target
 from policy.state import ContractState, TargetState
 
 AT = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)

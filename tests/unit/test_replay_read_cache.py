@@ -1,4 +1,4 @@
-"""The replay's read cache (`ledger.read_cache`): what it answers is what the database holds.
+"""The replay's read cache (`store.read_cache`): what it answers is what the database holds.
 
 It is written through by every state-row, account, transfer and balance write, put back as it
 was by a rollback of the transaction or to a savepoint, and never enabled outside the replay; a
@@ -24,18 +24,17 @@ from ledger import (
     Overdraft,
     TransferConflict,
     journal,
-    read_cache,
-    savepoints,
 )
 from ledger.balances import lock_accounts
-from ledger.prepared import Prepared
 from ledger.registry import find_accounts
-from ledger.savepoints import savepoint
 from ledger.tables import accounts, balances
 from policy import rows
 from policy.config import load_policies
 from policy.state import ContractState
 from policy.tables import contracts
+from store import read_cache, savepoints
+from store.prepared import Prepared
+from store.savepoints import savepoint
 from testbed import workload
 from testbed.stories import generate_load
 from tests.unit.test_ledger_book import transfer

@@ -7,11 +7,11 @@ from collections.abc import Iterator
 from importlib import resources
 from typing import Any
 
-import policy.handlers  # noqa: F401  (registers every handler)
 from messages.inbound import INBOUND_EVENTS
 from messages.notifications import NOTIFICATION_DATA
 from policy.config import PRESET_NAMES, Fees, JurisdictionRule, PolicyConfig, Windows
-from policy.registry import DEADLINE_HANDLERS, HANDLERS
+from policy.registry import HANDLERS
+from policy.ticks import DEADLINE_HANDLERS
 
 WORD = "subscri"
 

@@ -102,3 +102,28 @@ def test_pika_chatter_is_kept_below_warning() -> None:
     logging.getLogger("pika.adapters.blocking_connection").info("Created channel=1")
 
     assert stream.getvalue() == ""
+
+
+def test_pika_errors_about_a_dropped_connection_stay_out_of_a_normal_log() -> None:
+    """pika raises them to its caller, which reports them in a line of its own."""
+    stream = io.StringIO()
+    configure_logging("json", "INFO", stream)
+
+    logging.getLogger("pika.adapters.base_connection").error(
+        "connection_lost: StreamLostError: Connection reset by peer"
+    )
+    logging.getLogger("pika.adapters.blocking_connection").error(
+        "BlockingConnection.close(200, 'Normal shutdown') called on closed connection."
+    )
+
+    assert stream.getvalue() == ""
+
+
+def test_log_level_debug_shows_pika_again() -> None:
+    stream = io.StringIO()
+    configure_logging("json", "DEBUG", stream)
+
+    logging.getLogger("pika.adapters.base_connection").error("connection_lost")
+    logging.getLogger("pika.adapters.blocking_connection").debug("Created channel=1")
+
+    assert [line["event"] for line in lines(stream)] == ["connection_lost", "Created channel=1"]

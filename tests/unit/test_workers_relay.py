@@ -150,3 +150,20 @@ def test_the_relay_loop_keeps_going_after_a_failure_and_stops_when_told(
 
     assert not thread.is_alive()
     assert len(delivered) == 3
+
+
+def test_each_batch_sent_is_one_log_line_and_an_empty_outbox_none(sqlite_engine: Engine) -> None:
+    from structlog.testing import capture_logs
+
+    write_outbox(sqlite_engine, 5)
+    relay = OutboxRelay(sqlite_engine, MemorySink(), batch_size=3, clock=FixedClock(NOW))
+
+    with capture_logs() as logs:
+        relay.drain()
+
+    published = [entry for entry in logs if entry["event"] == "relay.published"]
+    assert [(entry["count"], entry["log_level"]) for entry in published] == [
+        (3, "info"),
+        (2, "info"),
+    ]
+    assert published[1]["last_seq"] - published[0]["first_seq"] == 4

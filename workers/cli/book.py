@@ -8,7 +8,6 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
-from rich.progress import Progress
 from rich.table import Table
 
 from ledger.audit import audit as audit_books
@@ -16,9 +15,11 @@ from policy.config import load_policies
 from workers.database import make_engine, make_throwaway_engine
 from workers.database import migrate as run_migrations
 from workers.preflight import check_database
+from workers.progress import progress_bar, shows_progress
 from workers.replay import replay_lines
 from workers.settings import load_settings
 from workers.statement import print_statement
+from workers.verify import steps_to_verify
 from workers.verify import verify as verify_books
 
 app = typer.Typer()
@@ -44,14 +45,13 @@ def replay(
         run_migrations(engine)
         with file.open(encoding="utf-8") as handle:
             lines = handle.readlines()
-        show_progress = not as_json and len(lines) >= PROGRESS_FROM_LINES
-        with Progress(disable=not show_progress, transient=True) as progress:
-            task = progress.add_task("replaying", total=len(lines))
+        shown = shows_progress(as_json=as_json) and len(lines) >= PROGRESS_FROM_LINES
+        with progress_bar("replaying", len(lines), shown=shown) as advance:
             report = replay_lines(
                 engine,
                 lines,
                 policies,
-                progress=lambda number: progress.update(task, completed=number),
+                progress=advance,
                 # A database given with --db may have other writers (operators, workers).
                 own_database=database_url is None,
             )
@@ -78,8 +78,12 @@ def verify(
     url = database_url or settings.database_url
     check_database(url, setting="--db" if database_url else "DATABASE_URL")
     engine = make_engine(url)
+    policies = load_policies(settings.policy_file, settings.default_policy)
     try:
-        result = verify_books(engine, load_policies(settings.policy_file, settings.default_policy))
+        with progress_bar(
+            "verifying", steps_to_verify(engine), shown=shows_progress(as_json=as_json)
+        ) as advance:
+            result = verify_books(engine, policies, progress=advance)
     finally:
         engine.dispose()
     if as_json:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -14,6 +14,7 @@ import messages.publisher
 from messages import MalformedMessage, PublishError, parse_event
 from messages.ordering import TICK_KEY
 from workers.operator.errors import OperatorError, UsageProblem
+from workers.progress import count_lines, progress_bar, shows_progress
 from workers.settings import load_settings
 
 app = typer.Typer()
@@ -47,8 +48,16 @@ def publish(
     engine_user = settings.engine_user if settings.broker_url else None
     # Bytes, not text: a line that is not UTF-8 is one refused line, not a crash.
     stream = sys.stdin.buffer if file == "-" else Path(file).open("rb")  # noqa: SIM115
-    with stream, messages.publisher.EventPublisher(url) as publisher:
-        outcome = _publish_lines(stream, publisher, engine_user, echo_refused=not as_json)
+    total = None if file == "-" else count_lines(Path(file))
+    shown = shows_progress(as_json=as_json)
+    with (
+        stream,
+        messages.publisher.EventPublisher(url) as publisher,
+        progress_bar("publishing", total, shown=shown) as advance,
+    ):
+        outcome = _publish_lines(
+            stream, publisher, engine_user, echo_refused=not as_json, advance=advance
+        )
     if as_json:
         typer.echo(json.dumps(outcome.as_json(), indent=2, sort_keys=True))
     else:
@@ -99,10 +108,12 @@ def _publish_lines(
     engine_user: str | None,
     *,
     echo_refused: bool,
+    advance: Callable[[int], None] = lambda _done: None,
 ) -> _Published:
     """Send each well-formed line in order; stop at the first the broker does not confirm."""
     outcome = _Published(publisher.user)
     for number, line in enumerate(lines, start=1):
+        advance(number)
         if not line.strip():
             continue
         try:

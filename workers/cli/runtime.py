@@ -10,10 +10,9 @@ import json
 
 import typer
 
-from workers.database import make_engine
-from workers.health import check_all
+from workers.health import check_url
 from workers.operator.errors import UsageProblem
-from workers.preflight import check_broker, check_database
+from workers.preflight import check_servers
 from workers.runtime import (
     from_environment,
     run_all,
@@ -90,12 +89,9 @@ def scheduler() -> None:
     serve_until_done(runtime, lambda: publisher.run(stop))
 
 
-def _check_servers() -> None:
+def _check_servers(*, sqlite_schema: bool = True) -> None:
     """Before a long-running process starts: its database (migrated) and broker answer."""
-    settings = load_settings()
-    check_database(settings.database_url)
-    if settings.broker_url:
-        check_broker(settings.broker_url)
+    check_servers(load_settings(), sqlite_schema=sqlite_schema)
 
 
 @app.command()
@@ -105,6 +101,8 @@ def run(
     ),
 ) -> None:
     """Worker, relay and scheduler in one process: the embedded default or a small deployment."""
+    # On SQLite (the embedded default) `run` creates its own schema.
+    _check_servers(sqlite_schema=False)
     runtime, stop = from_environment()
     serve_until_done(runtime, lambda: run_all(runtime, stop, threads=threads))
 
@@ -122,11 +120,9 @@ def health(
     """Check the database, the intake's backlog, the broker and that a worker consumes
     refunds.intake; exit 1 when any check fails."""
     settings = load_settings()
-    engine = make_engine(settings.database_url)
-    try:
-        checks = check_all(engine, settings.broker_url, max_pending_seconds=max_pending_seconds)
-    finally:
-        engine.dispose()
+    checks = check_url(
+        settings.database_url, settings.broker_url, max_pending_seconds=max_pending_seconds
+    )
     ok = all(check.ok for check in checks)
     if as_json:
         report = {"ok": ok, "checks": [check.as_json() for check in checks]}

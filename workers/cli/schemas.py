@@ -13,6 +13,7 @@ from workers.database import current_revisions, make_engine
 from workers.database import migrate as run_migrations
 from workers.intake.topology import declare_broker_topology
 from workers.preflight import check_database
+from workers.schema_moves import move_to, print_check
 from workers.settings import load_settings
 
 app = typer.Typer()
@@ -24,23 +25,44 @@ def migrate(
         None, "--db", help="Database URL (default: DATABASE_URL)."
     ),
     as_json: bool = typer.Option(False, "--json", help="Print what was done as one JSON object."),
+    check: bool = typer.Option(
+        False,
+        "--check",
+        help="Change nothing; exit 1 when the database is behind the code (deploy pipelines).",
+    ),
+    to: str | None = typer.Option(
+        None,
+        "--to",
+        metavar="REVISION",
+        help="Move one package's branch to REVISION, back (downgrade) or forward; "
+        "`--check --json` lists the revisions.",
+    ),
 ) -> None:
     """Create or upgrade the database schema to the newest revision; with BROKER_URL set, also
     declare the exchange producers publish to and the engine's intake queue behind it, so that
     producers can publish before the first worker starts."""
     url = database_url or load_settings().database_url
-    check_database(url, setting="--db" if database_url else "DATABASE_URL", schema=False)
+    setting = "--db" if database_url else "DATABASE_URL"
+    if check:
+        if not print_check(url, setting, as_json=as_json):
+            raise typer.Exit(1)
+        return
+    check_database(url, setting=setting, schema=False)
     engine = make_engine(url)
     try:
         tables_before = set(inspect(engine).get_table_names())
         before = current_revisions(engine)
-        run_migrations(engine)
+        moved = move_to(engine, to) if to else None
+        if moved is None:
+            run_migrations(engine)
         after = current_revisions(engine)
         created = sorted(set(inspect(engine).get_table_names()) - tables_before)
     finally:
         engine.dispose()
     where = engine.url.render_as_string(hide_password=True)
     action = "created" if not before else ("upgraded" if before != after else "unchanged")
+    if moved is not None:
+        action = moved
     broker_url = load_settings().broker_url
     if broker_url:
         declare_broker_topology(broker_url)
@@ -62,6 +84,10 @@ def migrate(
         typer.echo(
             f"upgraded the schema on {where} from {', '.join(before)} to {', '.join(after)}"
             + (f"; {len(created)} new tables" if created else "")
+        )
+    elif action == "downgraded":
+        typer.echo(
+            f"downgraded the schema on {where} from {', '.join(before)} to {', '.join(after)}"
         )
     else:
         typer.echo(f"the schema on {where} is already up to date ({', '.join(after)})")

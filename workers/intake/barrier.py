@@ -31,11 +31,11 @@ from sqlalchemy import (
     update,
 )
 
-from ledger.pipelining import deferred_writes
 from messages import parse_event
 from policy.apply import apply_event
 from policy.config import PolicySet
 from policy.context import DeadlineScope
+from store.pipelining import deferred_writes
 from workers.intake.partitions import partition_of
 from workers.intake.steps import record_step
 from workers.intake.tables import event_log, owed_ticks, parked_keys

@@ -45,9 +45,6 @@ from sqlalchemy import (
 from sqlalchemy.exc import DBAPIError
 
 from ledger.balances import lock_hot_shard, posting_shard_scope
-from ledger.pipelining import deferred_writes
-from ledger.prepared import Prepared
-from ledger.savepoints import savepoint
 from messages import Envelope, MalformedMessage, parse_event
 from messages.inbound import DeadlineTickEvent
 from messages.ordering import KEY_FIELD_BY_TYPE, TICK_KEY, ordering_key
@@ -55,7 +52,10 @@ from policy.apply import ApplyResult, apply_event
 from policy.config import PolicySet
 from policy.context import DeadlineScope, HandlerContext
 from policy.errors import IdempotencyConflict, UnknownSubject
-from policy.handlers.ticks import fire_deadlines
+from policy.ticks import fire_deadlines
+from store.pipelining import deferred_writes
+from store.prepared import Prepared
+from store.savepoints import savepoint
 from workers.errors import is_contention
 from workers.intake.log import dead_letter_row
 from workers.intake.partitions import partition_of
@@ -302,7 +302,7 @@ def _lock_partition(conn: Connection, partition: int) -> bool:
     return bool(found and found[0])
 
 
-# Prepared once (`ledger.prepared`): every drain runs these, often for an event or two.
+# Prepared once (`store.prepared`): every drain runs these, often for an event or two.
 _LOCK_PARTITION = Prepared(
     text(
         "SELECT set_config('lock_timeout', :timeout, true) IS NOT NULL"

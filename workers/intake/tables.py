@@ -14,7 +14,7 @@ from sqlalchemy import (
     Text,
 )
 
-from ledger.columns import UtcDateTime
+from store.columns import UtcDateTime
 
 metadata = MetaData()
 

@@ -18,7 +18,7 @@ from ledger.tables import transfers
 from policy.tables import inbox
 
 DEADLINE_CAUSE = "deadline:"
-"""How the cause id of a deadline's effects starts (`policy.handlers.ticks`)."""
+"""How the cause id of a deadline's effects starts (`policy.ticks`)."""
 
 
 @dataclass(frozen=True, slots=True)

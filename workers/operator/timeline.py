@@ -3,7 +3,7 @@
 Events are the inbox rows of the contract (a duplicate delivery stores no row, so each event
 appears once, with the count of notifications and transfers it caused). A deadline that a tick
 fired is part of the story too: its effects are named `deadline:<deadline_id>` (see
-`policy.handlers.ticks`), because the tick that fires it belongs to no contract.
+`policy.ticks`), because the tick that fires it belongs to no contract.
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ What that changes for a caller: a deferred write that fails (a unique key, a che
 that later statement, or when the block ends, not where it was written. The error is the same
 `sqlalchemy.exc` class, and PostgreSQL has lost the transaction from the first failure
 whichever statement reports it. So `deferred_writes` is for a block whose every failure undoes
-the whole transaction (the workers' unit of work), and a savepoint (`ledger.savepoints`) waits
+the whole transaction (the workers' unit of work), and a savepoint (`store.savepoints`) waits
 for its block's writes before the block ends, so a failure inside still rolls back to it.
 
 A statement run through `Connection.execute` first has every queued write answered and leaves
@@ -32,7 +32,7 @@ from typing import Any
 from psycopg import Pipeline
 from sqlalchemy import Connection, exc
 
-from ledger.driver_errors import translated
+from store.driver_errors import translated
 
 # Keys in the pooled connection's `info`, which lives as long as its driver connection.
 _OPEN = "recourse.pipeline"  # (context manager, pipeline) while pipeline mode is on

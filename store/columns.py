@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import JSON, BigInteger, DateTime, Dialect, Numeric
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
-from ledger.errors import SumOutOfRange
+from store.errors import SumOutOfRange
 
 
 class UtcDateTime(TypeDecorator[datetime]):

@@ -16,7 +16,7 @@ catch `IntegrityError` or `OperationalError` behave the same), and a lost server
 the connection and every older one in its pool, so the pool never lends them out again.
 
 `write` (and `run_many`) is for a statement whose result nobody reads: inside
-`ledger.pipelining.deferred_writes` on PostgreSQL it is queued in the driver's pipeline instead
+`store.pipelining.deferred_writes` on PostgreSQL it is queued in the driver's pipeline instead
 of waited for, and `run` and `rows` take every queued write through with them.
 """
 
@@ -33,7 +33,7 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import BindParameter, ClauseElement
 from sqlalchemy.sql.expression import Select
 
-from ledger.pipelining import failure, open_pipeline, pipeline_for_write
+from store.pipelining import failure, open_pipeline, pipeline_for_write
 
 Processor = Callable[[Any], Any]
 _UNSET = object()
@@ -137,7 +137,7 @@ class Prepared:
 
     def write(self, conn: Connection, params: Mapping[str, Any]) -> None:
         """Execute once, for a statement whose result nobody reads: inside
-        `ledger.pipelining.deferred_writes` on PostgreSQL it is queued, and answered with the
+        `store.pipelining.deferred_writes` on PostgreSQL it is queued, and answered with the
         next statement that needs an answer; elsewhere it runs at once."""
         compiled, converted = self._bound(conn, params)
         pipeline_for_write(conn)

@@ -1,6 +1,6 @@
 """A driver's error as the `sqlalchemy.exc` error `Connection.execute` would raise for it.
 
-Statements run on the driver's cursor (`ledger.prepared`, `ledger.pipelining`) raise what
+Statements run on the driver's cursor (`store.prepared`, `store.pipelining`) raise what
 SQLAlchemy would have raised, so the callers that catch `IntegrityError`, and the workers'
 failure rules that tell an outage from a bad event by class, behave the same either way.
 """

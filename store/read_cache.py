@@ -11,7 +11,7 @@ A cache is written through: whoever writes a row puts the new value in. Each use
 values under a namespace of its own (`namespace`), and every change to one is logged, so that a
 rollback, of the transaction or to a savepoint, puts back what the cache held when that
 transaction or savepoint began. SQLAlchemy's own transactions and savepoints (`begin_nested`)
-say when through the connection's events; `ledger.savepoints` runs its statements on the
+say when through the connection's events; `store.savepoints` runs its statements on the
 driver, past those events, and says so itself (`savepoint_opened`, `savepoint_released`,
 `savepoint_rolled_back`).
 
@@ -138,11 +138,6 @@ def single_writer(conn: Connection, *, complete: bool = False) -> Iterator[None]
             event.remove(conn, name, listener)
         if not conn.invalidated:  # else its info cannot be reached (see `forget`)
             conn.info.pop(_INFO_KEY, None)
-
-
-def is_single_writer(conn: Connection) -> bool:
-    """Whether `conn` was promised to be its database's only writer (`single_writer`)."""
-    return _INFO_KEY in conn.info
 
 
 def is_complete(conn: Connection) -> bool:

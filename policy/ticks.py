@@ -19,25 +19,55 @@ when its notifications go out.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TypeVar
+
 import structlog
 from sqlalchemy import Connection, bindparam, select
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
-from ledger.prepared import Prepared
-from ledger.savepoints import savepoint
 from messages.inbound import DeadlineTickEvent
 from policy.context import HandlerContext
+from policy.handlers.contracts import fire_review_window
+from policy.handlers.disputes import fire_overdue
+from policy.handlers.milestones import fire_finalize
 from policy.outcomes import APPLIED, Outcome, Rejected
-from policy.registry import DEADLINE_HANDLERS, handles
+from policy.subjects import FINALIZE, OVERDUE, REVIEW_WINDOW
 from policy.tables import contracts
 from scheduler.store import DueDeadline, claim_due, mark_fired, record_outcome
+from store.prepared import Prepared
+from store.savepoints import savepoint
 
 CLAIM_BATCH = 500
 
 log = structlog.get_logger(__name__)
 
+DeadlineHandler = Callable[[HandlerContext, str], Outcome]
+"""Fires one deadline: gets the context and the deadline's subject id."""
 
-@handles("deadline.tick")
+DEADLINE_HANDLERS: dict[str, DeadlineHandler] = {
+    REVIEW_WINDOW: fire_review_window,
+    FINALIZE: fire_finalize,
+    OVERDUE: fire_overdue,
+}
+"""What a due deadline of each kind does; a tick claims only the kinds named here."""
+
+F = TypeVar("F", bound=DeadlineHandler)
+
+
+def fires(deadline_kind: str) -> Callable[[F], F]:
+    """Add the decorated function to `DEADLINE_HANDLERS` as what a due deadline of
+    `deadline_kind` does: for kinds of the tests and the benchmark, beside the engine's own."""
+
+    def register(function: F) -> F:
+        if deadline_kind in DEADLINE_HANDLERS:
+            raise RuntimeError(f"two handlers for deadline kind {deadline_kind}")
+        DEADLINE_HANDLERS[deadline_kind] = function
+        return function
+
+    return register
+
+
 def handle_tick(context: HandlerContext, event: DeadlineTickEvent) -> Outcome:
     return fire_deadlines(context, event)
 

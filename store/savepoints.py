@@ -6,7 +6,7 @@ statement itself on SQLite. The same SQL with a name of our own is prepared once
 the driver as it is. Savepoints of one name may nest: SQL releases or rolls back to the
 innermost of that name.
 
-Inside `ledger.pipelining.deferred_writes`, writes before the savepoint are answered when it
+Inside `store.pipelining.deferred_writes`, writes before the savepoint are answered when it
 opens (a failure of theirs is not the block's to undo), and the block's own before it is
 released, so a failure among them still rolls back to it.
 """
@@ -18,9 +18,9 @@ from contextlib import contextmanager
 
 from sqlalchemy import Connection, text
 
-from ledger import read_cache
-from ledger.pipelining import abandon, sync
-from ledger.prepared import Prepared
+from store import read_cache
+from store.pipelining import abandon, sync
+from store.prepared import Prepared
 
 
 @contextmanager
