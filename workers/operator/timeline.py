@@ -26,7 +26,7 @@ from workers.operator.formats import jsonable
 
 CANCELLED = "cancelled"
 DECISION_TYPES = ("dispute.resolved", "refund.approved", "refund.declined")
-"""The events that carry an operator's decision, and so `decided_by` (POLICY.md OP-1)."""
+"""The events that carry an operator's decision, and so `decided_by` (OP-1, docs/policy.md)."""
 """The outcome `scheduler.store.cancel` gives a deadline whose cause went away."""
 
 
