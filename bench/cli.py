@@ -4,6 +4,7 @@ and a JSON file and its plot under bench/results/ (git-ignored).
     python -m bench run                      # the small size: a few minutes
     python -m bench run --size full          # the sizes the goals name (see docs/performance.md)
     python -m bench run --only replay,latency
+    python -m bench run --only console_queue  # the console's queue with 100,000 disputes
     python -m bench run --deadlines-10m      # adds a tick among 10,000,000 deadlines (~100 s)
     python -m bench run --memory-events 1000000
     python -m bench plot bench/results/<stamp>.json --out docs/performance.png
@@ -23,7 +24,16 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from bench import instructions, latency, ledger_growth, memory, replay, throughput, ticks
+from bench import (
+    console_queue,
+    instructions,
+    latency,
+    ledger_growth,
+    memory,
+    replay,
+    throughput,
+    ticks,
+)
 from bench.deployment import WorkerShape
 from bench.results import RESULTS_DIR, BenchResult, document, table, write
 from bench.servers import server_versions
@@ -35,6 +45,7 @@ BENCHMARKS = (
     "deadline_tick",
     "ledger_growth",
     "worker_memory",
+    "console_queue",
 )
 # Two processes side-step the GIL on two cores; four threads each keep PostgreSQL busy while
 # one thread computes (see docs/performance.md for the shapes tried).
@@ -53,6 +64,7 @@ class Sizes:
     memory_events: int
     # Without a throughput run, latency paces at half of this.
     fallback_max_events_per_s: float = 200.0
+    console_disputes: int = 100_000  # issue 22's size
 
 
 SIZES = {
@@ -66,6 +78,7 @@ SIZES = {
         ledger_transfers=(1_000, 10_000),
         memory_events=300,
         fallback_max_events_per_s=60.0,
+        console_disputes=2_000,
     ),
     "small": Sizes(
         replay_events=20_000,
@@ -140,6 +153,8 @@ def _run_one(name: str, sizes: Sizes, shape: WorkerShape, max_rate: float) -> Be
         return ticks.run(list(sizes.deadline_stored), sizes.deadline_due)
     if name == "ledger_growth":
         return ledger_growth.run(sizes.ledger_transfers)
+    if name == "console_queue":
+        return console_queue.run(sizes.console_disputes)
     return memory.run(sizes.memory_events, shape.threads)
 
 

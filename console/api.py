@@ -5,7 +5,8 @@ the console's session cookie; a cookie session's write also needs the session's 
 `X-CSRF-Token`, so a page of another site cannot act with an operator's cookie. A bearer
 request carries no ambient credential, so CSRF does not apply to it. Every route checks the
 caller's role on the server; decisions go through the same `DecisionDesk` as the pages, with
-`decided_by` the token's owner (OP-1) and four eyes above the threshold (OP-2).
+`decided_by` the token's owner (OP-1) and four eyes above the threshold (OP-2); dead letters
+go through the same `DeadLetterDesk` as the pages, audited with the caller.
 
 The response models below are the OpenAPI document's schemas (docs/openapi.json); the
 engine's own dataclasses are used as they are wherever their shape is the answer's.
@@ -17,7 +18,7 @@ import time
 from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.openapi.utils import get_openapi
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
@@ -26,6 +27,7 @@ from sqlalchemy import Connection
 from console import audit
 from console.accounts import Operator
 from console.audit import AuditEntry
+from console.dead_letter_desk import MOST_AT_ONCE
 from console.decisions import Outcome, Proposal
 from console.errors import ConsoleError, NotSignedIn
 from console.preview import Preview
@@ -48,6 +50,7 @@ from console.security import CSRF_HEADER, check_csrf, current_operator
 from console.tokens import operator_of_token
 from messages.inbound import DisputeOutcome
 from policy.state import ContractState, DisputeState, RefundRequestState, TargetState
+from workers.dlq import REASONS, RetryOutcome
 from workers.operator.disputes import QueuedDispute
 from workers.operator.entries import TransferLine
 from workers.operator.statements import (
@@ -76,6 +79,7 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 MAX_PAGE = 200
 MAX_MINOR = 2**63 - 1  # PostgreSQL BIGINT: amounts beyond it are no amount of money
 MAX_SEQ = 2**31 - 1  # the audit log's INTEGER sequence
+MAX_LETTER_ID = 2**63 - 1  # dead_letters.dead_letter_id is a BIGINT
 AUDIT_PAGE = 100
 
 bearer = HTTPBearer(
@@ -159,6 +163,43 @@ class AuditPage(BaseModel):
     next_before: int | None = Field(description="Pass as `before` for older entries.")
 
 
+class DeadLetterSummary(BaseModel):
+    dead_letter_id: int
+    log_seq: int | None = Field(description="Its place in the intake log, if it got there.")
+    reason: str = Field(description=f"One of {', '.join(REASONS)}.")
+    problems: list[list[str]] = Field(description="[field, problem] pairs.")
+    event_id: str | None
+    event_type: str | None
+    routing_key: str | None
+    producer: str | None = Field(description="The broker user that sent it.")
+    body_bytes: int = Field(description="The size of the body as received.")
+    body_intact: bool = Field(
+        description="The stored body is the one received (not cut, no bytes replaced)."
+    )
+    received_at: datetime
+    dead_at: datetime
+
+
+class DeadLetterDetail(DeadLetterSummary):
+    body: str = Field(description="The body as stored: at most 256 KiB, as text.")
+
+
+class DeadLetterPage(BaseModel):
+    dead_letters: list[DeadLetterSummary]
+    total: int = Field(description="Letters matching the filter, on every page.")
+    next_before: int | None = Field(description="Pass as `before` for older letters.")
+
+
+class RetryResult(BaseModel):
+    letters: list[RetryOutcome] = Field(
+        description="Each letter retried, or kept with the reason it cannot be."
+    )
+
+
+class PurgeResult(BaseModel):
+    purged: list[int] = Field(description="The ids deleted.")
+
+
 # Request bodies
 
 
@@ -188,6 +229,13 @@ class RefundDecision(BaseModel):
 
 class Review(BaseModel):
     reason: str = Field(default="", max_length=2000)
+
+
+class LetterChoice(BaseModel):
+    ids: list[Annotated[int, Field(ge=1, le=MAX_LETTER_ID)]] = Field(
+        min_length=1, max_length=MOST_AT_ONCE
+    )
+    confirm: bool = Field(default=False, description="Must be true: nothing is done otherwise.")
 
 
 def _preview(preview: Preview, threshold: int) -> DecisionPreview:
@@ -414,6 +462,46 @@ def build_router(console: Console) -> APIRouter:  # noqa: PLR0915 - one route ta
             entries = audit.entries(conn, before_seq=before, limit=AUDIT_PAGE)
         more = len(entries) == AUDIT_PAGE
         return AuditPage(entries=entries, next_before=entries[-1].seq if more else None)
+
+    letters = console.dead_letters
+
+    @router.get("/dead-letters", summary="The dead letters, newest first (admin)")
+    def dead_letters(
+        who: Caller,
+        reason: Annotated[str | None, Query(description=f"One of {', '.join(REASONS)}.")] = None,
+        before: Annotated[
+            int | None,
+            Query(ge=1, le=MAX_LETTER_ID, description="`next_before` of the page before."),
+        ] = None,
+    ) -> DeadLetterPage:
+        require(who.role, Permission.MANAGE_DEAD_LETTERS)
+        page = letters.listing(reason, before)
+        return DeadLetterPage(
+            dead_letters=[
+                DeadLetterSummary.model_validate(each, from_attributes=True)
+                for each in page.letters
+            ],
+            total=page.total,
+            next_before=page.next_before,
+        )
+
+    @router.get("/dead-letters/{dead_letter_id}", summary="A dead letter with its body (admin)")
+    def dead_letter(
+        who: Caller, dead_letter_id: Annotated[int, Path(ge=1, le=MAX_LETTER_ID)]
+    ) -> DeadLetterDetail:
+        require(who.role, Permission.MANAGE_DEAD_LETTERS)
+        found = letters.letter(dead_letter_id)
+        return DeadLetterDetail.model_validate(found, from_attributes=True)
+
+    @router.post("/dead-letters/retry", summary="Submit dead letters to the intake again (admin)")
+    def retry_dead_letters(who: Caller, body: LetterChoice) -> RetryResult:
+        require(who.role, Permission.MANAGE_DEAD_LETTERS)
+        return RetryResult(letters=letters.retry(who, body.ids, body.confirm))
+
+    @router.post("/dead-letters/purge", summary="Delete dead letters for good (admin)")
+    def purge_dead_letters(who: Caller, body: LetterChoice) -> PurgeResult:
+        require(who.role, Permission.MANAGE_DEAD_LETTERS)
+        return PurgeResult(purged=letters.purge(who, body.ids, body.confirm))
 
     return router
 

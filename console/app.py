@@ -13,9 +13,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from fastapi import FastAPI, Form, Query, Request
+from fastapi import Depends, FastAPI, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
@@ -25,11 +25,14 @@ from starlette.middleware.sessions import SessionMiddleware
 from console import accounts, audit
 from console.accounts import Operator
 from console.api import install_api
+from console.dead_letter_desk import DeadLetterDesk
+from console.dead_letters import dead_letter_router
 from console.decisions import DecisionDesk, Publisher, wall_clock
 from console.errors import ConsoleError, NotSignedIn
 from console.oidc import OidcSignIn
 from console.preview import OUTCOMES
 from console.problems import is_api, problem_response
+from console.publishing import embedded_intake
 from console.queries import (
     QueueFilter,
     decisions_of,
@@ -40,6 +43,7 @@ from console.queries import (
     support_queue,
 )
 from console.roles import Permission, can, require
+from console.routing import Guards
 from console.security import (
     CSRF_FIELD,
     CSRF_HEADER,
@@ -52,6 +56,7 @@ from console.security import (
 from console.settings import ConsoleSettings
 from messages.inbound import DisputeOutcome
 from policy.config import PolicySet
+from workers.dlq import Submitter, printable
 from workers.operator.errors import NotFound, OperatorError
 from workers.operator.formats import format_age, iso
 from workers.operator.statements import account_balance, currencies_of, statement
@@ -68,6 +73,7 @@ class Console:
     engine: Engine
     policies: PolicySet
     desk: DecisionDesk
+    dead_letters: DeadLetterDesk
     settings: ConsoleSettings
     templates: Jinja2Templates
     oidc: OidcSignIn | None
@@ -87,11 +93,15 @@ def create_app(
     *,
     secret_key: str,
     clock: Callable[[], datetime] = wall_clock,
+    resubmit: Submitter | None = None,
 ) -> FastAPI:
+    """`resubmit`: the intake a dead letter's retry goes to (default: the embedded one, which
+    applies it at once)."""
     templates = Jinja2Templates(directory=str(HERE / "templates"))
     templates.env.filters["money"] = lambda minor, currency: format_minor(minor, currency or "")
     templates.env.filters["iso"] = iso
     templates.env.filters["age"] = format_age
+    templates.env.filters["printable"] = lambda text: printable(text, keep_newlines=True)
     console = Console(
         engine=engine,
         policies=policies,
@@ -102,6 +112,7 @@ def create_app(
             four_eyes_above_minor=settings.console_four_eyes_above_minor,
             clock=clock,
         ),
+        dead_letters=DeadLetterDesk(engine, resubmit or embedded_intake(engine, policies), clock),
         settings=settings,
         templates=templates,
         oidc=OidcSignIn(settings) if settings.oidc_enabled else None,
@@ -121,7 +132,8 @@ def create_app(
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
     app.add_exception_handler(ConsoleError, _console_error)  # type: ignore[arg-type]
     app.add_exception_handler(OperatorError, _operator_error)  # type: ignore[arg-type]
-    _routes(app, console)
+    guards = _routes(app, console)
+    app.include_router(dead_letter_router(console.dead_letters, guards))
     install_api(app, console)
     return app
 
@@ -151,7 +163,7 @@ def _error_page(request: Request, message: str, status: int) -> Response:
     )
 
 
-def _routes(app: FastAPI, console: Console) -> None:  # noqa: PLR0915 - one route table
+def _routes(app: FastAPI, console: Console) -> Guards:  # noqa: PLR0915 - one route table
     settings = console.settings
     idle_seconds = settings.console_idle_minutes * 60
 
@@ -183,8 +195,9 @@ def _routes(app: FastAPI, console: Console) -> None:  # noqa: PLR0915 - one rout
 
     # Sign-in and sign-out
 
-    @app.get("/signin", response_class=HTMLResponse)
-    def signin_form(request: Request, next: str = "/disputes") -> HTMLResponse:
+    def signin_page(
+        request: Request, next: str, error: str | None = None, status: int = 200
+    ) -> HTMLResponse:
         return console.templates.TemplateResponse(
             request,
             "signin.html",
@@ -194,9 +207,14 @@ def _routes(app: FastAPI, console: Console) -> None:  # noqa: PLR0915 - one rout
                 "csrf_field": CSRF_FIELD,
                 "next": _local_path(next),
                 "oidc": console.oidc is not None,
-                "error": None,
+                "error": error,
             },
+            status_code=status,
         )
+
+    @app.get("/signin", response_class=HTMLResponse)
+    def signin_form(request: Request, next: str = "/disputes") -> HTMLResponse:
+        return signin_page(request, next)
 
     @app.post("/signin", response_model=None)
     def signin(
@@ -227,19 +245,7 @@ def _routes(app: FastAPI, console: Console) -> None:  # noqa: PLR0915 - one rout
                 audit.record(conn, at=at, operator=name, action=action, subject=name)
                 error, status = "wrong name or password", 401
         if who is None:
-            return console.templates.TemplateResponse(
-                request,
-                "signin.html",
-                {
-                    "operator": None,
-                    "csrf": csrf_token(request.session),
-                    "csrf_field": CSRF_FIELD,
-                    "next": _local_path(next),
-                    "oidc": console.oidc is not None,
-                    "error": error,
-                },
-                status_code=status,
-            )
+            return signin_page(request, next, error, status)
         sign_in(request.session, who, LOCAL)
         return RedirectResponse(_local_path(next), status_code=303)
 
@@ -365,18 +371,16 @@ def _routes(app: FastAPI, console: Console) -> None:  # noqa: PLR0915 - one rout
     @app.post("/disputes/{dispute_id}/decision", response_model=None)
     def decide_form(
         request: Request,
-        *,
         dispute_id: str,
+        form: Annotated[DecisionForm, Depends(_decision_form)],
         outcome: str = Form(...),
-        amount_minor: str = Form(""),
-        reason: str = Form(""),
-        note: str = Form(""),
-        csrf_token_: str = Form("", alias=CSRF_FIELD),
     ) -> Response:
-        who = acting(request, Permission.DECIDE_DISPUTES, csrf_token_)
+        who = acting(request, Permission.DECIDE_DISPUTES, form.csrf_token)
         chosen = _outcome(outcome)
-        amount = _int_or_none(amount_minor) if chosen == "partial_refund" else None
-        console.desk.decide_dispute(who, dispute_id, chosen, amount, reason=reason, note=note)
+        amount = form.amount_minor if chosen == "partial_refund" else None
+        console.desk.decide_dispute(
+            who, dispute_id, chosen, amount, reason=form.reason, note=form.note
+        )
         return RedirectResponse(f"/disputes/{dispute_id}", status_code=303)
 
     # Support: refund requests only support can decide now
@@ -396,22 +400,18 @@ def _routes(app: FastAPI, console: Console) -> None:  # noqa: PLR0915 - one rout
     @app.post("/support/{request_id}/decision", response_model=None)
     def support_form(
         request: Request,
-        *,
         request_id: str,
+        form: Annotated[DecisionForm, Depends(_decision_form)],
         decision: str = Form(...),
-        amount_minor: str = Form(""),
-        reason: str = Form(""),
-        note: str = Form(""),
-        csrf_token_: str = Form("", alias=CSRF_FIELD),
     ) -> Response:
-        who = acting(request, Permission.DECIDE_REFUNDS, csrf_token_)
+        who = acting(request, Permission.DECIDE_REFUNDS, form.csrf_token)
         console.desk.decide_refund(
             who,
             request_id,
             approve=_approve(decision),
-            amount_minor=_int_or_none(amount_minor),
-            reason=reason,
-            note=note,
+            amount_minor=form.amount_minor,
+            reason=form.reason,
+            note=form.note,
         )
         return RedirectResponse("/support", status_code=303)
 
@@ -486,6 +486,27 @@ def _routes(app: FastAPI, console: Console) -> None:  # noqa: PLR0915 - one rout
     def audit_page(request: Request, before: int | None = None) -> HTMLResponse:
         who, data = audit_data(request, before)
         return page(request, "audit.html", who, **data)
+
+    return Guards(operator=operator, acting=acting, page=page)
+
+
+@dataclass(frozen=True, slots=True)
+class DecisionForm:
+    """The fields the dispute team's and support's decision forms share."""
+
+    amount_minor: int | None
+    reason: str
+    note: str
+    csrf_token: str
+
+
+def _decision_form(
+    amount_minor: str = Form(""),
+    reason: str = Form(""),
+    note: str = Form(""),
+    csrf_token: str = Form("", alias=CSRF_FIELD),
+) -> DecisionForm:
+    return DecisionForm(_int_or_none(amount_minor), reason, note, csrf_token)
 
 
 def _review(desk: DecisionDesk, who: Operator, proposal_id: str, verdict: str, reason: str) -> None:

@@ -45,11 +45,12 @@ class Problem(BaseModel):
 
 
 DESCRIPTIONS = {
-    400: "The request is not usable (a bad cursor, an unknown account name).",
+    400: "The request is not usable (a bad cursor, an unknown account name, a dead-letter "
+    "action not confirmed).",
     401: "No valid credentials: a missing, unknown or revoked token, or no session.",
     403: "The role may not do this, a cookie session's write lacks its CSRF token, or OP-2 "
     "refuses the proposer's own approval.",
-    404: "No such dispute, contract, refund request or proposal.",
+    404: "No such dispute, contract, refund request, proposal or dead letter.",
     409: "The subject is not in a state that takes this decision.",
     422: "A parameter or the body breaks the schema.",
 }

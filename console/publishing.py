@@ -36,11 +36,11 @@ CONSOLE_PRODUCER = "console"
 """The producer the embedded console's decisions are recorded as."""
 
 
-def embedded_publisher(engine: Engine, policies: PolicySet) -> Publisher:
-    """Take each decision in through the engine's own intake and drain its partition at once
-    (embedded mode): the same judge, log and order as every other event, with no broker and
-    whether or not `recourse run` is up. A decision that must wait for its subject stays
-    parked for the engine's sweeper."""
+def embedded_intake(engine: Engine, policies: PolicySet) -> Intake:
+    """The engine's own intake that drains each partition it appends to at once (embedded
+    mode): the same judge, log and order as every other event, with no broker and whether or
+    not `recourse run` is up. An event that must wait for its subject stays parked for the
+    engine's sweeper."""
     drainer = Drainer(engine, policies, budget=RetryBudget(), retry_later=lambda *_: None)
     barrier = Barrier(engine, policies, on_fired=lambda: None)
 
@@ -49,7 +49,18 @@ def embedded_publisher(engine: Engine, policies: PolicySet) -> Publisher:
             drainer.drain(partition)
         barrier.fire_ready()
 
-    intake = Intake(engine, Producers(engine_user=EMBEDDED_USER), nudge=drain_now)
+    return Intake(engine, Producers(engine_user=EMBEDDED_USER), nudge=drain_now)
+
+
+def swept_intake(engine: Engine, producers: Producers) -> Intake:
+    """The intake with a broker: what it appends, the running workers' sweepers drain (as
+    `recourse dlq retry` submits)."""
+    return Intake(engine, producers, nudge=lambda _partitions: None)
+
+
+def embedded_publisher(engine: Engine, policies: PolicySet) -> Publisher:
+    """Take each decision in through `embedded_intake`, as the console's producer."""
+    intake = embedded_intake(engine, policies)
 
     def publish(envelope: dict[str, object]) -> None:
         intake.submit(json.dumps(envelope), user_id=CONSOLE_PRODUCER)

@@ -21,10 +21,10 @@ from policy.state import ContractState, DisputeState, RefundRequestState, Target
 from policy.tables import contracts, disputes, inbox, refund_requests, targets
 from workers.operator.disputes import QueuedDispute, dispute_queue
 from workers.operator.formats import iso
+from workers.operator.timeline import DECISION_TYPES
 
 PAGE_SIZE = 50
 QUEUE_STATUSES = ("open", "overdue", "resolved", "all")
-DECISION_TYPES = ("dispute.resolved", "refund.approved", "refund.declined")
 
 EVIDENCE_TABLE = "dispute_evidence"
 """Written by the engine from `dispute.evidence_added` (OP-3); an older store has none."""

@@ -21,6 +21,7 @@ class Permission(StrEnum):
     DECIDE_REFUNDS = "decide_refunds"
     READ_MONEY = "read_money"  # contracts' stories and account statements
     READ_AUDIT = "read_audit"
+    MANAGE_DEAD_LETTERS = "manage_dead_letters"  # view, retry and purge dead letters
 
 
 GRANTS: dict[Role, frozenset[Permission]] = {
@@ -43,13 +44,15 @@ GRANTS: dict[Role, frozenset[Permission]] = {
             Permission.READ_AUDIT,
         }
     ),
-    # Administrators manage operators and read everything; deciding stays with the teams.
+    # Administrators manage operators and dead letters and read everything; deciding stays
+    # with the teams.
     Role.ADMIN: frozenset(
         {
             Permission.READ_DISPUTES,
             Permission.READ_SUPPORT,
             Permission.READ_MONEY,
             Permission.READ_AUDIT,
+            Permission.MANAGE_DEAD_LETTERS,
         }
     ),
 }

@@ -9,10 +9,12 @@ from fastapi import FastAPI
 
 from console.app import create_app
 from console.decisions import Publisher
-from console.publishing import broker_publisher, embedded_publisher
+from console.publishing import broker_publisher, embedded_publisher, swept_intake
 from console.settings import ConsoleSettings
 from policy.config import load_policies
 from workers.database import make_engine, migrate
+from workers.dlq import Submitter
+from workers.intake.producers import load_producers
 from workers.operator.errors import UsageProblem
 from workers.preflight import check_broker, check_database
 from workers.settings import Settings
@@ -26,6 +28,7 @@ def build_app(settings: Settings, console: ConsoleSettings) -> FastAPI:
     engine = make_engine(settings.database_url)
     broker_url = console.console_broker_url or settings.broker_url
     publisher: Publisher
+    resubmit: Submitter | None = None  # a retried dead letter: the embedded intake
     if broker_url is None:
         # Embedded: one process, its SQLite file; decisions are applied here, at once.
         migrate(engine)
@@ -45,9 +48,15 @@ def build_app(settings: Settings, console: ConsoleSettings) -> FastAPI:
             setting="CONSOLE_BROKER_URL" if console.console_broker_url else "BROKER_URL",
         )
         publisher = broker_publisher(broker_url)
+        # As `recourse dlq retry`: the producers' rules, and the workers drain the retry.
+        resubmit = swept_intake(
+            engine, load_producers(settings.producers_file, settings.engine_user)
+        )
         secret_key = console.console_secret_key
     log.info("console.starting", embedded=broker_url is None, oidc=console.oidc_enabled)
-    return create_app(engine, policies, publisher, console, secret_key=secret_key)
+    return create_app(
+        engine, policies, publisher, console, secret_key=secret_key, resubmit=resubmit
+    )
 
 
 def serve(settings: Settings, console: ConsoleSettings) -> None:

@@ -136,7 +136,9 @@ disputes = Table(
     Column("overdue_notified_at", UtcDateTime),
     Column("decided_by", String(ID)),
 )
-Index("disputes_open_by_age", disputes.c.status, disputes.c.opened_at)
+# The dispute queue's keyset pages, one status or all (policy0004).
+Index("disputes_queue", disputes.c.status, disputes.c.opened_at, disputes.c.dispute_id)
+Index("disputes_by_age", disputes.c.opened_at, disputes.c.dispute_id)
 
 dispute_evidence = Table(
     "dispute_evidence",

@@ -14,17 +14,21 @@ from datetime import UTC, datetime
 from typing import Any
 
 import argon2
+import pytest
 import uvicorn
 from fastapi import FastAPI
 from sqlalchemy import Engine
 from starlette.testclient import TestClient
 
+import console.accounts
 from console.accounts import add_operator
 from console.app import create_app
 from console.publishing import embedded_publisher
 from console.roles import Role
 from console.settings import ConsoleSettings
 from policy.config import load_policies
+from workers.intake.producers import Producers
+from workers.intake.service import Delivery, Intake
 from workers.unit_of_work import EventProcessor
 
 NOW = datetime(2026, 3, 12, 12, 0, tzinfo=UTC)
@@ -101,6 +105,14 @@ def seed(engine: Engine) -> None:
             add_operator(conn, name, role, PASSWORD, at=NOW)
 
 
+def seeded_console(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> FastAPI:
+    """The console on the story, the operators (with cheap hashes) and the dead letters."""
+    monkeypatch.setattr(console.accounts, "_HASHER", CHEAP_HASHER)
+    seed(engine)
+    dead_letters(engine)
+    return console_app(engine)
+
+
 def console_app(engine: Engine, **settings: Any) -> FastAPI:
     policies = load_policies()
     return create_app(
@@ -130,6 +142,28 @@ def signed_in(app: FastAPI, name: str) -> tuple[TestClient, str]:
     page = client.get("/disputes")
     assert page.status_code == 200
     return client, csrf_of(page.text)
+
+
+MARKUP_BODY = '{"event_id": "<script>alert(1)</script>", "type":'
+"""A body the intake refuses as malformed, with markup a page must show as text."""
+
+EVIDENCE = _event(
+    "e20", "dispute.evidence_added", "2026-03-07T09:00:00Z", evidence_id="ev20",
+    dispute_id="d2", contract_id="c2", party="creator", text="all files were delivered",
+    attachments=[],
+)  # fmt: skip
+"""Sent by a producer that may not send it: dead-lettered as unauthorized_producer."""
+
+
+def dead_letters(engine: Engine) -> None:
+    """Two dead letters written by the engine's own intake: 1, a malformed body with markup
+    (no user_id: not retriable); 2, EVIDENCE from `shop`, which only contract events allow
+    (retriable by the console's intake, which lets any producer send evidence)."""
+    strict = Intake(
+        engine, Producers("engine", {"shop": ("contract.*",)}), nudge=lambda _partitions: None
+    )
+    strict.receive([Delivery(MARKUP_BODY.encode(), None, None)])
+    strict.submit(json.dumps(EVIDENCE), user_id="shop")
 
 
 def free_port() -> int:

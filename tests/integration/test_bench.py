@@ -10,7 +10,16 @@ from pathlib import Path
 
 import pytest
 
-from bench import in_process, latency, ledger_growth, memory, replay, throughput, ticks
+from bench import (
+    console_queue,
+    in_process,
+    latency,
+    ledger_growth,
+    memory,
+    replay,
+    throughput,
+    ticks,
+)
 from bench.cli import main
 from bench.deployment import WorkerShape
 from testbed import workload
@@ -122,6 +131,21 @@ def test_the_memory_benchmark_samples_the_worker_until_every_event_is_in() -> No
     samples = result.metrics["samples"]
     assert samples[-1]["events"] >= 200
     assert all(sample["rss_kib"] > 0 for sample in samples)
+
+
+@pytest.mark.postgres
+def test_the_console_queue_benchmark_renders_each_page_and_explains_its_query() -> None:
+    result = console_queue.run(1_000, requests=3)
+    assert_reported(result.as_json())
+    pages, plans = result.metrics["pages"], result.metrics["plans"]
+    assert [page["scenario"] for page in pages] == [plan["scenario"] for plan in plans]
+    assert len(pages) == 6 and result.metrics["disputes"] == 1_000
+    # Every page lists disputes; the first and the deep pages of the open queue are full.
+    assert all(page["rows"] > 0 and page["p95_ms"] >= page["median_ms"] > 0 for page in pages)
+    assert pages[0]["rows"] == pages[2]["rows"] == 50
+    # The plan is the console's own statement, run again under EXPLAIN ANALYZE.
+    assert all(plan["statements"] >= 1 and "disputes" in "\n".join(plan["plan"]) for plan in plans)
+    assert result.ratio == pages[2]["median_ms"] / pages[0]["median_ms"]
 
 
 def test_one_command_runs_the_chosen_benchmarks_and_writes_their_results(

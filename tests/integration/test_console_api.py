@@ -78,6 +78,8 @@ EVERYONE = frozenset(ROLES)
 READERS_OF_SUPPORT = frozenset({Role.SUPPORT, Role.FINANCE, Role.ADMIN})
 DECISION = {"outcome": "partial_refund", "amount_minor": 100, "reason": "table"}
 REFUND = {"decision": "approve", "reason": "table"}
+ADMIN = frozenset({Role.ADMIN})
+NO_LETTER = {"ids": [999], "confirm": True}
 
 
 def endpoints(approve_id: str, reject_id: str) -> list[Endpoint]:
@@ -126,6 +128,13 @@ def endpoints(approve_id: str, reject_id: str) -> list[Endpoint]:
         Endpoint("GET", "/api/v1/contracts/{contract_id}", {"contract_id": "c1"}, EVERYONE, 200),
         Endpoint("GET", "/api/v1/accounts/{account}", {"account": "escrow:m1"}, EVERYONE, 200),
         Endpoint("GET", "/api/v1/audit", {}, frozenset({Role.FINANCE, Role.ADMIN}), 200),
+        Endpoint("GET", "/api/v1/dead-letters", {}, ADMIN, 200),
+        # No such letter: as with the decisions, the role is checked first and nothing changes.
+        Endpoint(
+            "GET", "/api/v1/dead-letters/{dead_letter_id}", {"dead_letter_id": "999"}, ADMIN, 404
+        ),
+        Endpoint("POST", "/api/v1/dead-letters/retry", {}, ADMIN, 404, NO_LETTER),
+        Endpoint("POST", "/api/v1/dead-letters/purge", {}, ADMIN, 404, NO_LETTER),
     ]
 
 

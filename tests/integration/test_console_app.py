@@ -7,19 +7,16 @@ from collections.abc import Iterator
 
 import pytest
 from console_driver import (
-    CHEAP_HASHER,
     OPERATORS,
     PASSWORD,
-    console_app,
     csrf_of,
-    seed,
+    seeded_console,
     signed_in,
 )
 from fastapi import FastAPI
 from sqlalchemy import Engine
 from starlette.testclient import TestClient
 
-import console.accounts
 from console.publishing import embedded_publisher
 from ledger import Book
 from policy.config import load_policies
@@ -29,9 +26,7 @@ pytestmark = pytest.mark.postgres
 
 @pytest.fixture
 def app(pg_engine: Engine, monkeypatch: pytest.MonkeyPatch) -> Iterator[FastAPI]:
-    monkeypatch.setattr(console.accounts, "_HASHER", CHEAP_HASHER)
-    seed(pg_engine)
-    yield console_app(pg_engine)
+    yield seeded_console(pg_engine, monkeypatch)
 
 
 PAGES = {
@@ -43,28 +38,56 @@ PAGES = {
     "/contracts/c1": "read_money",
     "/accounts/escrow:m1": "read_money",
     "/audit": "read_audit",
+    "/dead-letters": "manage_dead_letters",
+    "/dead-letters?reason=malformed": "manage_dead_letters",
+    "/dead-letters/1": "manage_dead_letters",
+}
+ACTIONS = {
+    # Acts only when confirmed: a permitted operator without the confirmation gets a 400.
+    "/dead-letters/retry": "manage_dead_letters",
+    "/dead-letters/purge": "manage_dead_letters",
 }
 GRANTED = {
     "support": {"read_disputes", "read_support", "read_money"},
     "dispute_team": {"read_disputes", "read_money"},
     "finance": {"read_disputes", "read_support", "read_money", "read_audit"},
-    "admin": {"read_disputes", "read_support", "read_money", "read_audit"},
+    "admin": {
+        "read_disputes",
+        "read_support",
+        "read_money",
+        "read_audit",
+        "manage_dead_letters",
+    },
 }
 NAME_OF_ROLE = {role.value: name for name, role in reversed(list(OPERATORS.items()))}
 
 
 def test_every_page_and_api_route_answers_each_role_and_refuses_strangers(app: FastAPI) -> None:
     anonymous = TestClient(app, follow_redirects=False)
+    token = csrf_of(anonymous.get("/signin").text)
     for path in PAGES:
         page = anonymous.get(path)
         assert page.status_code == 303 and page.headers["location"].startswith("/signin")
         assert anonymous.get(f"/api/v1{path}").status_code == 401
+    for path in ACTIONS:
+        form = anonymous.post(path, data={"ids": "1", "confirm": "yes", "csrf_token": token})
+        assert form.status_code == 303 and form.headers["location"].startswith("/signin")
+        api = anonymous.post(f"/api/v1{path}", json={"ids": [1]}, headers={"X-CSRF-Token": token})
+        assert api.status_code == 401
     for role, name in NAME_OF_ROLE.items():
-        client, _ = signed_in(app, name)
+        client, token = signed_in(app, name)
         for path, permission in PAGES.items():
             expected = 200 if permission is None or permission in GRANTED[role] else 403
             assert client.get(path).status_code == expected, (role, path)
             assert client.get(f"/api/v1{path}").status_code == expected, (role, "api", path)
+        for path, permission in ACTIONS.items():
+            expected = 400 if permission in GRANTED[role] else 403
+            form = client.post(path, data={"ids": "1", "csrf_token": token})
+            assert form.status_code == expected, (role, path)
+            api = client.post(f"/api/v1{path}", json={"ids": [1]}, headers={"X-CSRF-Token": token})
+            assert api.status_code == expected, (role, "api", path)
+    admin, _ = signed_in(app, "ada")
+    assert admin.get("/api/v1/dead-letters").json()["total"] == 2  # nothing was acted on
 
 
 def test_the_queue_shows_sla_state_filters_and_pages_by_index(app: FastAPI) -> None:
@@ -150,6 +173,10 @@ def test_op1_a_partial_refund_decided_in_the_console_is_booked_and_names_its_ope
         assert book.balance("user:ben", "USD").available_minor == 27600
     page = client.get("/disputes/d1").text
     assert "resolved" in page and "alice" in page
+    story = client.get("/api/v1/contracts/c1").json()["story"]
+    deciders = {line["type"]: line["decided_by"] for line in story if line["source"] == "event"}
+    assert deciders["dispute.resolved"] == "alice" and deciders["refund.requested"] is None
+    assert 'decided by <span class="decided-by">alice</span>' in client.get("/contracts/c1").text
 
 
 def test_op2_the_proposer_cannot_approve_and_a_second_operator_publishes(

@@ -2,9 +2,10 @@
 served by a real uvicorn over HTTP on PostgreSQL: no server error, no undocumented status or
 media type, no answer that breaks its schema.
 
-Three runs, each with the token of a role that reaches its operations (the dispute team's
-decisions and reads; support's queue and decisions; finance's audit log), so no operation is
-only ever answered 403. Examples are limited to keep the test near 60 s on a CI core.
+Four runs, each with the token of a role that reaches its operations (the dispute team's
+decisions and reads; support's queue and decisions; finance's audit log; an administrator's
+dead letters, two of them stored), so no operation is only ever answered 403. Examples are
+limited to keep the test near 60 s on a CI core.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from console_driver import CHEAP_HASHER, NOW, console_app, seed, served_over_http
+from console_driver import CHEAP_HASHER, NOW, console_app, dead_letters, seed, served_over_http
 from sqlalchemy import Engine
 
 import console.accounts
@@ -39,6 +40,7 @@ RUNS = [
     (Role.DISPUTE_TEAM, "^/api/v1/(disputes|proposals|contracts|accounts)"),
     (Role.SUPPORT, "^/api/v1/support"),
     (Role.FINANCE, "^/api/v1/audit"),
+    (Role.ADMIN, "^/api/v1/dead-letters"),
 ]
 
 
@@ -46,6 +48,7 @@ RUNS = [
 def served(pg_engine: Engine, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     monkeypatch.setattr(console.accounts, "_HASHER", CHEAP_HASHER)
     seed(pg_engine)
+    dead_letters(pg_engine)
     with served_over_http(console_app(pg_engine)) as url:
         yield url
 

@@ -78,7 +78,7 @@ STORY = [
     ),
     _event(
         "e8", "dispute.resolved", "2026-03-06T15:00:00Z", dispute_id="r1", contract_id="c1",
-        outcome="partial_refund", refund_amount_minor=10000,
+        outcome="partial_refund", refund_amount_minor=10000, decided_by="mia",
     ),
     _event(
         "e9", "dispute.opened", "2026-03-07T09:00:00Z", dispute_id="d2", contract_id="c1",
@@ -145,6 +145,9 @@ def test_contract_json_tells_every_event_with_what_it_caused(db: str) -> None:
         ("dispute.overdue:d2", "dispute.overdue", "fired", None, 1, 0),
         ("e11", "contract.closed", "applied", None, 0, 0),
     ]
+    assert {line["id"]: line["decided_by"] for line in timeline["story"] if line["decided_by"]} == {
+        "e8": "mia"
+    }
     fired = timeline["story"][10]
     assert (fired["source"], fired["at"], fired["fired_by"]) == (
         "deadline",
@@ -221,6 +224,8 @@ def test_contract_table_shows_the_story_state_deadlines_and_entries(db: str) -> 
     rejected = ["2026-03-04T16:30:00Z", "e6", "milestone.released", "rejected (invalid_state)"]
     assert [*rejected, "1", "0"] in rows
     fired = ["2026-03-12T09:00:00Z", "deadline dispute.overdue:d2", "dispute.overdue", "fired"]
+    decided = ["2026-03-06T15:00:00Z", "e8", "dispute.resolved", "applied, decided by mia"]
+    assert [*decided, "2", "4"] in rows
     assert [*fired, "1", "0"] in rows
     amounts = ["300.00 USD", "0.00 USD", "200.00 USD", "100.00 USD", "200.00 USD"]
     assert ["m2", "milestone", "released", *amounts, "2026-03-02T10:05:00Z", "work started"] in rows

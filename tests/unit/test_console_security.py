@@ -86,7 +86,13 @@ def test_each_role_has_exactly_its_grants(role: Role) -> None:
         Role.SUPPORT: {"read_disputes", "read_support", "decide_refunds", "read_money"},
         Role.DISPUTE_TEAM: {"read_disputes", "decide_disputes", "read_money"},
         Role.FINANCE: {"read_disputes", "read_support", "read_money", "read_audit"},
-        Role.ADMIN: {"read_disputes", "read_support", "read_money", "read_audit"},
+        Role.ADMIN: {
+            "read_disputes",
+            "read_support",
+            "read_money",
+            "read_audit",
+            "manage_dead_letters",
+        },
     }[role]
     assert {permission.value for permission in GRANTS[role]} == expected
     for permission in Permission:

@@ -83,11 +83,12 @@ def _print_story(timeline: ContractTimeline, console: Console) -> None:
         right=("notifications", "transfers"),
     )
     for line in timeline.story:
+        result = f"{line.result} ({line.reason})" if line.reason else line.result
         table.add_row(
             _when(line.at),
             line.id if line.source == "event" else f"deadline {line.id}",
             line.type,
-            f"{line.result} ({line.reason})" if line.reason else line.result,
+            f"{result}, decided by {line.decided_by}" if line.decided_by else result,
             str(line.notifications),
             str(line.transfers),
         )

@@ -25,6 +25,8 @@ from workers.operator.errors import NotFound
 from workers.operator.formats import jsonable
 
 CANCELLED = "cancelled"
+DECISION_TYPES = ("dispute.resolved", "refund.approved", "refund.declined")
+"""The events that carry an operator's decision, and so `decided_by` (OP-1, docs/policy.md)."""
 """The outcome `scheduler.store.cancel` gives a deadline whose cause went away."""
 
 
@@ -41,6 +43,7 @@ class StoryLine:
     notifications: int
     transfers: int
     fired_by: str | None  # the tick that fired a deadline, or the event that cancelled it
+    decided_by: str | None = None  # the operator a decision event names (OP-1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,7 +101,8 @@ def contract_timeline(conn: Connection, contract_id: str, *, where: str) -> Cont
     notes = _notification_counts(conn, event_ids, deadline_causes)
     lines = transfer_lines(conn, _caused_by(event_ids, deadline_causes))
     moved = Counter(line.cause for line in lines)
-    story = [_event_line(row, notes, moved) for row in events]
+    deciders = _deciders(conn, [row.event_id for row in events if row.type in DECISION_TYPES])
+    story = [_event_line(row, notes, moved, deciders) for row in events]
     story += [_deadline_line(row, notes, moved) for row in fired]
     story.sort(key=lambda line: (line.at, line.source != "event", line.id))
     return ContractTimeline(
@@ -131,7 +135,9 @@ def contract_timeline(conn: Connection, contract_id: str, *, where: str) -> Cont
     )
 
 
-def _event_line(row: Any, notes: Counter[str], moved: Counter[str]) -> StoryLine:
+def _event_line(
+    row: Any, notes: Counter[str], moved: Counter[str], deciders: dict[str, str]
+) -> StoryLine:
     return StoryLine(
         at=row.occurred_at,
         source="event",
@@ -142,6 +148,7 @@ def _event_line(row: Any, notes: Counter[str], moved: Counter[str]) -> StoryLine
         notifications=notes[row.event_id],
         transfers=moved[row.event_id],
         fired_by=None,
+        decided_by=deciders.get(row.event_id),
     )
 
 
@@ -182,6 +189,23 @@ def _events(conn: Connection, contract_id: str) -> list[Any]:
             .order_by(inbox.c.occurred_at, inbox.c.event_id)
         )
     )
+
+
+def _deciders(conn: Connection, event_ids: list[str]) -> dict[str, str]:
+    """The operator each decision event names in `data.decided_by`, read from its stored
+    body; a decision taken before OP-1 names none."""
+    if not event_ids:
+        return {}
+    rows = conn.execute(
+        select(inbox.c.event_id, inbox.c.body).where(inbox.c.event_id.in_(event_ids))
+    )
+    named: dict[str, str] = {}
+    for row in rows:
+        data = row.body.get("data") if isinstance(row.body, dict) else None
+        decided_by = data.get("decided_by") if isinstance(data, dict) else None
+        if isinstance(decided_by, str):
+            named[row.event_id] = decided_by
+    return named
 
 
 def _deadlines(conn: Connection, contract_id: str) -> tuple[list[Any], list[Any]]:
