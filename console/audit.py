@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -61,3 +62,38 @@ def entries(
         )
         for row in conn.execute(query)
     ]
+
+
+def export(conn: Connection, *, after_seq: int = 0, batch: int = 1000) -> Iterator[AuditEntry]:
+    """Every entry after `after_seq`, oldest first, read `batch` at a time (keyset): the order a
+    JSON Lines export is appended to."""
+    while True:
+        rows = conn.execute(
+            select(operator_audit)
+            .where(operator_audit.c.seq > after_seq)
+            .order_by(operator_audit.c.seq)
+            .limit(batch)
+        ).all()
+        for row in rows:
+            yield AuditEntry(
+                seq=row.seq,
+                at=row.at,
+                operator=row.operator,
+                action=row.action,
+                subject=row.subject,
+                details=dict(row.details),
+            )
+        if len(rows) < batch:
+            return
+        after_seq = rows[-1].seq
+
+
+def as_json(entry: AuditEntry) -> dict[str, Any]:
+    return {
+        "seq": entry.seq,
+        "at": entry.at.isoformat().replace("+00:00", "Z"),
+        "operator": entry.operator,
+        "action": entry.action,
+        "subject": entry.subject,
+        "details": entry.details,
+    }

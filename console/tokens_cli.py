@@ -34,7 +34,7 @@ def _who() -> str:
 
 
 @contextmanager
-def _store(database_url: str | None) -> Iterator[Connection]:
+def store(database_url: str | None) -> Iterator[Connection]:
     from workers.database import make_engine
     from workers.preflight import check_database
     from workers.settings import load_settings
@@ -79,7 +79,7 @@ def tokens_add(
         raise UsageProblem(str(exc), "pass --role with one of those") from None
     at = datetime.now(UTC)
     try:
-        with _store(database_url) as conn:
+        with store(database_url) as conn:
             token, text = create_token(conn, owner, chosen, at=at)
             audit.record(
                 conn,
@@ -104,7 +104,7 @@ def tokens_list(
     database_url: str | None = typer.Option(None, "--db", help=DB_HELP),
 ) -> None:
     """Every token with its owner, role and state; never a secret."""
-    with _store(database_url) as conn:
+    with store(database_url) as conn:
         tokens = list_tokens(conn)
     for token in tokens:
         if as_json:
@@ -126,7 +126,7 @@ def tokens_revoke(
 
     at = datetime.now(UTC)
     try:
-        with _store(database_url) as conn:
+        with store(database_url) as conn:
             token = revoke_token(conn, token_id, at=at)
             audit.record(
                 conn,

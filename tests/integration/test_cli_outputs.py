@@ -145,6 +145,7 @@ def failing_invocations(tmp_path: Path) -> dict[str, tuple[list[str], dict[str, 
         "tokens add": (["tokens", "add", "office", "--role", "support", "--db", missing], {}),
         "tokens list": (["tokens", "list", "--db", missing], {}),
         "tokens revoke": (["tokens", "revoke", "t1", "--db", missing], {}),
+        "audit-log": (["audit-log", "--db", missing], {}),
         **{command: ([command], long_running) for command in LONG_RUNNING - {"run"}},
         # `run` creates its SQLite schema itself, but not the folder of the file.
         "run": (["run"], {**long_running, "DATABASE_URL": f"sqlite:///{tmp_path / 'no' / 'x'}"}),

@@ -111,6 +111,12 @@ COMMANDS = (
     ),
     Listed("users", "workers.cli.web_console", "The console's local operator accounts."),
     Listed("tokens", "workers.cli.web_console", "API tokens for the back office (/api/v1)."),
+    Listed(
+        "audit-log",
+        "workers.cli.web_console",
+        "The console's audit log (sign-ins, proposals, approvals, decisions, retries, purges, "
+        "tokens), oldest first; --json exports it as JSON Lines.",
+    ),
 )
 """Every command, in the order `recourse --help` lists them."""
 

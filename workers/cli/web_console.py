@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import typer
 
+from console.audit_cli import audit_log_app
 from console.cli import run_console, users_app
 from console.tokens_cli import tokens_app
 
@@ -23,3 +24,4 @@ def console() -> None:
 
 app.add_typer(users_app)
 app.add_typer(tokens_app)
+app.registered_commands += audit_log_app.registered_commands
