@@ -158,3 +158,21 @@ def test_a_tick_in_the_batch_fires_in_it_once_the_events_before_it_are_applied(
     assert [tuple(step) for step in steps] == [(1, "event"), (2, "tick"), (3, "event")]
     # Only the barrier hears of the tick (it finds it fired); no partition is left.
     assert setup.nudged == [{-1}]
+
+
+def test_a_failure_of_applying_on_intake_leaves_the_batch_to_the_drains(
+    pg_engine: Engine,
+) -> None:
+    setup = Setup(pg_engine)
+
+    def broken(conn: object, touched: set[int], events: object) -> set[int]:
+        raise RuntimeError("a bug outside any one event")
+
+    setup.intake.apply_arrived = broken
+    for body in opened_and_funded("k-broken"):
+        setup.intake.submit(body)
+    assert setup.statuses() == {"k-broken-open": "pending", "k-broken-fund": "pending"}
+    partition = partition_of("k-broken")
+    assert setup.nudged == [{partition}, {partition}]
+    setup.drainer.drain(partition)
+    assert setup.statuses() == {"k-broken-open": "done", "k-broken-fund": "done"}

@@ -63,11 +63,7 @@ class Intake:
     def receive(self, deliveries: Sequence[Delivery]) -> None:
         arrivals = [self._judged(delivery) for delivery in deliveries]
         try:
-            with self.engine.begin() as conn:
-                appended = append(conn, arrivals, now=self.clock())
-                touched = appended.touched
-                if self.apply_arrived is not None and touched:
-                    touched = self.apply_arrived(conn, touched, appended.events)
+            touched = self._append(arrivals, apply=True)
         except DBAPIError as exc:
             if is_outage(exc) or is_contention(exc):
                 raise
@@ -77,6 +73,13 @@ class Intake:
             touched = set()
             for arrival in arrivals:
                 touched |= self._append_alone(arrival)
+        except Exception:
+            if self.apply_arrived is None:
+                raise
+            # Applying on intake failed outside any one event (a bug): the batch is appended
+            # alone and left to the drains, which isolate each event, so the queue goes on.
+            log.exception("intake.apply_failed")
+            touched = self._append(arrivals, apply=False)
         for arrival in arrivals:
             verdict = arrival.verdict
             if isinstance(verdict, Refused):
@@ -100,6 +103,14 @@ class Intake:
                 # The batch is stored: failing here would append it again. The sweeper finds
                 # the partitions within SWEEP_SECONDS.
                 log.warning("intake.nudge_failed", error=repr(exc)[:300])
+
+    def _append(self, arrivals: list[Arrival], *, apply: bool) -> set[int]:
+        with self.engine.begin() as conn:
+            appended = append(conn, arrivals, now=self.clock())
+            touched = appended.touched
+            if apply and self.apply_arrived is not None and touched:
+                touched = self.apply_arrived(conn, touched, appended.events)
+        return touched
 
     def _append_alone(self, arrival: Arrival) -> set[int]:
         try:
