@@ -51,17 +51,7 @@ def entries(
         query = query.where(operator_audit.c.seq < before_seq)
     if subject is not None:
         query = query.where(operator_audit.c.subject == subject)
-    return [
-        AuditEntry(
-            seq=row.seq,
-            at=row.at,
-            operator=row.operator,
-            action=row.action,
-            subject=row.subject,
-            details=dict(row.details),
-        )
-        for row in conn.execute(query)
-    ]
+    return [_entry(row) for row in conn.execute(query)]
 
 
 def export(conn: Connection, *, after_seq: int = 0, batch: int = 1000) -> Iterator[AuditEntry]:
@@ -74,15 +64,7 @@ def export(conn: Connection, *, after_seq: int = 0, batch: int = 1000) -> Iterat
             .order_by(operator_audit.c.seq)
             .limit(batch)
         ).all()
-        for row in rows:
-            yield AuditEntry(
-                seq=row.seq,
-                at=row.at,
-                operator=row.operator,
-                action=row.action,
-                subject=row.subject,
-                details=dict(row.details),
-            )
+        yield from (_entry(row) for row in rows)
         if len(rows) < batch:
             return
         after_seq = rows[-1].seq
@@ -97,3 +79,14 @@ def as_json(entry: AuditEntry) -> dict[str, Any]:
         "subject": entry.subject,
         "details": entry.details,
     }
+
+
+def _entry(row: Any) -> AuditEntry:
+    return AuditEntry(
+        seq=row.seq,
+        at=row.at,
+        operator=row.operator,
+        action=row.action,
+        subject=row.subject,
+        details=dict(row.details),
+    )

@@ -11,6 +11,7 @@ import json
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Engine, func, select
@@ -147,3 +148,60 @@ def replay_outcome(lines: list[str], engine: Engine) -> Outcome:
 def _public(notification: dict[str, Any]) -> dict[str, Any]:
     keys = ("notification_id", "type", "occurred_at", "recipients", "data")
     return {key: notification[key] for key in keys}
+
+
+# Stories the targeted tests build: a contract opened and funded (and its work started).
+
+START = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+
+
+def envelope(event_id: str, type_: str, at: datetime, **data: Any) -> str:
+    return json.dumps(
+        {
+            "event_id": event_id,
+            "type": type_,
+            "occurred_at": at.isoformat().replace("+00:00", "Z"),
+            "schema_version": 1,
+            "data": data,
+        }
+    )
+
+
+def funded_contract(n: int, at: datetime = START, *, started: bool = True) -> list[str]:
+    contract = f"c{n}"
+    lines = [
+        envelope(
+            f"{contract}-open",
+            "contract.opened",
+            at,
+            contract_id=contract,
+            kind="fixed",
+            client_id=f"client{n}",
+            creator_id=f"creator{n}",
+            currency="USD",
+            policy="spectrum",
+        ),
+        envelope(
+            f"{contract}-fund",
+            "milestone.funded",
+            at + timedelta(minutes=5),
+            contract_id=contract,
+            milestone_id=f"m{n}",
+            payment_id=f"p{n}",
+            amount_minor=10_000 + n,
+            processor_fee_minor=300,
+        ),
+    ]
+    if not started:
+        return lines
+    return [
+        *lines,
+        envelope(
+            f"{contract}-work",
+            "work.started",
+            at + timedelta(minutes=10),
+            contract_id=contract,
+            milestone_id=f"m{n}",
+            evidence="delivery",
+        ),
+    ]

@@ -12,6 +12,9 @@ from typing import Any
 
 import pytest
 from ordered_driver import (
+    START,
+    envelope,
+    funded_contract,
     live_outcome,
     publish,
     replay_outcome,
@@ -99,60 +102,7 @@ def test_an_example_published_at_once_books_what_its_replay_books(  # noqa: PLR0
 
 # Targeted pairs on 100 contracts at once: each pair's outcome depends on its order.
 
-START = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 CONTRACTS = 100
-
-
-def envelope(event_id: str, type_: str, at: datetime, **data: Any) -> str:
-    return json.dumps(
-        {
-            "event_id": event_id,
-            "type": type_,
-            "occurred_at": at.isoformat().replace("+00:00", "Z"),
-            "schema_version": 1,
-            "data": data,
-        }
-    )
-
-
-def funded_contract(n: int, at: datetime = START, *, started: bool = True) -> list[str]:
-    contract = f"c{n}"
-    lines = [
-        envelope(
-            f"{contract}-open",
-            "contract.opened",
-            at,
-            contract_id=contract,
-            kind="fixed",
-            client_id=f"client{n}",
-            creator_id=f"creator{n}",
-            currency="USD",
-            policy="spectrum",
-        ),
-        envelope(
-            f"{contract}-fund",
-            "milestone.funded",
-            at + timedelta(minutes=5),
-            contract_id=contract,
-            milestone_id=f"m{n}",
-            payment_id=f"p{n}",
-            amount_minor=10_000 + n,
-            processor_fee_minor=300,
-        ),
-    ]
-    if not started:
-        return lines
-    return [
-        *lines,
-        envelope(
-            f"{contract}-work",
-            "work.started",
-            at + timedelta(minutes=10),
-            contract_id=contract,
-            milestone_id=f"m{n}",
-            evidence="delivery",
-        ),
-    ]
 
 
 def assert_same_as_replay(runtime: Runtime, lines: list[str], sqlite_engine: Engine) -> None:
