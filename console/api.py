@@ -28,7 +28,7 @@ from console import audit
 from console.accounts import Operator
 from console.audit import AuditEntry
 from console.dead_letter_desk import MOST_AT_ONCE
-from console.decisions import Outcome, Proposal
+from console.decisions import Outcome, OutcomeStatus, Proposal
 from console.errors import ConsoleError, NotSignedIn
 from console.preview import Preview
 from console.problems import install_problem_handlers, problem_responses, problem_schemas
@@ -137,7 +137,7 @@ class DecisionPreview(BaseModel):
 
 
 class DecisionResult(BaseModel):
-    status: Literal["published", "proposed", "rejected"]
+    status: OutcomeStatus
     event_id: str | None = Field(description="The event sent to the engine, once published.")
     proposal_id: str | None = Field(description="Set when a second operator must approve.")
     preview: DecisionPreview | None = None
@@ -248,7 +248,7 @@ def _preview(preview: Preview, threshold: int) -> DecisionPreview:
 
 def _result(outcome: Outcome, threshold: int) -> DecisionResult:
     return DecisionResult(
-        status=outcome.status,  # type: ignore[arg-type]  # one of the three, by construction
+        status=outcome.status,
         event_id=outcome.event_id,
         proposal_id=outcome.proposal_id,
         preview=_preview(outcome.preview, threshold) if outcome.preview else None,

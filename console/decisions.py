@@ -14,7 +14,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel
 from sqlalchemy import Connection, Engine, insert, select, update
@@ -82,11 +82,14 @@ def build_envelope(
     return body
 
 
+OutcomeStatus = Literal["published", "proposed", "rejected"]
+
+
 @dataclass(frozen=True, slots=True)
 class Outcome:
     """What the console did with a decision: published it, or stored it as a proposal."""
 
-    status: str  # published | proposed | rejected
+    status: OutcomeStatus
     event_id: str | None
     proposal_id: str | None
     preview: Preview | None = None
